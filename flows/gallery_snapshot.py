@@ -1,0 +1,126 @@
+"""The gallery-snapshot flow: fetch links, filter, download in batches, validate, record."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+
+from flows.task_runners import build_task_runner
+from gallery_snapshot.batching import plan_batches, split
+from gallery_snapshot.config import SnapshotConfig
+from gallery_snapshot.demo_gallery import DemoGallery
+from gallery_snapshot.downloader import DownloadOptions
+from gallery_snapshot.manifest import status_counts
+from gallery_snapshot.models import ImageRecord
+from gallery_snapshot.store import Store
+from tasks.images import download_images, validate_images
+from tasks.links import fetch_links, filter_links
+from tasks.manifest import record_manifest
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_snapshot_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def run_name() -> str:
+    """Readable flow run names: the source, then the date and time (UTC)."""
+    raw = flow_run.parameters.get("config") or {}
+    config = raw if isinstance(raw, SnapshotConfig) else SnapshotConfig.model_validate(raw)
+    label = "demo" if config.demo_gallery else config.source.describe()
+    return f"{label}-{datetime.now(UTC):%Y-%m-%d-%H%M}"
+
+
+@contextlib.contextmanager
+def demo_gallery_if_asked(config: SnapshotConfig) -> Iterator[SnapshotConfig]:
+    """With ``demo_gallery``, serve the demo gallery for the run and point the config at it."""
+    if not config.demo_gallery:
+        yield config
+        return
+    with DemoGallery() as gallery:
+        source = config.source.model_copy(update={"api_url": gallery.api_url})
+        yield config.model_copy(update={"source": source, "allowed_hosts": [gallery.image_host]})
+
+
+@flow(name="gallery-snapshot", flow_run_name=run_name)
+def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any]:  # noqa: B008
+    """Take one snapshot of a gallery into ``config.out_dir`` and record it in a manifest."""
+    logger = get_run_logger()
+    started_at, snapshot_id = utc_now(), new_snapshot_id()
+    store = Store(config.out_dir)
+    with demo_gallery_if_asked(config) as config, store.snapshot_lock(snapshot_id):
+        if swept := store.sweep_stale_staging():
+            logger.info("removed staging files of %d interrupted run(s)", len(swept))
+        listing = fetch_links(config.source, config.timeout, config.demo_gallery)
+        selection = filter_links(listing.links, config)
+        logger.info(
+            "%d links found, %d selected, %d skipped",
+            len(listing.links),
+            len(selection.selected),
+            len(selection.skipped) + len(listing.skipped),
+        )
+        plan = plan_batches(
+            len(selection.selected),
+            runner=config.runner,
+            workers=config.workers,
+            cpus=os.cpu_count() or 1,
+        )
+        batches = split(selection.selected, plan.batch_count)
+        options = DownloadOptions(
+            out_dir=str(store.root),
+            snapshot_id=snapshot_id,
+            allowed_hosts=frozenset(config.allowed_hosts),
+            timeout=config.timeout,
+            max_bytes=config.max_bytes,
+            attempts=config.attempts,
+            threads=plan.threads,
+        )
+        with build_task_runner(config, plan) as runner:
+            # The runner comes from the config, so its map is called directly; Prefect's
+            # overloads type it for async tasks only, hence the ignores.
+            fetched = runner.map(
+                download_images,  # type: ignore[arg-type]
+                {"links": batches, "options": unmapped(options)},
+            )
+            checked = runner.map(
+                validate_images,  # type: ignore[arg-type]
+                {
+                    "fetched": fetched,
+                    "out_dir": unmapped(str(store.root)),
+                    "snapshot_id": unmapped(snapshot_id),
+                    "formats": unmapped(config.pillow_formats),
+                    "max_pixels": unmapped(config.max_pixels),
+                },
+            )
+            records: list[ImageRecord] = []
+            for future in as_completed(checked):
+                records.extend(future.result())
+                logger.info(
+                    "%d/%d images done (%s)",
+                    len(records),
+                    len(selection.selected),
+                    status_counts(records),
+                )
+        summary = record_manifest(
+            out_dir=str(store.root),
+            snapshot_id=snapshot_id,
+            started_at=started_at,
+            finished_at=utc_now(),
+            source=config.source.model_dump(),
+            link_count=len(listing.links),
+            records=records,
+            skipped=listing.skipped + selection.skipped,
+        )
+    logger.info("snapshot %s recorded in %s", snapshot_id, summary["manifest"])
+    return summary

@@ -1,0 +1,302 @@
+"""The ``gallery-snapshot`` command: ``run``, ``demo`` and ``demo-gallery``.
+
+Bad input ends with one line on stderr and a non-zero exit, never a traceback:
+2 for bad options, 1 for a snapshot that could not complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from gallery_snapshot.config import (
+    DEFAULT_MAX_BYTES,
+    FORMATS,
+    IMGUR_API_URL,
+    IMGUR_IMAGE_HOST,
+    SnapshotConfig,
+)
+from gallery_snapshot.errors import ConfigError, SnapshotError
+from gallery_snapshot.manifest import summary_table
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _formats(value: str) -> list[str]:
+    names = [name.strip().lower() for name in value.split(",") if name.strip()]
+    names = ["jpeg" if name == "jpg" else name for name in names]
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {', '.join(unknown) or value!r}; choose from {', '.join(FORMATS)}"
+        )
+    return names
+
+
+def _add_download_options(parser: argparse.ArgumentParser, *, out_default: str) -> None:
+    group = parser.add_argument_group("download")
+    group.add_argument(
+        "--formats",
+        type=_formats,
+        default=["jpeg"],
+        help="comma-separated formats to keep: jpeg,png,gif,webp (default: jpeg)",
+    )
+    group.add_argument(
+        "--out",
+        default=out_default,
+        metavar="DIR",
+        help=f"output folder for images, manifests, quarantine (default: {out_default})",
+    )
+    group.add_argument(
+        "--runner",
+        choices=("threads", "processes", "dask"),
+        default="threads",
+        help="task runner for the download step (default: threads)",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        metavar="N",
+        help="concurrent downloads in all (default: 8)",
+    )
+    group.add_argument(
+        "--dask-address",
+        metavar="ADDRESS",
+        help="existing Dask scheduler for --runner dask (default: a local cluster)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="connect and read timeout per request (default: 30)",
+    )
+    group.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help=f"largest image accepted, in bytes (default: {DEFAULT_MAX_BYTES})",
+    )
+    group.add_argument(
+        "--pages",
+        type=int,
+        default=1,
+        metavar="N",
+        help="listing pages to read; stops early at an empty page (default: 1)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gallery-snapshot",
+        description="Take validated, deduplicated snapshots of image galleries (Imgur and "
+        "compatible APIs), orchestrated by Prefect.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="snapshot an Imgur listing or a file of URLs",
+        description="Snapshot an Imgur listing (needs IMGUR_CLIENT_ID) or a file of image URLs.",
+    )
+    source = run.add_argument_group("source (default: the main gallery)")
+    source.add_argument(
+        "--api-url",
+        default=os.environ.get("IMGUR_API_URL", IMGUR_API_URL),
+        help=f"Imgur-compatible API base URL (default: $IMGUR_API_URL or {IMGUR_API_URL})",
+    )
+    source.add_argument(
+        "--section",
+        choices=("hot", "top", "user"),
+        default="hot",
+        help="main gallery section (default: hot)",
+    )
+    source.add_argument(
+        "--sort",
+        choices=("viral", "top", "time", "rising"),
+        help="sort order (default: viral; time for subreddits)",
+    )
+    source.add_argument(
+        "--window",
+        choices=("day", "week", "month", "year", "all"),
+        help="time window (default: day; week for subreddits and tags)",
+    )
+    only_one = source.add_mutually_exclusive_group()
+    only_one.add_argument("--subreddit", metavar="NAME", help="a subreddit gallery")
+    only_one.add_argument("--tag", metavar="NAME", help="a tag gallery")
+    only_one.add_argument("--album", metavar="ID", help="one album")
+    only_one.add_argument("--urls-file", metavar="PATH", help="a file of image URLs, one a line")
+    run.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="HOST",
+        dest="allow_hosts",
+        help=f"host images may come from; repeatable (default: {IMGUR_IMAGE_HOST})",
+    )
+    _add_download_options(run, out_default="snapshots")
+
+    demo = commands.add_parser(
+        "demo",
+        help="snapshot the built-in demo gallery (no client id, no network)",
+        description="Start the demo gallery on loopback and snapshot it.",
+    )
+    _add_download_options(demo, out_default="demo-output")
+    demo.set_defaults(pages=3)
+
+    serve = commands.add_parser(
+        "demo-gallery",
+        help="serve the demo gallery until interrupted",
+        description="Serve the Imgur-compatible demo gallery on loopback, for manual runs.",
+    )
+    serve.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free)")
+    serve.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay before each image response (default: 0)",
+    )
+    serve.add_argument(
+        "--images",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve N generated JPEGs instead of the demo catalogue",
+    )
+    return parser
+
+
+def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
+    source: dict[str, Any] = {"pages": args.pages}
+    if not demo:
+        kind = next(
+            (k for k in ("subreddit", "tag", "album") if getattr(args, k)),
+            "urls" if args.urls_file else "gallery",
+        )
+        source.update(
+            kind=kind,
+            api_url=args.api_url,
+            section=args.section,
+            sort=args.sort,
+            window=args.window,
+            subreddit=args.subreddit,
+            tag=args.tag,
+            album=args.album,
+            urls_file=os.path.abspath(args.urls_file) if args.urls_file else None,
+        )
+    options: dict[str, Any] = {
+        "source": source,
+        "formats": args.formats,
+        "out_dir": os.path.abspath(args.out),
+        "runner": args.runner,
+        "workers": args.workers,
+        "timeout": args.timeout,
+        "max_bytes": args.max_bytes,
+        "dask_address": args.dask_address,
+        "demo_gallery": demo,
+    }
+    if not demo and args.allow_hosts:
+        options["allowed_hosts"] = args.allow_hosts
+    return SnapshotConfig.model_validate(options)
+
+
+def _validation_message(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"] if part != "source")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where.replace('_', '-')}: {message}" if where else message
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"gallery-snapshot: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _check_client_id(config: SnapshotConfig) -> None:
+    """Fail early and plainly when an Imgur source has no client id anywhere."""
+    if config.demo_gallery or config.source.kind == "urls":
+        return
+    if os.environ.get("IMGUR_CLIENT_ID", "").strip() or os.environ.get("PREFECT_API_URL"):
+        return  # with a server, the flow may still find the Secret block
+    raise ConfigError("IMGUR_CLIENT_ID is not set: export your Imgur client id (see README)")
+
+
+def run_snapshot(config: SnapshotConfig) -> dict[str, Any]:
+    """Run the flow in this process; return the manifest, or raise SnapshotError."""
+    # Per-task "Finished in state Completed()" lines drown the progress lines at scale.
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    from flows.gallery_snapshot import gallery_snapshot
+
+    state = gallery_snapshot(config, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, SnapshotError):
+        raise outcome
+    if isinstance(outcome, BaseException) or not state.is_completed():
+        raise SnapshotError(f"the snapshot flow ended in state {state.type.value}: {state.message}")
+    with open(outcome["manifest"], encoding="utf-8") as handle:
+        manifest: dict[str, Any] = json.load(handle)
+    return manifest
+
+
+def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> None:
+    print(f"snapshot {manifest['snapshot_id']} finished in {seconds:.1f} s")
+    print(summary_table(manifest))
+    print(
+        f"manifest: {os.path.join(out_dir, 'snapshots', manifest['snapshot_id'], 'manifest.json')}"
+    )
+    print(f"images:   {os.path.join(out_dir, 'images')}")
+    if manifest["counts"]["invalid"]:
+        print(f"invalid files quarantined under {os.path.join(out_dir, 'quarantine')}")
+
+
+def _serve_demo_gallery(args: argparse.Namespace) -> None:
+    from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
+
+    catalogue = bulk_catalogue(args.images) if args.images else None
+    try:
+        gallery = DemoGallery(catalogue, latency=args.latency, port=args.port)
+    except OSError as exc:
+        _fail(f"cannot listen on port {args.port}: {exc.strerror}", EXIT_FAILED)
+    with gallery:
+        print(f"demo gallery API: {gallery.api_url}")
+        print(f"client id:        {gallery.client_id}")
+        print(
+            f"try: IMGUR_CLIENT_ID={gallery.client_id} gallery-snapshot run "
+            f"--api-url {gallery.api_url} --allow-host {gallery.image_host} --pages 3"
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo-gallery":
+        return _serve_demo_gallery(args)
+    try:
+        config = _config_from(args, demo=args.command == "demo")
+        _check_client_id(config)
+    except ValidationError as exc:
+        _fail(_validation_message(exc), EXIT_USAGE)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    started = time.perf_counter()
+    try:
+        manifest = run_snapshot(config)
+    except SnapshotError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        _fail("interrupted; stored images are intact, run the command again to finish", 130)
+    _print_summary(manifest, config.out_dir, time.perf_counter() - started)

@@ -1,0 +1,140 @@
+"""The snapshot's configuration: one pydantic model, passed to the flow as its only parameter
+so that the Prefect UI renders it as a form. No secrets here: the client id comes from the
+environment or a Prefect Secret block."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IMGUR_API_URL = "https://api.imgur.com/3"
+IMGUR_IMAGE_HOST = "i.imgur.com"
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Pillow's own decompression-bomb threshold: about 89.5 megapixels.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+# Format names as users write them, with the MIME type a source reports and Pillow's name.
+FORMATS: dict[str, tuple[str, str]] = {
+    "jpeg": ("image/jpeg", "JPEG"),
+    "png": ("image/png", "PNG"),
+    "gif": ("image/gif", "GIF"),
+    "webp": ("image/webp", "WEBP"),
+}
+FormatName = Literal["jpeg", "png", "gif", "webp"]
+SourceKind = Literal["gallery", "subreddit", "tag", "album", "urls"]
+Runner = Literal["threads", "processes", "dask"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+class SourceSpec(BaseModel):
+    """Where the links come from: an Imgur listing (gallery, subreddit, tag, album) or URLs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SourceKind = Field("gallery", description="Which listing to read.")
+    api_url: str = Field(IMGUR_API_URL, description="Base URL of the Imgur-compatible API.")
+    section: Literal["hot", "top", "user"] = Field("hot", description="Main gallery section.")
+    sort: Literal["viral", "top", "time", "rising"] | None = Field(
+        None, description="Sort order; default viral (gallery) or time (subreddit, tag)."
+    )
+    window: Literal["day", "week", "month", "year", "all"] | None = Field(
+        None, description="Time window; default day (gallery) or week (subreddit, tag)."
+    )
+    pages: int = Field(1, ge=1, le=100, description="Pages to read; stops early at an empty page.")
+    show_viral: bool = Field(True, description="Gallery: include viral images in the user section.")
+    mature: bool = Field(False, description="Include items flagged mature.")
+    subreddit: str | None = Field(None, description="Subreddit name (kind=subreddit).")
+    tag: str | None = Field(None, description="Tag name (kind=tag).")
+    album: str | None = Field(None, description="Album id (kind=album).")
+    urls_file: str | None = Field(None, description="Path of a file with one image URL a line.")
+
+    @field_validator("subreddit", "tag", "album")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a plain name (letters, digits, _ and -)")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceSpec:
+        needed = {"subreddit": self.subreddit, "tag": self.tag, "album": self.album}
+        needed["urls"] = self.urls_file
+        if self.kind in needed and not needed[self.kind]:
+            field = "urls_file" if self.kind == "urls" else self.kind
+            raise ValueError(f"source kind {self.kind!r} needs {field}")
+        if self.sort == "rising" and not (self.kind == "gallery" and self.section == "user"):
+            raise ValueError("sort 'rising' exists only for the gallery's user section")
+        if self.kind in ("subreddit", "tag") and self.sort not in (None, "time", "top", "viral"):
+            raise ValueError(f"sort {self.sort!r} is not offered for a {self.kind} gallery")
+        return self
+
+    def describe(self) -> str:
+        """A short human label, used in flow run names and reports."""
+        match self.kind:
+            case "gallery":
+                return f"gallery-{self.section}-{self.sort or 'viral'}-{self.window or 'day'}"
+            case "subreddit":
+                return f"r-{self.subreddit}"
+            case "tag":
+                return f"tag-{self.tag}"
+            case "album":
+                return f"album-{self.album}"
+            case _:
+                return "urls-file"
+
+
+class SnapshotConfig(BaseModel):
+    """Everything a snapshot needs to know, in one model (the flow's only parameter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: SourceSpec = Field(default_factory=lambda: SourceSpec(), description="What to list.")
+    formats: list[FormatName] = Field(["jpeg"], min_length=1, description="Image formats to keep.")
+    allowed_hosts: list[str] = Field(
+        [IMGUR_IMAGE_HOST], min_length=1, description="Hosts images may be downloaded from."
+    )
+    out_dir: str = Field("snapshots", description="Output folder: store, manifests, quarantine.")
+    runner: Runner = Field("threads", description="Task runner for the download step.")
+    workers: int = Field(8, ge=1, le=512, description="Concurrent downloads in all.")
+    timeout: float = Field(30.0, gt=0, le=600, description="Connect and read timeout, seconds.")
+    max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image accepted, bytes.")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Largest image accepted, pixels.")
+    attempts: int = Field(3, ge=1, le=10, description="Tries per image before it counts as failed.")
+    dask_address: str | None = Field(None, description="Existing Dask scheduler (runner=dask).")
+    demo_gallery: bool = Field(
+        False,
+        description="Snapshot the built-in demo gallery, started by the run on loopback "
+        "(overrides the source's api_url and allowed_hosts; needs no client id).",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hostnames(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not _HOST.match(host):
+                raise ValueError(f"{host!r} is not a hostname")
+        return [host.lower() for host in hosts]
+
+    @field_validator("formats")
+    @classmethod
+    def _unique_formats(cls, formats: list[FormatName]) -> list[FormatName]:
+        return list(dict.fromkeys(formats))
+
+    @property
+    def mime_types(self) -> frozenset[str]:
+        return frozenset(FORMATS[name][0] for name in self.formats)
+
+    @property
+    def pillow_formats(self) -> tuple[str, ...]:
+        return tuple(FORMATS[name][1] for name in self.formats)

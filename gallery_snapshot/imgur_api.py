@@ -1,0 +1,147 @@
+"""A small Imgur API client: authentication, the response envelope, error classes, retries
+and rate-limit bookkeeping. It knows nothing of galleries; ``sources.imgur`` does."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import requests
+
+from gallery_snapshot.errors import ApiError, RateLimitExhausted
+from gallery_snapshot.http import Backoff, Sleep, make_session, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+RATE_LIMIT_HEADERS = (
+    "X-RateLimit-ClientLimit",
+    "X-RateLimit-ClientRemaining",
+    "X-RateLimit-UserLimit",
+    "X-RateLimit-UserRemaining",
+    "X-RateLimit-UserReset",
+)
+OVER_CAPACITY = "over capacity"
+DEFAULT_BACKOFF = Backoff()
+
+
+def error_text(response: requests.Response) -> str:
+    """The error message of an Imgur error body, in either of its two shapes."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        data = body.get("data")
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            return str(data["error"])
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("detail") or errors[0].get("status") or "error")
+    return response.reason or f"HTTP {response.status_code}"
+
+
+def is_transient(status: int, message: str) -> bool:
+    """Whether retrying a failed API response can help."""
+    if status == 429 or status >= 500:
+        return True
+    return status == 403 and OVER_CAPACITY in message.lower()
+
+
+class ImgurClient:
+    """GETs Imgur API paths and returns the envelope's ``data``.
+
+    Transient failures (5xx, 429, over capacity, connection errors, timeouts) are retried with
+    backoff, honouring ``Retry-After``; permanent ones raise ``ApiError`` after one request.
+    The client id goes into the ``Authorization`` header only, never into a message.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        client_id: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        attempts: int = 5,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._auth = f"Client-ID {client_id}"
+        self._session = session or make_session(pool_size=2)
+        self._timeout = timeout
+        self._attempts = attempts
+        self._backoff = backoff
+        self._sleep = sleep
+        self.rate_limits: dict[str, int] = {}
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        self._refuse_when_spent(path)
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        failure = "no attempt made"
+        for attempt in range(self._attempts):
+            retry_after: float | None = None
+            try:
+                response = self._session.get(
+                    url, params=params, headers={"Authorization": self._auth}, timeout=self._timeout
+                )
+            except requests.RequestException as exc:
+                failure = f"{type(exc).__name__} while requesting /{path.lstrip('/')}"
+            else:
+                self._note_rate_limits(response)
+                if response.status_code == 200:
+                    return self._data(response, path)
+                message = error_text(response)
+                failure = f"HTTP {response.status_code} from /{path.lstrip('/')}: {message}"
+                if not is_transient(response.status_code, message):
+                    raise self._permanent_error(response.status_code, message, path)
+                self._refuse_when_spent(path)
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            if attempt + 1 < self._attempts:
+                delay = self._backoff.delay(attempt, retry_after=retry_after)
+                logger.warning("API request failed (%s); retrying in %.1f s", failure, delay)
+                self._sleep(delay)
+        raise ApiError(
+            f"the API at {self.api_url} kept failing after {self._attempts} attempts ({failure})",
+            permanent=False,
+        )
+
+    def _data(self, response: requests.Response, path: str) -> Any:
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiError(f"/{path.lstrip('/')} did not answer with JSON") from None
+        if not isinstance(body, dict) or "data" not in body:
+            raise ApiError(f"/{path.lstrip('/')} answered without the data envelope")
+        return body["data"]
+
+    def _permanent_error(self, status: int, message: str, path: str) -> ApiError:
+        if status == 403:
+            return ApiError(
+                f"the API rejected the client id ({message}): check IMGUR_CLIENT_ID", status=status
+            )
+        if status == 404:
+            return ApiError(f"the API has nothing at /{path.lstrip('/')} (404)", status=status)
+        return ApiError(f"HTTP {status} from /{path.lstrip('/')}: {message}", status=status)
+
+    def _note_rate_limits(self, response: requests.Response) -> None:
+        for header in RATE_LIMIT_HEADERS:
+            value = response.headers.get(header, "")
+            if value.lstrip("-").isdigit():
+                self.rate_limits[header] = int(value)
+        remaining = self.rate_limits.get("X-RateLimit-ClientRemaining")
+        limit = self.rate_limits.get("X-RateLimit-ClientLimit")
+        if remaining is not None and limit and remaining < limit // 10:
+            logger.warning("Imgur API credits low: %d of %d left for this client", remaining, limit)
+        else:
+            logger.debug("Imgur rate limits: %s", self.rate_limits)
+
+    def _refuse_when_spent(self, path: str) -> None:
+        for kind in ("Client", "User"):
+            if self.rate_limits.get(f"X-RateLimit-{kind}Remaining") == 0:
+                raise RateLimitExhausted(
+                    f"Imgur API credits are spent ({kind.lower()} limit); not requesting "
+                    f"/{path.lstrip('/')}: try again after the limit resets",
+                    status=429,
+                )

@@ -1,0 +1,75 @@
+"""Plain data passed between the stages. All of it pickles and hashes stably, so it can
+cross process boundaries and serve as Prefect task inputs and cache keys."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+ImageStatus = Literal["downloaded", "reused", "invalid", "gone", "failed"]
+FetchStatus = Literal["fetched", "reused", "gone", "failed"]
+
+
+class Link(BaseModel):
+    """One image a source listed, in listing order (``rank`` starts at 1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    id: str
+    rank: int
+    type: str | None = None  # MIME type as the source reports it, e.g. "image/jpeg"
+    animated: bool = False
+    album: str | None = None  # id of the album the image was expanded from
+
+
+class SkippedLink(BaseModel):
+    """A link (or a listing item) left out of the snapshot, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    id: str | None = None
+    reason: str
+
+
+class Listing(BaseModel):
+    """What a source found: the links in order, plus the items it could not use."""
+
+    links: list[Link]
+    skipped: list[SkippedLink] = []
+
+
+class Selection(BaseModel):
+    """The links to download, and every link the filter dropped with its reason."""
+
+    selected: list[Link]
+    skipped: list[SkippedLink]
+
+
+class FetchResult(BaseModel):
+    """What the downloader did for one link. A ``fetched`` file waits in staging for validation."""
+
+    link: Link
+    status: FetchStatus
+    path: str | None = None  # absolute: staged file (fetched) or stored file (reused)
+    sha256: str | None = None
+    bytes: int | None = None
+    error: str | None = None
+
+
+class ImageRecord(BaseModel):
+    """One image's line in the manifest."""
+
+    url: str
+    id: str
+    rank: int
+    status: ImageStatus
+    path: str | None = None  # relative to the output folder; set for downloaded and reused
+    sha256: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    error: str | None = None

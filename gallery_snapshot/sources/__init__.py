@@ -1,0 +1,33 @@
+"""Sources list the images of a gallery; they never download.
+
+A new gallery site is one more module here exposing a function that returns a ``Listing``,
+plus its line in ``list_links``.
+"""
+
+from __future__ import annotations
+
+from gallery_snapshot.config import SourceSpec
+from gallery_snapshot.errors import ConfigError
+from gallery_snapshot.imgur_api import ImgurClient
+from gallery_snapshot.models import Listing
+from gallery_snapshot.sources.imgur import list_imgur
+from gallery_snapshot.sources.urls_file import list_urls_file
+
+__all__ = ["list_links", "needs_client_id"]
+
+
+def needs_client_id(spec: SourceSpec) -> bool:
+    return spec.kind != "urls"
+
+
+def list_links(spec: SourceSpec, *, client_id: str | None, timeout: float = 30.0) -> Listing:
+    """The listing ``spec`` names. ``client_id`` is required for Imgur sources."""
+    if spec.kind == "urls":
+        assert spec.urls_file is not None  # guaranteed by SourceSpec's validation
+        return list_urls_file(spec.urls_file)
+    if not client_id:
+        raise ConfigError(
+            "no Imgur client id: set IMGUR_CLIENT_ID (or create the Prefect Secret block "
+            "'imgur-client-id')"
+        )
+    return list_imgur(spec, ImgurClient(spec.api_url, client_id, timeout=timeout))

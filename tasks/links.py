@@ -1,0 +1,56 @@
+"""Tasks of the listing half: fetch the links, filter them."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from gallery_snapshot.config import SnapshotConfig, SourceSpec
+from gallery_snapshot.demo_gallery.server import DEMO_CLIENT_ID
+from gallery_snapshot.models import Link, Listing, Selection
+from gallery_snapshot.selection import select_links
+from gallery_snapshot.sources import list_links, needs_client_id
+from tasks.retry_policy import retry_unless_permanent
+
+CLIENT_ID_ENV = "IMGUR_CLIENT_ID"
+CLIENT_ID_BLOCK = "imgur-client-id"
+
+
+def resolve_client_id() -> str | None:
+    """The Imgur client id from ``IMGUR_CLIENT_ID``, else from the Secret block
+    ``imgur-client-id``. Never a parameter, never logged."""
+    if value := os.environ.get(CLIENT_ID_ENV, "").strip():
+        return value
+    from prefect.blocks.system import Secret
+
+    try:
+        return str(Secret.load(CLIENT_ID_BLOCK).get())  # type: ignore[union-attr]
+    except Exception:  # no server, no block: the caller reports the missing id
+        return None
+
+
+# A listing is cached for ten minutes: a retried or repeated run of the same source spends
+# no API credits, and scheduled runs (hourly or slower) still see a fresh listing.
+@task(
+    name="fetch_links",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_unless_permanent,
+    cache_policy=INPUTS + TASK_SOURCE,
+    cache_expiration=timedelta(minutes=10),
+)
+def fetch_links(source: SourceSpec, timeout: float, demo_gallery: bool = False) -> Listing:
+    if demo_gallery:
+        client_id: str | None = DEMO_CLIENT_ID  # public, like the demo gallery itself
+    else:
+        client_id = resolve_client_id() if needs_client_id(source) else None
+    return list_links(source, client_id=client_id, timeout=timeout)
+
+
+@task(name="filter_links", cache_policy=INPUTS + TASK_SOURCE, retries=1)
+def filter_links(links: list[Link], config: SnapshotConfig) -> Selection:
+    return select_links(links, mime_types=config.mime_types, allowed_hosts=config.allowed_hosts)

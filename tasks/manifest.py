@@ -1,0 +1,37 @@
+"""The task that records a snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from gallery_snapshot.manifest import build_manifest, write_manifest
+from gallery_snapshot.models import ImageRecord, SkippedLink
+
+
+@task(name="record_manifest", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def record_manifest(
+    *,
+    out_dir: str,
+    snapshot_id: str,
+    started_at: str,
+    finished_at: str,
+    source: dict[str, Any],
+    link_count: int,
+    records: list[ImageRecord],
+    skipped: list[SkippedLink],
+) -> dict[str, Any]:
+    """Write the manifest; return its path and counts (the manifest itself can be large)."""
+    manifest = build_manifest(
+        snapshot_id=snapshot_id,
+        started_at=started_at,
+        finished_at=finished_at,
+        source=source,
+        link_count=link_count,
+        records=records,
+        skipped=skipped,
+    )
+    path = write_manifest(out_dir, manifest)
+    return {"snapshot_id": snapshot_id, "manifest": path, "counts": manifest["counts"]}
