@@ -45,7 +45,9 @@ def inspect_image(
         with Image.open(path, formats=formats) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise InvalidImage(f"{width}x{height} exceeds max-pixels ({max_pixels})")
+                raise InvalidImage(
+                    f"{width}x{height} = {width * height} pixels exceed max-pixels ({max_pixels})"
+                )
             if decode:
                 frames = getattr(image, "n_frames", 1)
                 for frame in range(frames):

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from gallery_snapshot.config import SourceSpec
+from gallery_snapshot.errors import ApiError
 from gallery_snapshot.imgur_api import ImgurClient
 from gallery_snapshot.models import Link, Listing, SkippedLink
 
@@ -132,7 +133,10 @@ def list_imgur(spec: SourceSpec, client: ImgurClient) -> Listing:
     """All links of the listing ``spec`` names, albums expanded, in listing order."""
     builder = _ListingBuilder()
     if spec.kind == "album":
-        _add_item(builder, client, {**client.get(f"album/{spec.album}"), "is_album": True})
+        album = client.get(f"album/{spec.album}")
+        if not isinstance(album, dict):
+            raise ApiError(f"/album/{spec.album} did not describe an album")
+        _add_item(builder, client, {**album, "is_album": True})
         return builder.listing()
     for path, params in page_paths(spec):
         try:

@@ -1,0 +1,35 @@
+"""Test isolation: every Prefect home, database and temporary file of the suite lives in one
+throw-away folder, set before anything imports Prefect."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(tempfile.mkdtemp(prefix="gallery-snapshot-tests-"))
+(_ROOT / "tmp").mkdir()
+os.environ["PREFECT_HOME"] = str(_ROOT / "prefect-home")
+os.environ["TMPDIR"] = str(_ROOT / "tmp")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] = "WARNING"
+for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "IMGUR_CLIENT_ID", "IMGUR_API_URL"):
+    os.environ.pop(name, None)
+tempfile.tempdir = None  # re-read TMPDIR
+
+from gallery_snapshot.demo_gallery import DemoGallery  # noqa: E402
+
+
+@pytest.fixture
+def gallery() -> Iterator[DemoGallery]:
+    """A fresh demo gallery (default catalogue) on a free loopback port."""
+    with DemoGallery() as running:
+        yield running
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    return tmp_path / "out"

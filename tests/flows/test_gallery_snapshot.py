@@ -1,0 +1,73 @@
+"""The flow against the demo gallery, under one Prefect test harness."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.gallery_snapshot import gallery_snapshot
+from gallery_snapshot.config import SnapshotConfig, SourceSpec
+from gallery_snapshot.demo_gallery import DemoGallery
+from gallery_snapshot.errors import ApiError
+
+DEMO_COUNTS = {
+    "links": 25, "selected": 19, "downloaded": 14, "reused": 0, "invalid": 2, "gone": 2,
+    "failed": 1, "skipped": 6,
+}
+
+
+def manifest_of(summary: dict[str, Any]) -> dict[str, Any]:
+    with open(summary["manifest"], encoding="utf-8") as handle:
+        return json.load(handle)  # type: ignore[no-any-return]
+
+
+def stored_files(out: Path) -> list[str]:
+    return sorted(p.relative_to(out).as_posix() for p in (out / "images").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("runner", ["threads", "processes"])
+def test_demo_snapshot_then_a_rerun_that_reuses_everything(tmp_path: Path, runner: str) -> None:
+    config = SnapshotConfig(
+        demo_gallery=True, source=SourceSpec(pages=3), out_dir=str(tmp_path), runner=runner,
+        workers=4, attempts=2,
+    )
+    first = manifest_of(gallery_snapshot(config))
+    assert first["counts"] == DEMO_COUNTS
+    by_id = {image["id"]: image for image in first["images"]}
+    assert by_id["BadHtml"]["status"] == by_id["BadTrnc"]["status"] == "invalid"
+    assert by_id["Deleted"]["status"] == by_id["Missing"]["status"] == "gone"
+    assert by_id["Failing"]["status"] == "failed"
+    good = by_id["Jpg001"]
+    assert (good["width"], good["height"], good["format"]) == (320, 240, "JPEG")
+    assert len(first["images"]) == len({image["url"] for image in first["images"]})
+    assert len(stored_files(tmp_path)) == 14
+    quarantined = (tmp_path / "quarantine").rglob("*.jpg")
+    assert sorted(p.name.split("-", 1)[1] for p in quarantined) == ["BadHtml.jpg", "BadTrnc.jpg"]
+    assert list((tmp_path / ".staging").iterdir()) == []
+
+    second = manifest_of(gallery_snapshot(config))
+    assert second["counts"] == {**DEMO_COUNTS, "downloaded": 0, "reused": 14}
+    assert second["snapshot_id"] != first["snapshot_id"]
+    reused = {image["id"]: image for image in second["images"] if image["status"] == "reused"}
+    for image_id, image in reused.items():
+        assert image["sha256"] == by_id[image_id]["sha256"]
+        assert image["path"] == by_id[image_id]["path"]
+
+
+def test_rejected_client_id_fails_the_flow_after_one_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMGUR_CLIENT_ID", "not-the-demo-id")
+    with DemoGallery() as gallery:
+        config = SnapshotConfig(
+            source=SourceSpec(api_url=gallery.api_url), allowed_hosts=[gallery.image_host],
+            out_dir=str(tmp_path),
+        )
+        state = gallery_snapshot(config, return_state=True)
+        assert state.is_failed()
+        error = state.result(raise_on_failure=False)
+        assert isinstance(error, ApiError) and "Invalid client_id" in str(error)
+        assert gallery.state.requests_for("/3/gallery/hot/viral/day/0") == [403]
+    assert "not-the-demo-id" not in str(error)
+    assert list((tmp_path / "images").iterdir()) == []

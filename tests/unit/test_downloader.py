@@ -1,0 +1,104 @@
+from pathlib import Path
+
+from gallery_snapshot.demo_gallery import DemoGallery
+from gallery_snapshot.downloader import DownloadOptions, fetch_batch
+from gallery_snapshot.http import Backoff
+from gallery_snapshot.models import FetchResult, Link
+from gallery_snapshot.store import Store
+
+SNAPSHOT = "snap-1"
+
+
+def options(gallery: DemoGallery, out: Path, **extra: object) -> DownloadOptions:
+    values: dict[str, object] = {
+        "out_dir": str(out),
+        "snapshot_id": SNAPSHOT,
+        "allowed_hosts": frozenset({gallery.image_host}),
+        "timeout": 5.0,
+        "attempts": 3,
+        "backoff": Backoff(base=0.0, cap=0.0, jitter=0.0),
+        **extra,
+    }
+    return DownloadOptions(**values)  # type: ignore[arg-type]
+
+
+def link(gallery: DemoGallery, name: str, rank: int = 1) -> Link:
+    return Link(
+        url=f"{gallery.base_url}/{name}", id=name.split(".")[0], rank=rank, type="image/jpeg"
+    )
+
+
+def fetch(gallery: DemoGallery, out: Path, *names: str, **extra: object) -> list[FetchResult]:
+    links = [link(gallery, name, rank) for rank, name in enumerate(names, start=1)]
+    return fetch_batch(links, options(gallery, out, **extra))
+
+
+def test_downloads_into_staging_with_hash_and_size(gallery: DemoGallery, out_dir: Path) -> None:
+    [result] = fetch(gallery, out_dir, "Jpg001.jpg")
+    assert result.status == "fetched"
+    staged = Path(result.path or "")
+    assert staged.parent == Store(out_dir).staging_dir(SNAPSHOT)
+    assert result.bytes == staged.stat().st_size > 1000
+    assert not (out_dir / "images" / "127.0.0.1" / "Jpg001.jpg").exists()  # not validated yet
+
+
+def test_stored_images_are_reused_without_a_request(gallery: DemoGallery, out_dir: Path) -> None:
+    stored = Store(out_dir).image_path(f"{gallery.base_url}/Jpg001.jpg")
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"stored earlier")
+    [result] = fetch(gallery, out_dir, "Jpg001.jpg")
+    assert result.status == "reused" and result.bytes == 14
+    assert gallery.state.requests_for("/Jpg001.jpg") == []
+
+
+def test_deleted_and_missing_images_are_gone_without_retries(
+    gallery: DemoGallery, out_dir: Path
+) -> None:
+    deleted, missing = fetch(gallery, out_dir, "Deleted.jpg", "Missing.jpg")
+    assert (deleted.status, deleted.error) == (
+        "gone",
+        "redirected to the removed-image placeholder",
+    )
+    assert (missing.status, missing.error) == ("gone", "HTTP 404")
+    assert gallery.state.requests_for("/Deleted.jpg") == [302]
+    assert gallery.state.requests_for("/removed.png") == []  # the placeholder is never fetched
+
+
+def test_transient_failures_are_retried_per_image(gallery: DemoGallery, out_dir: Path) -> None:
+    gallery.state.faults["/Jpg001.jpg"] = ["500", "reset", "short-body"]
+    gallery.state.faults["/Jpg002.jpg"] = ["429+retry-after=0"]
+    first, second = fetch(gallery, out_dir, "Jpg001.jpg", "Jpg002.jpg", attempts=4)
+    assert first.status == second.status == "fetched"
+    assert gallery.state.requests_for("/Jpg001.jpg") == ["500", "reset", "short-body", 200]
+    assert gallery.state.requests_for("/Jpg002.jpg") == ["429+retry-after=0", 200]
+
+
+def test_gives_up_after_the_attempts(gallery: DemoGallery, out_dir: Path) -> None:
+    [result] = fetch(gallery, out_dir, "Failing.jpg", attempts=2)
+    assert result.status == "failed"
+    assert result.error == "gave up after 2 attempts: HTTP 503"
+    assert list(Store(out_dir).staging_dir(SNAPSHOT).iterdir()) == []
+
+
+def test_redirects_to_foreign_hosts_are_not_followed(gallery: DemoGallery, out_dir: Path) -> None:
+    gallery.state.faults["/Jpg001.jpg"] = ["redirect=http://169.254.169.254/latest/meta-data"]
+    [result] = fetch(gallery, out_dir, "Jpg001.jpg")
+    assert (result.status, result.error) == (
+        "failed",
+        "redirect to host 169.254.169.254 is not allowed",
+    )
+
+
+def test_bodies_over_max_bytes_are_cut_off(gallery: DemoGallery, out_dir: Path) -> None:
+    [result] = fetch(gallery, out_dir, "Jpg001.jpg", max_bytes=1000)
+    assert result.status == "failed" and "larger than max-bytes" in (result.error or "")
+    assert list(Store(out_dir).staging_dir(SNAPSHOT).iterdir()) == []
+
+
+def test_many_threads_share_one_pool_and_keep_link_order(
+    gallery: DemoGallery, out_dir: Path
+) -> None:
+    names = [f"Jpg{n:03d}.jpg" for n in range(1, 15)]
+    results = fetch(gallery, out_dir, *names, threads=8)
+    assert [result.link.id for result in results] == [name[:6] for name in names]
+    assert {result.status for result in results} == {"fetched"}

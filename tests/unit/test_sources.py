@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+
+from gallery_snapshot.config import SourceSpec
+from gallery_snapshot.demo_gallery import DemoGallery
+from gallery_snapshot.errors import ConfigError
+from gallery_snapshot.sources import list_links
+from gallery_snapshot.sources.imgur import page_paths
+
+
+def test_gallery_pages_until_the_first_empty_page(gallery: DemoGallery) -> None:
+    listing = list_links(SourceSpec(api_url=gallery.api_url, pages=10), client_id=gallery.client_id)
+    pages = [path for path, _ in gallery.state.requests if path.startswith("/3/gallery/")]
+    assert pages == [f"/3/gallery/hot/viral/day/{n}" for n in range(3)]
+    assert [link.rank for link in listing.links] == list(range(1, len(listing.links) + 1))
+
+
+def test_albums_are_expanded_with_or_without_embedded_images(gallery: DemoGallery) -> None:
+    listing = list_links(SourceSpec(api_url=gallery.api_url, pages=2), client_id=gallery.client_id)
+    by_album: dict[str | None, list[str]] = {}
+    for link in listing.links:
+        by_album.setdefault(link.album, []).append(link.id)
+    assert by_album["AlbEmbd"] == ["Jpg003", "Jpg004", "Png002", "Jpg005"]
+    assert by_album["AlbLazy"] == ["Jpg008", "Jpg009", "Jpg010"]
+    assert gallery.state.requests_for("/3/album/AlbLazy/images") == [200]
+    assert gallery.state.requests_for("/3/album/AlbEmbd/images") == []
+
+
+def test_tag_subreddit_and_album_sources(gallery: DemoGallery) -> None:
+    common = {"api_url": gallery.api_url}
+    tag = list_links(SourceSpec(kind="tag", tag="cats", **common), client_id=gallery.client_id)
+    sub = list_links(
+        SourceSpec(kind="subreddit", subreddit="pics", **common), client_id=gallery.client_id
+    )
+    album = list_links(
+        SourceSpec(kind="album", album="AlbLazy", **common), client_id=gallery.client_id
+    )
+    assert tag.links[0].id == sub.links[0].id == "Jpg001"
+    assert "/3/gallery/r/pics/time/week/0" in [path for path, _ in gallery.state.requests]
+    assert [link.id for link in album.links] == ["Jpg008", "Jpg009", "Jpg010"]
+
+
+def test_malformed_items_are_skipped_with_a_reason_and_the_page_kept() -> None:
+    from gallery_snapshot.sources.imgur import _add_item, _ListingBuilder
+
+    builder = _ListingBuilder()
+    for raw in [
+        {"id": "ok", "link": "https://i.imgur.com/ok.jpg", "type": "image/jpeg"},
+        {"id": "nolink", "type": "image/jpeg"},
+        "a string",
+        {"id": 5, "link": "https://i.imgur.com/5.jpg"},
+    ]:
+        _add_item(builder, None, raw)  # type: ignore[arg-type]
+    listing = builder.listing()
+    assert [link.id for link in listing.links] == ["ok"]
+    assert [item.reason for item in listing.skipped] == [
+        "malformed image item: link: Field required",
+        "listing item is a str, not an object",
+        "malformed image item: id: Input should be a valid string",
+    ]
+
+
+def test_imgur_sources_need_a_client_id() -> None:
+    with pytest.raises(ConfigError, match="IMGUR_CLIENT_ID"):
+        list_links(SourceSpec(), client_id=None)
+
+
+def test_page_paths_use_the_listing_defaults() -> None:
+    sub = SourceSpec(kind="subreddit", subreddit="pics", pages=2)
+    assert [path for path, _ in page_paths(sub)] == [
+        "gallery/r/pics/time/week/0",
+        "gallery/r/pics/time/week/1",
+    ]
+    top = SourceSpec(section="top", sort="top", window="all")
+    assert next(page_paths(top)) == (
+        "gallery/top/top/all/0",
+        {"mature": "false", "album_previews": "true", "showViral": "true"},
+    )
+
+
+def test_urls_file(tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text(
+        "# my list\n\nhttps://i.imgur.com/a.jpg\n  https://i.imgur.com/b.png  \nnot a url\n"
+    )
+    listing = list_links(SourceSpec(kind="urls", urls_file=str(urls)), client_id=None)
+    assert [(link.id, link.type, link.rank) for link in listing.links] == [
+        ("a", "image/jpeg", 1),
+        ("b", "image/png", 2),
+    ]
+    assert listing.skipped[0].reason == "not an http(s) URL"
+    with pytest.raises(ConfigError, match="cannot read the URLs file"):
+        list_links(SourceSpec(kind="urls", urls_file=str(tmp_path / "nope")), client_id=None)
