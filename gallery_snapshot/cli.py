@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -240,11 +241,25 @@ def _check_client_id(config: SnapshotConfig) -> None:
     raise ConfigError("IMGUR_CLIENT_ID is not set: export your Imgur client id (see README)")
 
 
+class _NoTracebackForSnapshotErrors(logging.Filter):
+    """A SnapshotError's message is the whole story; its traceback only buries it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], SnapshotError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def run_snapshot(config: SnapshotConfig) -> dict[str, Any]:
     """Run the flow in this process; return the manifest, or raise SnapshotError."""
     # Per-task "Finished in state Completed()" lines drown the progress lines at scale.
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.gallery_snapshot import gallery_snapshot
+
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForSnapshotErrors())
 
     state = gallery_snapshot(config, return_state=True)
     outcome = state.result(raise_on_failure=False)

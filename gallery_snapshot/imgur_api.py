@@ -63,7 +63,7 @@ class ImgurClient:
         *,
         session: requests.Session | None = None,
         timeout: float = 30.0,
-        attempts: int = 5,
+        attempts: int = 4,
         backoff: Backoff = DEFAULT_BACKOFF,
         sleep: Sleep = time.sleep,
     ) -> None:

@@ -36,8 +36,8 @@ def resolve_client_id() -> str | None:
 # no API credits, and scheduled runs (hourly or slower) still see a fresh listing.
 @task(
     name="fetch_links",
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
+    retries=2,
+    retry_delay_seconds=[2, 10],
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_unless_permanent,
     cache_policy=INPUTS + TASK_SOURCE,
