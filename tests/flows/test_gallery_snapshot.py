@@ -12,8 +12,14 @@ from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import ApiError
 
 DEMO_COUNTS = {
-    "links": 25, "selected": 19, "downloaded": 14, "reused": 0, "invalid": 2, "gone": 2,
-    "failed": 1, "skipped": 6,
+    "links": 25,
+    "selected": 19,
+    "downloaded": 14,
+    "reused": 0,
+    "invalid": 2,
+    "gone": 2,
+    "failed": 1,
+    "skipped": 6,
 }
 
 
@@ -29,8 +35,12 @@ def stored_files(out: Path) -> list[str]:
 @pytest.mark.parametrize("runner", ["threads", "processes"])
 def test_demo_snapshot_then_a_rerun_that_reuses_everything(tmp_path: Path, runner: str) -> None:
     config = SnapshotConfig(
-        demo_gallery=True, source=SourceSpec(pages=3), out_dir=str(tmp_path), runner=runner,
-        workers=4, attempts=2,
+        demo_gallery=True,
+        source=SourceSpec(pages=3),
+        out_dir=str(tmp_path),
+        runner=runner,
+        workers=4,
+        attempts=2,
     )
     first = manifest_of(gallery_snapshot(config))
     assert first["counts"] == DEMO_COUNTS
@@ -61,7 +71,8 @@ def test_rejected_client_id_fails_the_flow_after_one_request(
     monkeypatch.setenv("IMGUR_CLIENT_ID", "not-the-demo-id")
     with DemoGallery() as gallery:
         config = SnapshotConfig(
-            source=SourceSpec(api_url=gallery.api_url), allowed_hosts=[gallery.image_host],
+            source=SourceSpec(api_url=gallery.api_url),
+            allowed_hosts=[gallery.image_host],
             out_dir=str(tmp_path),
         )
         state = gallery_snapshot(config, return_state=True)

@@ -1,0 +1,94 @@
+"""A real ``prefect server start`` on loopback for the end-to-end tests, and CLI helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PrefectServer:
+    api_url: str
+    env: dict[str, str]
+
+    def prefect(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Prefect's own CLI against this server."""
+        return run([str(BIN / "prefect"), *args], env=self.env, timeout=timeout)
+
+    def snapshot(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The gallery-snapshot CLI against this server."""
+        return run([str(BIN / "gallery-snapshot"), *args], env={**self.env, **(env or {})})
+
+    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
+        response.raise_for_status()
+        return response
+
+
+def run(
+    argv: list[str], *, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+    }
+    log = open(home / "server.log", "w")  # noqa: SIM115 - closed at teardown
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{api_url}/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"prefect server did not start; see {home / 'server.log'}")
+        time.sleep(0.5)
+    try:
+        yield PrefectServer(api_url=api_url, env=env)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

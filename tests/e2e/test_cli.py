@@ -1,0 +1,145 @@
+"""The gallery-snapshot CLI end to end: real processes, a real Prefect server, real HTTP to the
+demo gallery, real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gallery_snapshot.demo_gallery import DemoGallery
+from tests.e2e.conftest import PrefectServer
+
+DEMO_COUNTS = {
+    "links": 25,
+    "selected": 19,
+    "downloaded": 14,
+    "reused": 0,
+    "invalid": 2,
+    "gone": 2,
+    "failed": 1,
+    "skipped": 6,
+}
+
+
+def manifests(out: Path) -> list[dict[str, Any]]:
+    paths = sorted((out / "snapshots").glob("*/manifest.json"))
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def test_demo_then_a_rerun_that_reuses_everything(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "demo"
+    first = prefect_server.snapshot("demo", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "downloaded      14" in first.stdout and "manifest: " in first.stdout
+    second = prefect_server.snapshot("demo", "--out", str(out), "--runner", "processes")
+    assert second.returncode == 0, second.stderr
+    assert "reused          14" in second.stdout
+    first_manifest, second_manifest = manifests(out)
+    assert first_manifest["counts"] == DEMO_COUNTS
+    assert second_manifest["counts"] == {**DEMO_COUNTS, "downloaded": 0, "reused": 14}
+    for image in first_manifest["images"]:
+        if image["status"] == "downloaded":
+            assert (out / image["path"]).is_file()
+    # Prefect's own CLI sees both runs, completed.
+    listing = prefect_server.prefect(
+        "flow-run",
+        "ls",
+        "--flow-name",
+        "gallery-snapshot",
+        "--state-type",
+        "COMPLETED",
+        "-o",
+        "json",
+    )
+    assert listing.returncode == 0, listing.stderr
+    names = [run["name"] for run in json.loads(listing.stdout)]
+    assert sum(name.startswith("demo-") for name in names) >= 2
+
+
+def test_run_against_an_imgur_compatible_api(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with DemoGallery() as gallery:
+        result = prefect_server.snapshot(
+            "run",
+            "--api-url",
+            gallery.api_url,
+            "--allow-host",
+            gallery.image_host,
+            "--pages",
+            "3",
+            "--formats",
+            "jpeg,png",
+            "--workers",
+            "4",
+            "--out",
+            str(out),
+            env={"IMGUR_CLIENT_ID": gallery.client_id},
+        )
+    assert result.returncode == 0, result.stderr
+    [manifest] = manifests(out)
+    assert (
+        manifest["source"]["kind"] == "gallery" and manifest["source"]["api_url"] == gallery.api_url
+    )
+    # PNGs are wanted now: two more downloads, two fewer skips.
+    assert manifest["counts"] == {**DEMO_COUNTS, "selected": 21, "downloaded": 16, "skipped": 4}
+    assert gallery.client_id not in json.dumps(manifest)
+
+
+def test_rejected_client_id_is_one_line_and_exit_1(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    with DemoGallery() as gallery:
+        result = prefect_server.snapshot(
+            "run",
+            "--api-url",
+            gallery.api_url,
+            "--allow-host",
+            gallery.image_host,
+            "--out",
+            str(tmp_path / "out"),
+            env={"IMGUR_CLIENT_ID": "wrong-secret-id"},
+        )
+        assert gallery.state.requests_for("/3/gallery/hot/viral/day/0") == [403]
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == (
+        "gallery-snapshot: error: the API rejected the client id (Invalid client_id): "
+        "check IMGUR_CLIENT_ID"
+    )
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "wrong-secret-id" not in result.stderr + result.stdout
+
+
+def test_unwritable_output_folder_is_a_clear_error(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = prefect_server.snapshot("demo", "--out", str(blocker / "out"))
+    assert result.returncode == 1
+    assert "cannot write to the output folder" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+def test_urls_file_source(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    out = tmp_path / "urls"
+    urls = tmp_path / "urls.txt"
+    with DemoGallery() as gallery:
+        urls.write_text(
+            f"{gallery.base_url}/Jpg001.jpg\n{gallery.base_url}/Jpg002.jpg\n"
+            f"{gallery.base_url}/Jpg001.jpg\nhttps://elsewhere.example/x.jpg\n"
+        )
+        result = prefect_server.snapshot(
+            "run", "--urls-file", str(urls), "--allow-host", gallery.image_host, "--out", str(out)
+        )
+    assert result.returncode == 0, result.stderr
+    [manifest] = manifests(out)
+    assert manifest["counts"]["downloaded"] == 2
+    assert sorted(item["reason"] for item in manifest["skipped"]) == [
+        f"duplicate of {gallery.base_url}/Jpg001.jpg",
+        "host elsewhere.example is not allowed",
+    ]
