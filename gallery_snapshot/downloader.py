@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from gallery_snapshot.errors import StoreError
 from gallery_snapshot.http import Backoff, Sleep, make_session, retry_after_seconds
 from gallery_snapshot.models import FetchResult, Link
 from gallery_snapshot.selection import host_of
@@ -149,6 +150,9 @@ def fetch_one(
             error, retry_after = str(exc), exc.retry_after
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {_short(exc)}"
+        except OSError as exc:  # the disk, not the network: no image can be stored now
+            staged.unlink(missing_ok=True)
+            raise StoreError(f"cannot write to {staged.parent}: {exc.strerror}") from None
         staged.unlink(missing_ok=True)
         if attempt + 1 < options.attempts:
             sleep(options.backoff.delay(attempt, retry_after=retry_after))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import FetchResult, ImageRecord
 from gallery_snapshot.store import Store
 
@@ -75,41 +76,44 @@ def validate_fetched(
     """Turn fetch results into manifest records: validated downloads move into the store,
     invalid ones into quarantine; reused files have their header read for the record."""
     store = Store(out_dir)
-    records: list[ImageRecord] = []
-    for result in results:
-        link = result.link
-        record = ImageRecord(
-            url=link.url, id=link.id, rank=link.rank, status="failed", error=result.error
+    try:
+        return [
+            _validate_one(result, store, snapshot_id, formats, max_pixels) for result in results
+        ]
+    except OSError as exc:
+        raise StoreError(f"cannot move files within {store.root}: {exc.strerror}") from None
+
+
+def _validate_one(
+    result: FetchResult, store: Store, snapshot_id: str, formats: tuple[str, ...], max_pixels: int
+) -> ImageRecord:
+    link = result.link
+    record = ImageRecord(
+        url=link.url, id=link.id, rank=link.rank, status="failed", error=result.error
+    )
+    if result.status in ("gone", "failed"):
+        return record.model_copy(update={"status": result.status})
+    assert result.path is not None
+    path = Path(result.path)
+    known = {"sha256": result.sha256, "bytes": result.bytes}
+    try:
+        info = inspect_image(
+            path, formats=formats, max_pixels=max_pixels, decode=result.status == "fetched"
         )
-        if result.status in ("gone", "failed"):
-            records.append(record.model_copy(update={"status": result.status}))
-            continue
-        assert result.path is not None
-        path = Path(result.path)
-        try:
-            info = inspect_image(
-                path, formats=formats, max_pixels=max_pixels, decode=result.status == "fetched"
-            )
-        except InvalidImage as exc:
-            moved = store.relative(store.quarantine(path, snapshot_id))
-            update = {"status": "invalid", "error": f"{exc} (quarantined as {moved})"}
-            records.append(
-                record.model_copy(update={**update, "sha256": result.sha256, "bytes": result.bytes})
-            )
-            continue
-        final = store.promote(path, link.url) if result.status == "fetched" else path
-        records.append(
-            record.model_copy(
-                update={
-                    "status": "downloaded" if result.status == "fetched" else "reused",
-                    "path": store.relative(final),
-                    "sha256": result.sha256,
-                    "bytes": result.bytes,
-                    "width": info.width,
-                    "height": info.height,
-                    "format": info.format,
-                    "error": None,
-                }
-            )
+    except InvalidImage as exc:
+        moved = store.relative(store.quarantine(path, snapshot_id))
+        return record.model_copy(
+            update={"status": "invalid", "error": f"{exc} (quarantined as {moved})", **known}
         )
-    return records
+    final = store.promote(path, link.url) if result.status == "fetched" else path
+    return record.model_copy(
+        update={
+            "status": "downloaded" if result.status == "fetched" else "reused",
+            "path": store.relative(final),
+            "width": info.width,
+            "height": info.height,
+            "format": info.format,
+            "error": None,
+            **known,
+        }
+    )

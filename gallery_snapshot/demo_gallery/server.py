@@ -30,8 +30,12 @@ DEMO_CLIENT_ID = "demo-client-id"
 SECTIONS = {"hot", "top", "user"}
 SORTS = {"viral", "top", "time", "rising"}
 WINDOWS = {"day", "week", "month", "year", "all"}
-# Known faults: "500" (any 4xx/5xx status), "429+retry-after=N", "over-capacity", "reset",
-# "short-body", "slow=SECONDS", "html", "redirect=URL".
+# Faults, consumed one per request to their path, in order:
+#   "500" (any 4xx/5xx status), "429+retry-after=N", "over-capacity" (Imgur's transient 403),
+#   "reset" (connection closed, no answer), "short-body" (body shorter than Content-Length),
+#   "slow=SECONDS" (delay, then answer normally), "html" (an HTML page with status 200),
+#   "redirect=URL", "chunked=BYTES" (a body of BYTES without Content-Length),
+#   "json=TEXT" (answer TEXT as the API's JSON body).
 _FAULT = re.compile(r"^(\d{3})(\+retry-after=(\d+))?$")
 
 
@@ -104,6 +108,12 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault == "html":
             self._send(200, b"<html><body>an error page</body></html>", "text/html")
+            return True
+        if fault.startswith("chunked="):
+            self._send_chunked(b"\xff\xd8" + bytes(int(fault.partition("=")[2])))
+            return True
+        if fault.startswith("json="):
+            self._send(200, fault.partition("=")[2].encode(), "application/json")
             return True
         if fault.startswith("redirect="):
             self._redirect(fault.partition("=")[2])
@@ -232,6 +242,19 @@ class _Handler(BaseHTTPRequestHandler):
         state.log(path, 200)
         content_type = "text/html" if image.body == "html" else f"image/{image.ext}"
         self._send(200, image_bytes(image), content_type)
+
+    def _send_chunked(self, body: bytes, chunk: int = 16384) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for start in range(0, len(body), chunk):
+                part = body[start : start + chunk]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _redirect(self, location: str) -> None:
         self._send(302, b"", "text/plain", headers={"Location": location})
