@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from flows.task_runners import build_task_runner
@@ -104,8 +103,11 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                 },
             )
             records: list[ImageRecord] = []
-            for future in as_completed(checked):
-                records.extend(future.result())
+            for download, validation in zip(fetched, checked, strict=True):
+                # A failed download (a full disk, say) leaves its validation unrun: raise the
+                # download's own error, not "unfinished run".
+                download.result()
+                records.extend(validation.result())
                 logger.info(
                     "%d/%d images done (%s)",
                     len(records),

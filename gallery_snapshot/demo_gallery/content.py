@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import random
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -146,7 +147,9 @@ def _hue(seed: str) -> tuple[int, int, int]:
 
 @functools.lru_cache(maxsize=256)
 def _base_image(ext: str, size: tuple[int, int], color: tuple[int, int, int], frames: int) -> bytes:
-    noise = Image.effect_noise(size, 48).convert("L")
+    # Seeded noise: the same image bytes in every process, run after run.
+    grain = random.Random(f"{size}{color}").randbytes(size[0] * size[1])
+    noise = Image.frombytes("L", size, grain).point(lambda v: 96 + v // 3)
     gradient = Image.linear_gradient("L").resize(size)
     red, green, blue = (
         Image.blend(noise, gradient, 0.5).point(lambda v, c=c: (v + c) % 256) for c in color

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -288,6 +289,13 @@ class DemoGalleryServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.state = state
         self.image_base = f"http://{host}:{self.server_address[1]}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a timeout, a killed run) is routine here; the
+        # stdlib would print a traceback for it. Anything else is a bug worth one line.
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            print(f"demo gallery: error serving {client_address}: {error!r}", file=sys.stderr)
 
 
 class DemoGallery:

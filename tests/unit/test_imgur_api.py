@@ -46,7 +46,7 @@ def test_malformed_auth_header_is_permanent(gallery: DemoGallery) -> None:
 def test_transient_errors_are_retried_then_succeed(gallery: DemoGallery) -> None:
     path = "/3/gallery/hot/viral/day/0"
     gallery.state.faults[path] = ["500", "over-capacity", "429+retry-after=0", "reset"]
-    assert client(gallery).get("gallery/hot/viral/day/0")
+    assert client(gallery, attempts=5).get("gallery/hot/viral/day/0")
     assert gallery.state.requests_for(path) == [
         "500",
         "over-capacity",
