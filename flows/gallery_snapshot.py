@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.runtime import flow_run
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.runtime import deployment, flow_run
 
 from flows.task_runners import build_task_runner
 from gallery_snapshot.batching import plan_batches, split
@@ -23,6 +26,7 @@ from gallery_snapshot.store import Store
 from tasks.images import download_images, validate_images
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
+from tasks.report import artifact_key, publish_report
 
 
 def utc_now() -> str:
@@ -33,12 +37,15 @@ def new_snapshot_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def config_label(config: SnapshotConfig) -> str:
+    return "demo" if config.demo_gallery else config.source.describe()
+
+
 def run_name() -> str:
     """Readable flow run names: the source, then the date and time (UTC)."""
     raw = flow_run.parameters.get("config") or {}
     config = raw if isinstance(raw, SnapshotConfig) else SnapshotConfig.model_validate(raw)
-    label = "demo" if config.demo_gallery else config.source.describe()
-    return f"{label}-{datetime.now(UTC):%Y-%m-%d-%H%M}"
+    return f"{config_label(config)}-{datetime.now(UTC):%Y-%m-%d-%H%M}"
 
 
 @contextlib.contextmanager
@@ -56,7 +63,8 @@ def demo_gallery_if_asked(config: SnapshotConfig) -> Iterator[SnapshotConfig]:
 def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any]:  # noqa: B008
     """Take one snapshot of a gallery into ``config.out_dir`` and record it in a manifest."""
     logger = get_run_logger()
-    started_at, snapshot_id = utc_now(), new_snapshot_id()
+    started_at, snapshot_id, clock = utc_now(), new_snapshot_id(), time.monotonic()
+    key_prefix = artifact_key(deployment.name or config_label(config))
     store = Store(config.out_dir)
     with demo_gallery_if_asked(config) as config, store.snapshot_lock(snapshot_id):
         if swept := store.sweep_stale_staging():
@@ -102,6 +110,9 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                     "max_pixels": unmapped(config.max_pixels),
                 },
             )
+            progress: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call
+                0.0, key=artifact_key(key_prefix, "progress"), description="Images done, %"
+            )
             records: list[ImageRecord] = []
             for download, validation in zip(fetched, checked, strict=True):
                 # A failed download (a full disk, say) leaves its validation unrun: raise the
@@ -114,6 +125,9 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                     len(selection.selected),
                     status_counts(records),
                 )
+                update_progress_artifact(
+                    progress, 100 * len(records) / max(1, len(selection.selected))
+                )
         summary = record_manifest(
             out_dir=str(store.root),
             snapshot_id=snapshot_id,
@@ -124,5 +138,11 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             records=records,
             skipped=listing.skipped + selection.skipped,
         )
+    publish_report(
+        out_dir=str(store.root),
+        manifest_path=summary["manifest"],
+        seconds=time.monotonic() - clock,
+        key_prefix=key_prefix,
+    )
     logger.info("snapshot %s recorded in %s", snapshot_id, summary["manifest"])
     return summary

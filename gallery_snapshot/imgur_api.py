@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -66,8 +67,12 @@ class ImgurClient:
         attempts: int = 4,
         backoff: Backoff = DEFAULT_BACKOFF,
         sleep: Sleep = time.sleep,
+        before_request: Callable[[], None] | None = None,
     ) -> None:
+        """``before_request`` runs before every request that is sent: the seam for a rate
+        limit shared by every run (the flow plugs Prefect's global rate limit in here)."""
         self.api_url = api_url.rstrip("/")
+        self._before_request = before_request
         self._auth = f"Client-ID {client_id}"
         self._session = session or make_session(pool_size=2)
         self._timeout = timeout
@@ -82,6 +87,8 @@ class ImgurClient:
         failure = "no attempt made"
         for attempt in range(self._attempts):
             retry_after: float | None = None
+            if self._before_request is not None:
+                self._before_request()
             try:
                 response = self._session.get(
                     url, params=params, headers={"Authorization": self._auth}, timeout=self._timeout

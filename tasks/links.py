@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.concurrency.sync import rate_limit
 
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery.server import DEMO_CLIENT_ID
@@ -17,6 +18,13 @@ from tasks.retry_policy import retry_unless_permanent
 
 CLIENT_ID_ENV = "IMGUR_CLIENT_ID"
 CLIENT_ID_BLOCK = "imgur-client-id"
+# A global concurrency limit with slot decay, shared by every run and worker on the server
+# (create it as the README says; without it the calls pass unthrottled).
+API_RATE_LIMIT = "imgur-api"
+
+
+def take_api_credit() -> None:
+    rate_limit(API_RATE_LIMIT, occupy=1, strict=False)
 
 
 def resolve_client_id() -> str | None:
@@ -48,7 +56,7 @@ def fetch_links(source: SourceSpec, timeout: float, demo_gallery: bool = False) 
         client_id: str | None = DEMO_CLIENT_ID  # public, like the demo gallery itself
     else:
         client_id = resolve_client_id() if needs_client_id(source) else None
-    return list_links(source, client_id=client_id, timeout=timeout)
+    return list_links(source, client_id=client_id, timeout=timeout, before_request=take_api_credit)
 
 
 @task(name="filter_links", cache_policy=INPUTS + TASK_SOURCE, retries=1)

@@ -6,6 +6,8 @@ plus its line in ``list_links``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gallery_snapshot.config import SourceSpec
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.imgur_api import ImgurClient
@@ -20,8 +22,15 @@ def needs_client_id(spec: SourceSpec) -> bool:
     return spec.kind != "urls"
 
 
-def list_links(spec: SourceSpec, *, client_id: str | None, timeout: float = 30.0) -> Listing:
-    """The listing ``spec`` names. ``client_id`` is required for Imgur sources."""
+def list_links(
+    spec: SourceSpec,
+    *,
+    client_id: str | None,
+    timeout: float = 30.0,
+    before_request: Callable[[], None] | None = None,
+) -> Listing:
+    """The listing ``spec`` names. ``client_id`` is required for Imgur sources;
+    ``before_request`` runs before each API request (a shared rate limit)."""
     if spec.kind == "urls":
         assert spec.urls_file is not None  # guaranteed by SourceSpec's validation
         return list_urls_file(spec.urls_file)
@@ -30,4 +39,5 @@ def list_links(spec: SourceSpec, *, client_id: str | None, timeout: float = 30.0
             "no Imgur client id: set IMGUR_CLIENT_ID (or create the Prefect Secret block "
             "'imgur-client-id')"
         )
-    return list_imgur(spec, ImgurClient(spec.api_url, client_id, timeout=timeout))
+    client = ImgurClient(spec.api_url, client_id, timeout=timeout, before_request=before_request)
+    return list_imgur(spec, client)

@@ -1,0 +1,1 @@
+"""Serving the deployments of ``prefect.yaml`` without a work pool."""

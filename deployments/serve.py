@@ -1,0 +1,62 @@
+"""Serve the deployments that ``prefect.yaml`` declares, without a work pool (``flow.serve``).
+
+    python -m deployments.serve            # all of them
+    python -m deployments.serve demo       # only some, by name
+
+The names, descriptions, tags, schedules and parameters come from ``prefect.yaml`` itself, so
+the two ways of running stay one set of definitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+
+from flows.gallery_snapshot import gallery_snapshot
+
+PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
+
+
+def declared_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+    """The ``deployments:`` entries of ``prefect.yaml``, with anchors and merges applied."""
+    with open(path, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    return list(document["deployments"])
+
+
+def runner_deployment(declared: dict[str, Any]) -> RunnerDeployment:
+    schedules = [
+        Cron(schedule["cron"], timezone=schedule.get("timezone", "UTC"))
+        for schedule in declared.get("schedules") or []
+    ]
+    return gallery_snapshot.to_deployment(  # type: ignore[return-value]  # sync call
+        name=declared["name"],
+        description=declared.get("description"),
+        tags=declared.get("tags"),
+        parameters=declared.get("parameters"),
+        schedules=schedules or None,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("names", nargs="*", help="deployments to serve (default: all)")
+    args = parser.parse_args(argv)
+    declared = declared_deployments()
+    known = [entry["name"] for entry in declared]
+    if unknown := sorted(set(args.names) - set(known)):
+        parser.error(
+            f"unknown deployment(s) {', '.join(unknown)}; prefect.yaml has {', '.join(known)}"
+        )
+    chosen = [entry for entry in declared if not args.names or entry["name"] in args.names]
+    serve(*(runner_deployment(entry) for entry in chosen))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The task that leaves a snapshot's artifacts in Prefect: a summary table, a markdown report
+and a contact sheet, keyed per deployment so the Artifacts page keeps their history."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from gallery_snapshot.report import (
+    markdown_report,
+    previous_manifest,
+    summary_row,
+    write_contact_sheet,
+)
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+@task(name="publish_report", cache_policy=NO_CACHE, retries=1)
+def publish_report(
+    *, out_dir: str, manifest_path: str, seconds: float, key_prefix: str
+) -> str | None:
+    """Create the artifacts; return the contact sheet's path (None when nothing was stored)."""
+    with open(manifest_path, encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    snapshot_id = manifest["snapshot_id"]
+    create_table_artifact(
+        [summary_row(manifest, seconds=seconds)],
+        key=artifact_key(key_prefix, "summary"),
+        description=f"Counts of snapshot {snapshot_id}",
+    )
+    create_markdown_artifact(
+        markdown_report(manifest, previous_manifest(out_dir, manifest)),
+        key=artifact_key(key_prefix, "report"),
+        description=f"Problems and changes of snapshot {snapshot_id}",
+    )
+    sheet = write_contact_sheet(out_dir, manifest)
+    if sheet is None:
+        return None
+    # Inlined, so the UI shows it wherever the file lives (a worker's disk, say).
+    encoded = base64.b64encode(sheet.read_bytes()).decode("ascii")
+    create_markdown_artifact(
+        f"![contact sheet of snapshot {snapshot_id}](data:image/jpeg;base64,{encoded})\n\n"
+        f"Written to `{sheet}`.\n",
+        key=artifact_key(key_prefix, "contact-sheet"),
+        description=f"Thumbnails of snapshot {snapshot_id}",
+    )
+    return str(sheet)

@@ -1,0 +1,35 @@
+"""prefect.yaml's deployments, and their no-work-pool twins in deployments/serve.py."""
+
+import pytest
+
+from deployments.serve import declared_deployments, main, runner_deployment
+from gallery_snapshot.config import SnapshotConfig
+
+
+def test_every_declared_deployment_is_valid_and_shares_the_definitions() -> None:
+    declared = declared_deployments()
+    names = [entry["name"] for entry in declared]
+    assert names[0] == "demo" and len(names) >= 3
+    for entry in declared:
+        assert entry["entrypoint"] == "flows/gallery_snapshot.py:gallery_snapshot"
+        assert entry["work_pool"]["name"] == "gallery-snapshot"
+        SnapshotConfig.model_validate(entry["parameters"]["config"])  # the UI form accepts it
+    scheduled = [entry for entry in declared if entry.get("schedules")]
+    assert len(scheduled) >= 2
+    assert all(not entry["parameters"]["config"].get("demo_gallery") for entry in scheduled)
+
+
+def test_served_deployments_are_built_from_the_same_definitions() -> None:
+    for entry in declared_deployments():
+        served = runner_deployment(entry)
+        assert served.name == entry["name"]
+        assert served.parameters == entry["parameters"]
+        crons = [schedule.schedule.cron for schedule in served.schedules or []]  # type: ignore[union-attr]
+        assert crons == [schedule["cron"] for schedule in entry.get("schedules") or []]
+
+
+def test_serving_an_unknown_deployment_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["nope"])
+    assert raised.value.code == 2
+    assert "unknown deployment(s) nope" in capsys.readouterr().err
