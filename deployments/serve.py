@@ -18,7 +18,7 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-from flows.gallery_snapshot import gallery_snapshot
+from flows.snapshot import gallery_snapshot
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 

@@ -256,7 +256,7 @@ def run_snapshot(config: SnapshotConfig) -> dict[str, Any]:
     # Per-task "Finished in state Completed()" lines drown the progress lines at scale.
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.gallery_snapshot import gallery_snapshot
+    from flows.snapshot import gallery_snapshot
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForSnapshotErrors())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import rate_limit
 
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
@@ -23,8 +24,25 @@ CLIENT_ID_BLOCK = "imgur-client-id"
 API_RATE_LIMIT = "imgur-api"
 
 
-def take_api_credit() -> None:
-    rate_limit(API_RATE_LIMIT, occupy=1, strict=False)
+class SharedApiRateLimit:
+    """Takes a slot of the global rate limit before each API request. Where the server has no
+    such limit, it says so once and stops asking (Prefect would warn on every request)."""
+
+    def __init__(self) -> None:
+        self.missing = False
+
+    def __call__(self) -> None:
+        if self.missing:
+            return
+        try:
+            rate_limit(API_RATE_LIMIT, occupy=1, strict=True)
+        except ConcurrencySlotAcquisitionError:
+            self.missing = True
+            get_run_logger().info(
+                "no global rate limit %r on this server: API requests are not throttled "
+                "across runs (see the README to create it)",
+                API_RATE_LIMIT,
+            )
 
 
 def resolve_client_id() -> str | None:
@@ -52,11 +70,12 @@ def resolve_client_id() -> str | None:
     cache_expiration=timedelta(minutes=10),
 )
 def fetch_links(source: SourceSpec, timeout: float, demo_gallery: bool = False) -> Listing:
-    if demo_gallery:
-        client_id: str | None = DEMO_CLIENT_ID  # public, like the demo gallery itself
-    else:
-        client_id = resolve_client_id() if needs_client_id(source) else None
-    return list_links(source, client_id=client_id, timeout=timeout, before_request=take_api_credit)
+    if demo_gallery:  # the demo gallery's id is public, and it spends no Imgur credits
+        return list_links(source, client_id=DEMO_CLIENT_ID, timeout=timeout)
+    client_id = resolve_client_id() if needs_client_id(source) else None
+    return list_links(
+        source, client_id=client_id, timeout=timeout, before_request=SharedApiRateLimit()
+    )
 
 
 @task(name="filter_links", cache_policy=INPUTS + TASK_SOURCE, retries=1)

@@ -61,6 +61,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": api_url,
+        "PREFECT_UI_API_URL": api_url,  # the UI's own calls (it assumes port 4200 otherwise)
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
     }

@@ -143,3 +143,41 @@ def test_urls_file_source(prefect_server: PrefectServer, tmp_path: Path) -> None
         f"duplicate of {gallery.base_url}/Jpg001.jpg",
         "host elsewhere.example is not allowed",
     ]
+
+
+def test_api_requests_take_slots_of_the_shared_rate_limit(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    # A slow decay, so the slots this run takes are still visible when it ends.
+    created = prefect_server.prefect(
+        "global-concurrency-limit",
+        "create",
+        "imgur-api",
+        "--limit",
+        "100",
+        "--slot-decay-per-second",
+        "0.01",
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    try:
+        with DemoGallery() as gallery:
+            result = prefect_server.snapshot(
+                "run",
+                "--api-url",
+                gallery.api_url,
+                "--allow-host",
+                gallery.image_host,
+                "--pages",
+                "3",
+                "--out",
+                str(tmp_path / "out"),
+                env={"IMGUR_CLIENT_ID": gallery.client_id},
+            )
+            api_requests = [path for path, _ in gallery.state.requests if path.startswith("/3/")]
+        assert result.returncode == 0, result.stderr
+        limit = prefect_server.api("GET", "/v2/concurrency_limits/imgur-api").json()
+        # Four requests (three pages, one album) took four slots; decay returns ~0.01 a second.
+        assert len(api_requests) == 4
+        assert 2 <= limit["active_slots"] <= 4
+    finally:
+        prefect_server.prefect("global-concurrency-limit", "delete", "imgur-api")

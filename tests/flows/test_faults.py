@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from flows.gallery_snapshot import gallery_snapshot
+from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import RateLimitExhausted

@@ -1,4 +1,7 @@
-"""The gallery-snapshot flow: fetch links, filter, download in batches, validate, record."""
+"""The gallery-snapshot flow: fetch links, filter, download in batches, validate, record.
+
+(Not named gallery_snapshot.py: Prefect loads an entrypoint script under its file name, which
+would shadow the ``gallery_snapshot`` package.)"""
 
 from __future__ import annotations
 
