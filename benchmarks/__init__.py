@@ -1,0 +1,1 @@
+"""Benchmarks: the project against the article's designs on the demo gallery."""

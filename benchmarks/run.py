@@ -1,0 +1,420 @@
+"""Throughput benchmark: the project's runners against the article's designs, on the demo
+gallery with N generated JPEGs behind an injected per-image latency L.
+
+    make bench                                  # N=2000, L=100 ms, the default set of runs
+    .venv/bin/python -m benchmarks.run --images 20000 --runs threads:64 --no-baselines
+
+It starts a Prefect server and the demo gallery (each in its own process), runs every design
+on the same links, and writes benchmarks/results/<time>.json and .md. For the project, the
+download+validate phase is read from the server's task runs (first download start to last
+validation end); CPU and peak memory are the snapshot process's (and its workers'); server CPU
+is the Prefect server process's, measured until it goes idle after the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks import baselines
+from gallery_snapshot.config import SourceSpec
+from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID
+from gallery_snapshot.sources import list_links
+
+BIN = Path(sys.executable).parent
+RESULTS = Path(__file__).resolve().parent / "results"
+PER_PAGE = 100  # the demo gallery's bulk page size
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def process_cpu(pid: int) -> float:
+    """User plus system CPU seconds of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def wait_until_idle(pid: int, *, quiet: float = 2.0, limit: float = 120.0) -> float:
+    """Wait until ``pid`` has used no CPU for ``quiet`` seconds; return its CPU then."""
+    deadline = time.monotonic() + limit
+    last = process_cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = process_cpu(pid)
+        if now - last < 0.05:
+            return now
+        last = now
+    return last
+
+
+class Services:
+    """A Prefect server and the demo gallery, each in its own process."""
+
+    def __init__(self, work: Path, *, images: int, latency: float) -> None:
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(work / "prefect-home"),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+            "IMGUR_CLIENT_ID": DEMO_CLIENT_ID,
+            "TMPDIR": str(work),
+        }
+        self.server = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        gallery_port = free_port()
+        self.gallery = subprocess.Popen(
+            [
+                str(BIN / "gallery-snapshot"),
+                "demo-gallery",
+                "--port",
+                str(gallery_port),
+                "--images",
+                str(images),
+                "--latency",
+                str(latency),
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.gallery_api = f"http://127.0.0.1:{gallery_port}/3"
+        self._wait(f"{self.api_url}/health", None)
+        self._wait(f"{self.gallery_api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
+
+    @staticmethod
+    def _wait(url: str, client_id: str | None) -> None:
+        headers = {"Authorization": f"Client-ID {client_id}"} if client_id else {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, headers=headers, timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{url} did not come up")
+
+    def close(self) -> None:
+        for process in (self.gallery, self.server):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def measure(run: Callable[[], None]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this process and reaped children) of ``run()``."""
+    before_self = resource.getrusage(resource.RUSAGE_SELF)
+    before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    run()
+    wall = time.perf_counter() - started
+    after_self = resource.getrusage(resource.RUSAGE_SELF)
+    after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(
+        after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        for before, after in ((before_self, after_self), (before_children, after_children))
+    )
+    return wall, cpu
+
+
+def row(
+    design: str, concurrency: int, images: int, latency: float, seconds: float, **extra: Any
+) -> dict[str, Any]:
+    ideal = images * latency / concurrency
+    return {
+        "design": design,
+        "concurrency": concurrency,
+        "images": images,
+        "phase_s": round(seconds, 2),
+        "images_per_s": round(images / seconds, 1),
+        "efficiency": round(ideal / seconds, 2) if latency else None,
+        **extra,
+    }
+
+
+def run_baselines(links: list[str], args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    designs: list[tuple[str, Callable[[Path, list[str]], None], int, int]] = [
+        ("article: sequential", baselines.sequential, 1, min(len(links), args.sequential_sample)),
+        ("article: 8 threads on a queue", baselines.threads_on_a_queue, 8, len(links)),
+        ("article: multiprocessing.Pool(8)", baselines.process_pool, 8, len(links)),
+    ]
+    rows = []
+    for name, design, concurrency, count in designs:
+        folder = Path(tempfile.mkdtemp(dir=work))
+        wall, cpu = measure(
+            lambda design=design, folder=folder, count=count: design(folder, links[:count])
+        )
+        rows.append(
+            row(
+                name,
+                concurrency,
+                count,
+                args.latency,
+                wall,
+                cpu_ms_per_image=round(1000 * cpu / count, 2),
+            )
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def phase_seconds(api_url: str, flow_run_id: str) -> float:
+    """First download start to last validation end, from the server's task runs."""
+    runs: list[dict[str, Any]] = []
+    while True:
+        page = requests.post(
+            f"{api_url}/task_runs/filter",
+            json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200, "offset": len(runs)},
+            timeout=60,
+        ).json()
+        runs += page
+        if len(page) < 200:
+            break
+    phase = [run for run in runs if run["name"].startswith(("download_images", "validate_images"))]
+    starts = [datetime.fromisoformat(run["start_time"]) for run in phase]
+    ends = [datetime.fromisoformat(run["end_time"]) for run in phase]
+    return (max(ends) - min(starts)).total_seconds()
+
+
+def run_project(
+    services: Services, out: Path, runner: str, workers: int, pages: int
+) -> dict[str, Any]:
+    """One snapshot in a fresh process (so its peak memory is its own)."""
+    server_cpu = process_cpu(services.server.pid)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "child",
+            "--api-url",
+            services.gallery_api,
+            "--runner",
+            runner,
+            "--workers",
+            str(workers),
+            "--pages",
+            str(pages),
+            "--out",
+            str(out),
+        ],
+        env=services.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"snapshot failed: {child.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    result["server_cpu_s"] = wait_until_idle(services.server.pid) - server_cpu
+    result["phase_s"] = phase_seconds(services.api_url, result["flow_run_id"])
+    return result
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one snapshot in this process and print its measurements as JSON."""
+    from flows.snapshot import gallery_snapshot
+    from gallery_snapshot.config import SnapshotConfig
+
+    config = SnapshotConfig(
+        source=SourceSpec(api_url=args.api_url, pages=args.pages),
+        allowed_hosts=["127.0.0.1"],
+        out_dir=args.out,
+        runner=args.runner,
+        workers=args.workers,
+    )
+    holder: dict[str, Any] = {}
+
+    def snapshot() -> None:
+        holder["state"] = gallery_snapshot(config, return_state=True)
+
+    wall, cpu = measure(snapshot)
+    state = holder["state"]
+    summary = state.result()
+    peak_kb = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    print(
+        json.dumps(
+            {
+                "flow_run_id": str(state.state_details.flow_run_id),
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "peak_mb": peak_kb / 1024,
+                "counts": summary["counts"],
+            }
+        )
+    )
+
+
+def project_rows(services: Services, args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    pages = math.ceil(args.images / PER_PAGE)
+    rows = []
+    for spec in args.runs.split(","):
+        runner, _, workers_text = spec.partition(":")
+        workers = int(workers_text or 8)
+        samples = []
+        for _ in range(args.repeat):
+            out = Path(tempfile.mkdtemp(dir=work))
+            result = run_project(services, out, runner, workers, pages)
+            stored = result["counts"]["downloaded"]
+            assert stored == args.images, f"only {stored} of {args.images} images stored"
+            samples.append(result)
+        rows.append(summarize(f"project: {runner}", workers, args, samples))
+        print(json.dumps(rows[-1]), flush=True)
+    warm_runner, _, warm_workers = args.runs.split(",")[-1].partition(":")
+    warm = []
+    for _ in range(args.repeat):
+        out = Path(tempfile.mkdtemp(dir=work))
+        run_project(services, out, warm_runner, int(warm_workers or 8), pages)
+        result = run_project(services, out, warm_runner, int(warm_workers or 8), pages)
+        assert result["counts"]["reused"] == args.images
+        warm.append(result)
+    rows.append(
+        summarize(
+            f"project: {warm_runner}, warm re-run (all reused)",
+            int(warm_workers or 8),
+            args,
+            warm,
+            latency=0.0,
+        )
+    )
+    print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def summarize(
+    design: str,
+    workers: int,
+    args: argparse.Namespace,
+    samples: list[dict[str, Any]],
+    latency: float | None = None,
+) -> dict[str, Any]:
+    median = statistics.median
+    return row(
+        design,
+        workers,
+        args.images,
+        args.latency if latency is None else latency,
+        median(s["phase_s"] for s in samples),
+        cpu_ms_per_image=round(1000 * median(s["cpu_s"] for s in samples) / args.images, 2),
+        peak_mb=round(median(s["peak_mb"] for s in samples)),
+        server_cpu_ms_per_image=round(
+            1000 * median(s["server_cpu_s"] for s in samples) / args.images, 2
+        ),
+        end_to_end_s=round(median(s["wall_s"] for s in samples), 2),
+        runs=len(samples),
+    )
+
+
+def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    columns = [
+        "design",
+        "concurrency",
+        "images",
+        "phase_s",
+        "images_per_s",
+        "efficiency",
+        "cpu_ms_per_image",
+        "peak_mb",
+        "server_cpu_ms_per_image",
+        "end_to_end_s",
+        "runs",
+    ]
+    lines = [
+        f"N={args.images} JPEGs of ~40 KB, latency {args.latency * 1000:.0f} ms, "
+        f"{os.cpu_count()} cores; medians of {args.repeat} run(s); "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    for entry in rows:
+        lines.append(
+            "| " + " | ".join("" if entry.get(c) is None else str(entry[c]) for c in columns) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="gallery-snapshot throughput benchmark")
+    sub = parser.add_subparsers(dest="command")
+    one = sub.add_parser("child", help=argparse.SUPPRESS)
+    for name, kind in (
+        ("--api-url", str),
+        ("--runner", str),
+        ("--workers", int),
+        ("--pages", int),
+        ("--out", str),
+    ):
+        one.add_argument(name, type=kind, required=True)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds per image")
+    parser.add_argument(
+        "--runs",
+        default="threads:8,threads:32,processes:64,dask:64,threads:64",
+        help="runner:workers list; the last one also gets the warm re-run",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per design (medians)")
+    parser.add_argument(
+        "--sequential-sample",
+        type=int,
+        default=200,
+        help="images for the sequential baseline (it is slow)",
+    )
+    parser.add_argument("--no-baselines", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "child":
+        return child(args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gallery-snapshot-bench-") as temp:
+        work = Path(temp)
+        services = Services(work, images=args.images, latency=args.latency)
+        try:
+            listing = list_links(
+                SourceSpec(api_url=services.gallery_api, pages=math.ceil(args.images / PER_PAGE)),
+                client_id=DEMO_CLIENT_ID,
+            )
+            links = [link.url for link in listing.links]
+            rows = [] if args.no_baselines else run_baselines(links, args, work)
+            rows += project_rows(services, args, work)
+        finally:
+            services.close()
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    table = markdown(rows, args)
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+    (RESULTS / f"{stamp}.md").write_text(table)
+    print()
+    print(table)
+    print(f"written to {RESULTS / stamp}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
