@@ -9,6 +9,7 @@ Imgur's redirect to ``removed.png`` reads as ``gone``.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -108,6 +109,8 @@ def _stream_to(response: requests.Response, target: Path, max_bytes: int) -> tup
                 raise Refused(f"larger than max-bytes (over {max_bytes})")
             digest.update(chunk)
             handle.write(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())  # durable before validation can promote it into the store
     return digest.hexdigest(), size
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
+import posixpath
 import re
 import shutil
 import unicodedata
@@ -51,13 +53,18 @@ def image_relpath(url: str) -> PurePosixPath:
     """Where the image at ``url`` is stored, relative to the output folder:
     ``images/<host>/<file name>``. The port is left out so that a server on a new port (the
     demo gallery picks a free one) maps to the same files."""
+    return PurePosixPath(*_image_parts(url))
+
+
+@functools.lru_cache(maxsize=65536)  # asked twice per image: to reuse, then to store
+def _image_parts(url: str) -> tuple[str, str, str]:
     parts = urlsplit(url)
     host = safe_component((parts.hostname or "").lower(), fallback="host")
-    name = safe_component(PurePosixPath(unquote(parts.path)).name, fallback="image")
+    name = safe_component(posixpath.basename(unquote(parts.path)), fallback="image")
     if parts.query:
         # Different queries may be different images; keep them apart.
         name = safe_component(f"{name}?{parts.query}", fallback="image")
-    return PurePosixPath("images", host, name)
+    return "images", host, name
 
 
 class Store:
@@ -67,11 +74,12 @@ class Store:
         self.root = Path(root).absolute()
 
     def image_path(self, url: str) -> Path:
-        path = self.root / image_relpath(url)
-        # image_relpath cannot escape; this is the belt to its braces.
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        folder, host, name = _image_parts(url)
+        # safe_component cannot escape; this is the belt to its braces (string checks only:
+        # resolving the path costs syscalls per image on the hot path).
+        if "/" in host + name or host.startswith(".") or name.startswith("."):
             raise StoreError(f"refusing a path outside the store for {url}")
-        return path
+        return self.root / folder / host / name
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -136,11 +144,10 @@ class Store:
         return swept
 
     def promote(self, staged: Path, url: str) -> Path:
-        """Move a validated file into the store, durably and atomically."""
+        """Move a validated file into the store atomically. The downloader fsynced it already
+        (in its threads, where the wait overlaps other downloads)."""
         final = self.image_path(url)
         final.parent.mkdir(parents=True, exist_ok=True)
-        with open(staged, "rb") as handle:
-            os.fsync(handle.fileno())
         os.replace(staged, final)
         return final
 
