@@ -44,7 +44,7 @@ class SourceSpec(BaseModel):
     window: Literal["day", "week", "month", "year", "all"] | None = Field(
         None, description="Time window; default day (gallery) or week (subreddit, tag)."
     )
-    pages: int = Field(1, ge=1, le=100, description="Pages to read; stops early at an empty page.")
+    pages: int = Field(1, ge=1, le=1000, description="Pages to read; stops early at an empty page.")
     show_viral: bool = Field(True, description="Gallery: include viral images in the user section.")
     mature: bool = Field(False, description="Include items flagged mature.")
     subreddit: str | None = Field(None, description="Subreddit name (kind=subreddit).")
