@@ -181,3 +181,13 @@ def test_api_requests_take_slots_of_the_shared_rate_limit(
         assert 2 <= limit["active_slots"] <= 4
     finally:
         prefect_server.prefect("global-concurrency-limit", "delete", "imgur-api")
+
+
+def test_dask_runner_on_a_local_multi_process_cluster(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "dask"
+    result = prefect_server.snapshot("demo", "--out", str(out), "--runner", "dask", "--workers", "4")
+    assert result.returncode == 0, result.stderr
+    [manifest] = manifests(out)
+    assert manifest["counts"] == DEMO_COUNTS
