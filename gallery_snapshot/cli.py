@@ -256,6 +256,8 @@ def run_snapshot(config: SnapshotConfig) -> dict[str, Any]:
     # Per-task "Finished in state Completed()" lines drown the progress lines at scale.
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Our own modules' logs (retries, API credits) go to the run's logs too.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "gallery_snapshot")
     from flows.snapshot import gallery_snapshot
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):

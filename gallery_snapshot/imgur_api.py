@@ -132,6 +132,16 @@ class ImgurClient:
             return ApiError(f"the API has nothing at /{path.lstrip('/')} (404)", status=status)
         return ApiError(f"HTTP {status} from /{path.lstrip('/')}: {message}", status=status)
 
+    def credits_summary(self) -> str:
+        """``client 12490/12500, user 1990/2000``: the credits the last response reported."""
+        parts = []
+        for kind in ("Client", "User"):
+            remaining = self.rate_limits.get(f"X-RateLimit-{kind}Remaining")
+            limit = self.rate_limits.get(f"X-RateLimit-{kind}Limit")
+            if remaining is not None:
+                parts.append(f"{kind.lower()} {remaining}/{limit if limit is not None else '?'}")
+        return ", ".join(parts) or "not reported"
+
     def _note_rate_limits(self, response: requests.Response) -> None:
         for header in RATE_LIMIT_HEADERS:
             value = response.headers.get(header, "")

@@ -6,6 +6,7 @@ plus its line in ``list_links``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from gallery_snapshot.config import SourceSpec
@@ -16,6 +17,8 @@ from gallery_snapshot.sources.imgur import list_imgur
 from gallery_snapshot.sources.urls_file import list_urls_file
 
 __all__ = ["list_links", "needs_client_id"]
+
+logger = logging.getLogger(__name__)
 
 
 def needs_client_id(spec: SourceSpec) -> bool:
@@ -40,4 +43,6 @@ def list_links(
             "'imgur-client-id')"
         )
     client = ImgurClient(spec.api_url, client_id, timeout=timeout, before_request=before_request)
-    return list_imgur(spec, client)
+    listing = list_imgur(spec, client)
+    logger.info("API credits after listing: %s", client.credits_summary())
+    return listing

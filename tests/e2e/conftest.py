@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from gallery_snapshot.demo_gallery import DemoGallery
+
 BIN = Path(sys.executable).parent
 
 
@@ -42,6 +44,20 @@ class PrefectServer:
         response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
         response.raise_for_status()
         return response
+
+
+def run_args(gallery: DemoGallery, out: Path, *extra: str) -> list[str]:
+    """``gallery-snapshot run`` arguments that snapshot ``gallery`` as if it were Imgur."""
+    return [
+        "run",
+        "--api-url",
+        gallery.api_url,
+        "--allow-host",
+        gallery.image_host,
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def run(

@@ -8,18 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from gallery_snapshot.demo_gallery import DemoGallery
-from tests.e2e.conftest import PrefectServer
-
-DEMO_COUNTS = {
-    "links": 25,
-    "selected": 19,
-    "downloaded": 14,
-    "reused": 0,
-    "invalid": 2,
-    "gone": 2,
-    "failed": 1,
-    "skipped": 6,
-}
+from tests.conftest import DEMO_COUNTS
+from tests.e2e.conftest import PrefectServer, run_args
 
 
 def manifests(out: Path) -> list[dict[str, Any]]:
@@ -63,19 +53,7 @@ def test_run_against_an_imgur_compatible_api(prefect_server: PrefectServer, tmp_
     out = tmp_path / "run"
     with DemoGallery() as gallery:
         result = prefect_server.snapshot(
-            "run",
-            "--api-url",
-            gallery.api_url,
-            "--allow-host",
-            gallery.image_host,
-            "--pages",
-            "3",
-            "--formats",
-            "jpeg,png",
-            "--workers",
-            "4",
-            "--out",
-            str(out),
+            *run_args(gallery, out, "--pages", "3", "--formats", "jpeg,png", "--workers", "4"),
             env={"IMGUR_CLIENT_ID": gallery.client_id},
         )
     assert result.returncode == 0, result.stderr
@@ -93,14 +71,7 @@ def test_rejected_client_id_is_one_line_and_exit_1(
 ) -> None:
     with DemoGallery() as gallery:
         result = prefect_server.snapshot(
-            "run",
-            "--api-url",
-            gallery.api_url,
-            "--allow-host",
-            gallery.image_host,
-            "--out",
-            str(tmp_path / "out"),
-            env={"IMGUR_CLIENT_ID": "wrong-secret-id"},
+            *run_args(gallery, tmp_path / "out"), env={"IMGUR_CLIENT_ID": "wrong-secret-id"}
         )
         assert gallery.state.requests_for("/3/gallery/hot/viral/day/0") == [403]
     assert result.returncode == 1
@@ -162,15 +133,7 @@ def test_api_requests_take_slots_of_the_shared_rate_limit(
     try:
         with DemoGallery() as gallery:
             result = prefect_server.snapshot(
-                "run",
-                "--api-url",
-                gallery.api_url,
-                "--allow-host",
-                gallery.image_host,
-                "--pages",
-                "3",
-                "--out",
-                str(tmp_path / "out"),
+                *run_args(gallery, tmp_path / "out", "--pages", "3"),
                 env={"IMGUR_CLIENT_ID": gallery.client_id},
             )
             api_requests = [path for path, _ in gallery.state.requests if path.startswith("/3/")]
@@ -187,7 +150,9 @@ def test_dask_runner_on_a_local_multi_process_cluster(
     prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
     out = tmp_path / "dask"
-    result = prefect_server.snapshot("demo", "--out", str(out), "--runner", "dask", "--workers", "4")
+    result = prefect_server.snapshot(
+        "demo", "--out", str(out), "--runner", "dask", "--workers", "4"
+    )
     assert result.returncode == 0, result.stderr
     [manifest] = manifests(out)
     assert manifest["counts"] == DEMO_COUNTS

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer
+from tests.e2e.conftest import BIN, PrefectServer, run_args
 
 
 def stored(out: Path) -> dict[str, str]:
@@ -33,19 +33,6 @@ def assert_store_is_clean(out: Path) -> None:
             with Image.open(path) as image:
                 image.load()  # every stored file is a whole image
     assert list((out / ".staging").iterdir()) == []
-
-
-def run_args(gallery: DemoGallery, out: Path, *extra: str) -> list[str]:
-    return [
-        "run",
-        "--api-url",
-        gallery.api_url,
-        "--allow-host",
-        gallery.image_host,
-        "--out",
-        str(out),
-        *extra,
-    ]
 
 
 def test_kill_9_mid_download_then_the_same_command_finishes(

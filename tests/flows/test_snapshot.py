@@ -10,17 +10,7 @@ from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import ApiError
-
-DEMO_COUNTS = {
-    "links": 25,
-    "selected": 19,
-    "downloaded": 14,
-    "reused": 0,
-    "invalid": 2,
-    "gone": 2,
-    "failed": 1,
-    "skipped": 6,
-}
+from tests.conftest import DEMO_COUNTS
 
 
 def manifest_of(summary: dict[str, Any]) -> dict[str, Any]:

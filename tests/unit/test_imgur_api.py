@@ -24,6 +24,7 @@ def test_returns_the_envelope_data_and_notes_rate_limits(gallery: DemoGallery) -
     assert isinstance(page, list) and page[0]["id"] == "Jpg001"
     assert api.rate_limits["X-RateLimit-ClientLimit"] == 12_500
     assert api.rate_limits["X-RateLimit-ClientRemaining"] == 12_499
+    assert api.credits_summary() == "client 12499/12500, user 1999/2000"
 
 
 def test_invalid_client_id_fails_after_one_request_without_leaking_it(gallery: DemoGallery) -> None:

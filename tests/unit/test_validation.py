@@ -52,6 +52,17 @@ def test_broken_or_unwanted_files_are_invalid(tmp_path: Path, data: bytes, reaso
         inspect_image(write(tmp_path, "x.jpg", data), formats=JPEG_ONLY, max_pixels=10**6)
 
 
+def test_corrupt_huffman_tables_and_scan_headers_are_invalid(tmp_path: Path) -> None:
+    data = jpeg_bytes((320, 240))
+    dht, sos = data.index(b"\xff\xc4"), data.index(b"\xff\xda")
+    for corrupt in (
+        data[: dht + 4] + bytes(40) + data[dht + 44 :],
+        data[: sos + 2] + b"\x00\x02" + data[sos + 4 :],
+    ):
+        with pytest.raises(InvalidImage, match="cannot decode"):
+            inspect_image(write(tmp_path, "c.jpg", corrupt), formats=JPEG_ONLY, max_pixels=10**6)
+
+
 @pytest.mark.parametrize(
     ("side", "reason"),
     [(12_000, "144000000 pixels exceed max-pixels"), (60_000, "decompression bomb")],
