@@ -82,6 +82,15 @@ def test_rejected_client_id_is_one_line_and_exit_1(
     )
     assert "Traceback" not in result.stderr + result.stdout
     assert "wrong-secret-id" not in result.stderr + result.stdout
+    # Nor in what the server keeps: the run's parameters and its logs.
+    [run] = prefect_server.api(
+        "POST", "/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}
+    ).json()
+    logs = prefect_server.api(
+        "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200}
+    ).json()
+    assert logs and "Invalid client_id" in json.dumps(logs)
+    assert "wrong-secret-id" not in json.dumps(logs) + json.dumps(run["parameters"])
 
 
 def test_unwritable_output_folder_is_a_clear_error(

@@ -64,6 +64,15 @@ def test_an_api_that_keeps_failing_gives_a_clear_error(gallery: DemoGallery) -> 
     assert not raised.value.permanent
 
 
+def test_a_bad_request_is_permanent(gallery: DemoGallery) -> None:
+    path = "/3/gallery/hot/viral/day/0"
+    gallery.state.faults[path] = ["400"]
+    with pytest.raises(ApiError, match="HTTP 400 from /gallery/hot/viral/day/0") as raised:
+        client(gallery).get("gallery/hot/viral/day/0")
+    assert raised.value.permanent
+    assert gallery.state.requests_for(path) == ["400"]
+
+
 def test_missing_listing_is_permanent(gallery: DemoGallery) -> None:
     with pytest.raises(ApiError, match=r"nothing at /gallery/random/random/0 \(404\)"):
         client(gallery).get("gallery/random/random/0")
