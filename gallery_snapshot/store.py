@@ -31,6 +31,9 @@ from gallery_snapshot.errors import StoreError
 
 MAX_NAME_LENGTH = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# The shape of a name this module made; a name that only looks like one is hashed too, so an
+# input can never take the name another input was given.
+_HASHED = re.compile(r"-[0-9a-f]{12}(\.[A-Za-z0-9_-]{0,8})?$")
 
 
 def safe_component(text: str, *, fallback: str) -> str:
@@ -39,7 +42,7 @@ def safe_component(text: str, *, fallback: str) -> str:
     gets a hash of the original appended, so two different inputs never share a name."""
     ascii_text = unicodedata.normalize("NFKC", text)
     cleaned = _UNSAFE.sub("_", ascii_text).lstrip(".")
-    if cleaned == text and 0 < len(cleaned) <= MAX_NAME_LENGTH:
+    if cleaned == text and 0 < len(cleaned) <= MAX_NAME_LENGTH and not _HASHED.search(cleaned):
         return cleaned
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     stem, dot, ext = cleaned.rpartition(".")

@@ -59,6 +59,12 @@ def test_any_url_path_maps_inside_the_store(path: str) -> None:
     assert rel.parts[2] not in ("", ".", "..")
 
 
+def test_a_name_shaped_like_a_hashed_name_cannot_take_it() -> None:
+    hashed = safe_component("a b.jpg", fallback="x")
+    assert hashed.startswith("a_b-") and hashed.endswith(".jpg")
+    assert safe_component(hashed, fallback="x") != hashed
+
+
 def test_snapshot_lock_cleans_up_and_sweep_spares_live_runs(tmp_path: Path) -> None:
     store = Store(tmp_path)
     dead = store.staging_dir("dead")
