@@ -24,7 +24,7 @@ import re
 import shutil
 import unicodedata
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from gallery_snapshot.errors import StoreError
@@ -52,15 +52,11 @@ def safe_component(text: str, *, fallback: str) -> str:
     return f"{stem}-{digest}.{ext}" if ext else f"{stem}-{digest}"
 
 
-def image_relpath(url: str) -> PurePosixPath:
-    """Where the image at ``url`` is stored, relative to the output folder:
-    ``images/<host>/<file name>``. The port is left out so that a server on a new port (the
-    demo gallery picks a free one) maps to the same files."""
-    return PurePosixPath(*_image_parts(url))
-
-
 @functools.lru_cache(maxsize=65536)  # asked twice per image: to reuse, then to store
-def _image_parts(url: str) -> tuple[str, str, str]:
+def image_parts(url: str) -> tuple[str, str, str]:
+    """Where the image at ``url`` is stored, relative to the output folder:
+    ``("images", <host>, <file name>)``. The port is left out so that a server on a new port
+    (the demo gallery picks a free one) maps to the same files."""
     parts = urlsplit(url)
     host = safe_component((parts.hostname or "").lower(), fallback="host")
     name = safe_component(posixpath.basename(unquote(parts.path)), fallback="image")
@@ -77,7 +73,7 @@ class Store:
         self.root = Path(root).absolute()
 
     def image_path(self, url: str) -> Path:
-        folder, host, name = _image_parts(url)
+        folder, host, name = image_parts(url)
         # safe_component cannot escape; this is the belt to its braces (string checks only:
         # resolving the path costs syscalls per image on the hot path).
         if "/" in host + name or host.startswith(".") or name.startswith("."):
