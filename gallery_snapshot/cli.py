@@ -7,7 +7,6 @@ Bad input ends with one line on stderr and a non-zero exit, never a traceback:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ from gallery_snapshot.config import (
     SnapshotConfig,
 )
 from gallery_snapshot.errors import ConfigError, SnapshotError
-from gallery_snapshot.manifest import summary_table
+from gallery_snapshot.manifest import read_manifest, summary_table
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -269,9 +268,7 @@ def run_snapshot(config: SnapshotConfig) -> dict[str, Any]:
         raise outcome
     if isinstance(outcome, BaseException) or not state.is_completed():
         raise SnapshotError(f"the snapshot flow ended in state {state.type.value}: {state.message}")
-    with open(outcome["manifest"], encoding="utf-8") as handle:
-        manifest: dict[str, Any] = json.load(handle)
-    return manifest
+    return read_manifest(outcome["manifest"])
 
 
 def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> None:

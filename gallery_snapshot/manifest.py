@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from gallery_snapshot.models import ImageRecord, SkippedLink
@@ -51,6 +52,13 @@ def write_manifest(out_dir: str, manifest: dict[str, Any]) -> str:
     path = Store(out_dir).manifest_path(manifest["snapshot_id"])
     write_atomically(path, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
     return str(path)
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A manifest as written by ``write_manifest``."""
+    with open(path, encoding="utf-8") as handle:
+        manifest: dict[str, Any] = json.load(handle)
+    return manifest
 
 
 def summary_table(manifest: dict[str, Any]) -> str:

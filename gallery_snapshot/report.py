@@ -4,14 +4,13 @@ changes since the previous snapshot of the same source, and a contact sheet of t
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from gallery_snapshot.manifest import COUNT_KEYS
+from gallery_snapshot.manifest import COUNT_KEYS, read_manifest
 from gallery_snapshot.store import Store, write_atomically
 
 CONTACT_SHEET = "contact-sheet.jpg"
@@ -33,7 +32,7 @@ def previous_manifest(out_dir: str, manifest: dict[str, Any]) -> dict[str, Any] 
     earlier: list[dict[str, Any]] = []
     for path in (Path(out_dir) / "snapshots").glob("*/manifest.json"):
         try:
-            other = json.loads(path.read_text(encoding="utf-8"))
+            other = read_manifest(path)
         except (OSError, ValueError):
             continue
         if other.get("snapshot_id", "") < manifest["snapshot_id"] and same_source(

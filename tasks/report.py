@@ -4,13 +4,13 @@ and a contact sheet, keyed per deployment so the Artifacts page keeps their hist
 from __future__ import annotations
 
 import base64
-import json
 import re
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from gallery_snapshot.manifest import read_manifest
 from gallery_snapshot.report import (
     markdown_report,
     previous_manifest,
@@ -29,8 +29,7 @@ def publish_report(
     *, out_dir: str, manifest_path: str, seconds: float, key_prefix: str
 ) -> str | None:
     """Create the artifacts; return the contact sheet's path (None when nothing was stored)."""
-    with open(manifest_path, encoding="utf-8") as handle:
-        manifest = json.load(handle)
+    manifest = read_manifest(manifest_path)
     snapshot_id = manifest["snapshot_id"]
     create_table_artifact(
         [summary_row(manifest, seconds=seconds)],

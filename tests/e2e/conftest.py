@@ -10,11 +10,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from gallery_snapshot.demo_gallery import DemoGallery
+from gallery_snapshot.manifest import read_manifest
 
 BIN = Path(sys.executable).parent
 
@@ -44,6 +46,11 @@ class PrefectServer:
         response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
         response.raise_for_status()
         return response
+
+
+def manifests(out: Path) -> list[dict[str, Any]]:
+    """The manifests of every snapshot in ``out``, oldest first."""
+    return [read_manifest(path) for path in sorted((out / "snapshots").glob("*/manifest.json"))]
 
 
 def run_args(gallery: DemoGallery, out: Path, *extra: str) -> list[str]:

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from gallery_snapshot.demo_gallery import DemoGallery
 from tests.conftest import DEMO_COUNTS
-from tests.e2e.conftest import PrefectServer, run_args
-
-
-def manifests(out: Path) -> list[dict[str, Any]]:
-    paths = sorted((out / "snapshots").glob("*/manifest.json"))
-    return [json.loads(path.read_text()) for path in paths]
+from tests.e2e.conftest import PrefectServer, manifests, run_args
 
 
 def test_demo_then_a_rerun_that_reuses_everything(

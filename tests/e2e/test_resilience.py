@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer, run_args
+from tests.e2e.conftest import BIN, PrefectServer, manifests, run_args
 
 
 def stored(out: Path) -> dict[str, str]:
@@ -65,9 +64,7 @@ def test_kill_9_mid_download_then_the_same_command_finishes(
 
         rerun = prefect_server.snapshot(*argv, env={"IMGUR_CLIENT_ID": gallery.client_id})
         assert rerun.returncode == 0, rerun.stderr
-        [manifest] = [
-            json.loads(path.read_text()) for path in (out / "snapshots").glob("*/manifest.json")
-        ]
+        [manifest] = manifests(out)
         counts = manifest["counts"]
         assert counts["downloaded"] + counts["reused"] == 300
         assert counts["reused"] >= len(before)
@@ -95,9 +92,9 @@ def test_two_snapshots_at_once_into_one_folder(
         ]
         outcomes = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outcomes
-    manifests = [json.loads(p.read_text()) for p in (out / "snapshots").glob("*/manifest.json")]
-    assert len(manifests) == 2
-    for manifest in manifests:
+    both = manifests(out)
+    assert len(both) == 2
+    for manifest in both:
         assert manifest["counts"]["downloaded"] + manifest["counts"]["reused"] == 150
         for image in manifest["images"]:
             assert hashlib.sha256((out / image["path"]).read_bytes()).hexdigest() == image["sha256"]

@@ -12,6 +12,7 @@ from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import RateLimitExhausted
+from gallery_snapshot.manifest import read_manifest
 
 PAGE0 = "/3/gallery/hot/viral/day/0"
 
@@ -27,8 +28,7 @@ def snapshot(gallery: DemoGallery, out: Path, **options: Any) -> dict[str, Any]:
         source=source, allowed_hosts=[gallery.image_host], out_dir=str(out), **options
     )
     summary = gallery_snapshot(config)
-    with open(summary["manifest"], encoding="utf-8") as handle:
-        return json.load(handle)  # type: ignore[no-any-return]
+    return read_manifest(summary["manifest"])
 
 
 def test_every_fault_class_in_one_snapshot(gallery: DemoGallery, out_dir: Path) -> None:

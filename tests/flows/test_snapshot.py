@@ -1,6 +1,5 @@
 """The flow against the demo gallery, under one Prefect test harness."""
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +9,12 @@ from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import ApiError
+from gallery_snapshot.manifest import read_manifest
 from tests.conftest import DEMO_COUNTS
 
 
 def manifest_of(summary: dict[str, Any]) -> dict[str, Any]:
-    with open(summary["manifest"], encoding="utf-8") as handle:
-        return json.load(handle)  # type: ignore[no-any-return]
+    return read_manifest(summary["manifest"])
 
 
 def stored_files(out: Path) -> list[str]:
