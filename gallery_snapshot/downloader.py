@@ -9,25 +9,30 @@ Imgur's redirect to ``removed.png`` reads as ``gone``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import posixpath
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 
+from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.http import Backoff, Sleep, make_session, retry_after_seconds
-from gallery_snapshot.models import FetchResult, Link
+from gallery_snapshot.models import FetchResult, Link, StoredImage
 from gallery_snapshot.selection import host_of
-from gallery_snapshot.store import Store, sha256_of
+from gallery_snapshot.store import Store, StoredFileProblem, safe_component, stored_relpath
 
 CHUNK_SIZE = 64 * 1024
 MAX_REDIRECTS = 5
 REMOVED_PLACEHOLDER = "removed.png"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,25 +119,38 @@ def _stream_to(response: requests.Response, target: Path, max_bytes: int) -> tup
     return digest.hexdigest(), size
 
 
+def staged_name(link: Link) -> str:
+    """A staging (and quarantine) file name: unique in its snapshot by rank, readable by the
+    link's own file name."""
+    name = posixpath.basename(unquote(urlsplit(link.url).path))
+    return f"{link.rank}-{safe_component(name, fallback='image')}"
+
+
 def fetch_one(
     session: requests.Session,
     link: Link,
     store: Store,
     options: DownloadOptions,
     *,
+    stored: StoredImage | None = None,
     sleep: Sleep = time.sleep,
 ) -> FetchResult:
-    """Reuse the stored file for ``link``, or download it into staging (with retries)."""
-    stored = store.image_path(link.url)
-    if stored.is_file():
-        return FetchResult(
-            link=link,
-            status="reused",
-            path=str(stored),
-            sha256=sha256_of(stored),
-            bytes=stored.stat().st_size,
-        )
-    staged = store.staging_dir(options.snapshot_id) / f"{link.rank}-{stored.name}"
+    """Reuse ``stored``, the image the index holds for ``link``, once its file proves whole;
+    otherwise download ``link`` into staging (with retries)."""
+    if stored is not None:
+        try:
+            store.read_stored(
+                stored_relpath(stored.sha256, stored.format),
+                sha256=stored.sha256,
+                size=stored.bytes,
+            )
+        except StoredFileProblem as exc:
+            logger.warning("not reusing the stored copy of %s (%s): downloading it", link.url, exc)
+        else:
+            return FetchResult(
+                link=link, status="reused", sha256=stored.sha256, bytes=stored.bytes, stored=stored
+            )
+    staged = store.staging_dir(options.snapshot_id) / staged_name(link)
     error = "no attempt made"
     for attempt in range(options.attempts):
         retry_after = None
@@ -175,8 +193,13 @@ def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchRe
     staging = store.staging_dir(options.snapshot_id)
     staging.mkdir(parents=True, exist_ok=True)
     links = list(links)
+    known = Catalog(store.index_path).lookup(link.url for link in links)
+
+    def fetch(link: Link) -> FetchResult:
+        return fetch_one(session, link, store, options, stored=known.get(link.url))
+
     with make_session(pool_size=options.threads) as session:
         if options.threads <= 1:
-            return [fetch_one(session, link, store, options) for link in links]
+            return [fetch(link) for link in links]
         with ThreadPoolExecutor(options.threads, thread_name_prefix="download") as pool:
-            return list(pool.map(lambda link: fetch_one(session, link, store, options), links))
+            return list(pool.map(fetch, links))

@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-ImageStatus = Literal["downloaded", "reused", "invalid", "gone", "failed"]
+# "skipped" only travels from validation to the manifest, which lists such images as skipped:
+# a stored image of a format this run does not want.
+ImageStatus = Literal["downloaded", "reused", "invalid", "gone", "failed", "skipped"]
 FetchStatus = Literal["fetched", "reused", "gone", "failed"]
 
 
@@ -48,14 +50,28 @@ class Selection(BaseModel):
     skipped: list[SkippedLink]
 
 
+class StoredImage(BaseModel):
+    """A validated image in the store, named by its content."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str
+    format: str  # Pillow's name, e.g. "JPEG"
+    bytes: int
+    width: int
+    height: int
+
+
 class FetchResult(BaseModel):
-    """What the downloader did for one link. A ``fetched`` file waits in staging for validation."""
+    """What the downloader did for one link. A ``fetched`` file waits in staging for
+    validation; a ``reused`` one is already stored, as ``stored`` says."""
 
     link: Link
     status: FetchStatus
-    path: str | None = None  # absolute: staged file (fetched) or stored file (reused)
+    path: str | None = None  # absolute path of the staged file (fetched)
     sha256: str | None = None
     bytes: int | None = None
+    stored: StoredImage | None = None  # reused
     error: str | None = None
 
 

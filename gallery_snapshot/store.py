@@ -1,15 +1,19 @@
-"""The output folder: a store of images shared by every snapshot, per-snapshot staging and
-quarantine, and the manifests.
+"""The output folder: a content-addressed store of images shared by every snapshot,
+per-snapshot staging and quarantine, and the manifests.
 
-    DIR/images/<host>/<name>             validated images, one file per image, shared
-    DIR/snapshots/<id>/manifest.json     one manifest per snapshot
-    DIR/quarantine/<id>/<name>           files that failed validation
+    DIR/images/ab/cd/<sha256>.<ext>      validated images, named by their content, shared
+    DIR/index.sqlite                     URL -> stored image, for reuse without a request
+    DIR/snapshots/<id>/manifest.json     one manifest per snapshot (the record of truth)
+    DIR/snapshots/<id>/index.html        the same snapshot for a person, with thumbnails
+    DIR/quarantine/<id>/<rank>-<name>    files of snapshot <id> that failed validation
     DIR/.staging/<id>/                   downloads waiting for validation (removed at the end)
     DIR/.staging/<id>.lock               held while snapshot <id> runs
+    DIR/.lock                            shared by running snapshots, exclusive for prune
 
-Files reach ``images/`` only by an atomic rename after validation, so the store never holds a
-partial or unchecked file, whatever kills the process. A staging folder whose lock nobody
-holds belongs to a dead run and is swept by the next one.
+A stored file is immutable: it appears by an atomic link of its whole, validated, fsynced
+content under the name its sha256 gives, and only ``prune`` deletes it. The same bytes are
+stored once whatever their URLs, and storing them again is a no-op, so concurrent runs and
+retries cannot clash. Reading the store never follows a symbolic link.
 """
 
 from __future__ import annotations
@@ -19,13 +23,12 @@ import fcntl
 import functools
 import hashlib
 import os
-import posixpath
 import re
 import shutil
+import stat
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from gallery_snapshot.errors import StoreError
 
@@ -34,6 +37,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 # The shape of a name this module made; a name that only looks like one is hashed too, so an
 # input can never take the name another input was given.
 _HASHED = re.compile(r"-[0-9a-f]{12}(\.[A-Za-z0-9_-]{0,8})?$")
+# File extensions of the stored formats (Pillow's names).
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
+STORED_PATH = re.compile(r"^images/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.([a-z]{3,4})$")
 
 
 def safe_component(text: str, *, fallback: str) -> str:
@@ -52,18 +58,25 @@ def safe_component(text: str, *, fallback: str) -> str:
     return f"{stem}-{digest}.{ext}" if ext else f"{stem}-{digest}"
 
 
-@functools.lru_cache(maxsize=65536)  # asked twice per image: to reuse, then to store
-def image_parts(url: str) -> tuple[str, str, str]:
-    """Where the image at ``url`` is stored, relative to the output folder:
-    ``("images", <host>, <file name>)``. The port is left out so that a server on a new port
-    (the demo gallery picks a free one) maps to the same files."""
-    parts = urlsplit(url)
-    host = safe_component((parts.hostname or "").lower(), fallback="host")
-    name = safe_component(posixpath.basename(unquote(parts.path)), fallback="image")
-    if parts.query:
-        # Different queries may be different images; keep them apart.
-        name = safe_component(f"{name}?{parts.query}", fallback="image")
-    return "images", host, name
+def stored_relpath(sha256: str, image_format: str) -> str:
+    """Where the content ``sha256`` of Pillow format ``image_format`` is stored, relative to
+    the output folder: ``images/ab/cd/<sha256>.jpg`` (two fan-out levels keep folders small)."""
+    extension = EXTENSIONS.get(image_format.upper(), "bin")
+    return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}.{extension}"
+
+
+def is_stored_relpath(relpath: str, sha256: str | None = None) -> bool:
+    """Whether ``relpath`` has the shape of a stored file (for ``sha256``, when given): what a
+    manifest says is never trusted to point anywhere else."""
+    match = STORED_PATH.match(relpath)
+    if match is None:
+        return False
+    first, second, digest, _ = match.groups()
+    return digest[:2] == first and digest[2:4] == second and sha256 in (None, digest)
+
+
+class StoredFileProblem(Exception):
+    """A stored file is missing, a symbolic link, unreadable, or not what it should be."""
 
 
 class Store:
@@ -71,14 +84,6 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).absolute()
-
-    def image_path(self, url: str) -> Path:
-        folder, host, name = image_parts(url)
-        # safe_component cannot escape; this is the belt to its braces (string checks only:
-        # resolving the path costs syscalls per image on the hot path).
-        if "/" in host + name or host.startswith(".") or name.startswith("."):
-            raise StoreError(f"refusing a path outside the store for {url}")
-        return self.root / folder / host / name
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -89,8 +94,15 @@ class Store:
     def quarantine_dir(self, snapshot_id: str) -> Path:
         return self.root / "quarantine" / snapshot_id
 
+    def snapshot_dir(self, snapshot_id: str) -> Path:
+        return self.root / "snapshots" / snapshot_id
+
     def manifest_path(self, snapshot_id: str) -> Path:
-        return self.root / "snapshots" / snapshot_id / "manifest.json"
+        return self.snapshot_dir(snapshot_id) / "manifest.json"
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / "index.sqlite"
 
     def prepare(self) -> None:
         """Create the folders, or fail with a clear error when the folder is not writable."""
@@ -106,19 +118,29 @@ class Store:
             ) from None
 
     @contextlib.contextmanager
-    def snapshot_lock(self, snapshot_id: str) -> Iterator[Path]:
-        """Hold snapshot ``snapshot_id``'s lock and staging folder; remove both at the end."""
+    def store_lock(self, *, exclusive: bool) -> Iterator[None]:
+        """Snapshots hold the store shared; prune and migration hold it alone, so they never
+        delete or move what a live snapshot is about to reference."""
         self.prepare()
-        lock_path = self.root / ".staging" / f"{snapshot_id}.lock"
-        with open(lock_path, "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            staging = self.staging_dir(snapshot_id)
-            staging.mkdir(exist_ok=True)
-            try:
-                yield staging
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-                lock_path.unlink(missing_ok=True)
+        with open(self.root / ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+
+    @contextlib.contextmanager
+    def snapshot_lock(self, snapshot_id: str) -> Iterator[Path]:
+        """Hold the store (shared) and snapshot ``snapshot_id``'s lock and staging folder;
+        remove the staging folder at the end."""
+        with self.store_lock(exclusive=False):
+            lock_path = self.root / ".staging" / f"{snapshot_id}.lock"
+            with open(lock_path, "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                staging = self.staging_dir(snapshot_id)
+                staging.mkdir(exist_ok=True)
+                try:
+                    yield staging
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    lock_path.unlink(missing_ok=True)
 
     def sweep_stale_staging(self) -> list[str]:
         """Remove staging folders of runs that died; returns their snapshot ids."""
@@ -142,15 +164,73 @@ class Store:
             swept.append(folder.name)
         return swept
 
-    def promote(self, staged: Path, url: str) -> Path:
-        """Move a validated file into the store atomically. The downloader fsynced it already
-        (in its threads, where the wait overlaps other downloads)."""
-        final = self.image_path(url)
+    def stored_path(self, relpath: str) -> Path:
+        """The absolute path of a stored file, refusing any path but a stored file's shape."""
+        if not is_stored_relpath(relpath):
+            raise StoredFileProblem(f"not a path of the store: {relpath!r}")
+        return self.root / relpath
+
+    @functools.cached_property
+    def _real_images(self) -> str:
+        return os.path.realpath(self.root / "images")
+
+    def _check_folder(self, folder: Path) -> None:
+        """Refuse a fan-out folder that is, or lies behind, a symbolic link out of the store."""
+        if os.path.realpath(folder) != os.path.join(self._real_images, *folder.parts[-2:]):
+            raise StoredFileProblem(f"{self.relative(folder)} is a symbolic link")
+
+    def read_stored(self, relpath: str, *, sha256: str, size: int | None = None) -> None:
+        """Check that the stored file ``relpath`` is a regular file (no symbolic link) with
+        ``sha256`` (and ``size``); raise StoredFileProblem saying what is wrong."""
+        if not is_stored_relpath(relpath, sha256):
+            raise StoredFileProblem(f"{relpath!r} is not the stored path of sha256 {sha256}")
+        path = self.root / relpath
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            raise StoredFileProblem(f"{relpath} is missing") from None
+        except OSError as exc:
+            raise StoredFileProblem(f"{relpath} is unreadable: {exc.strerror}") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise StoredFileProblem(f"{relpath} is a symbolic link")
+        if size is not None and info.st_size != size:
+            raise StoredFileProblem(f"{relpath} has {info.st_size} bytes, not {size}")
+        self._check_folder(path.parent)
+        try:
+            actual = sha256_of(path)
+        except OSError as exc:
+            raise StoredFileProblem(f"{relpath} is unreadable: {exc.strerror}") from None
+        if actual != sha256:
+            raise StoredFileProblem(f"{relpath} has sha256 {actual}, not {sha256}")
+
+    def commit(
+        self, staged: Path, *, sha256: str, image_format: str, keep_source: bool = False
+    ) -> str:
+        """Store a validated, fsynced file under its content's name; return the stored path,
+        relative to the output folder. Idempotent: when the content is stored already, the
+        staged copy is dropped (kept with ``keep_source``). A stored copy that is damaged (or
+        a symbolic link planted in its place) is replaced by the good one."""
+        relpath = stored_relpath(sha256, image_format)
+        final = self.root / relpath
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, final)
-        return final
+        self._check_folder(final.parent)
+        os.chmod(staged, 0o444)  # stored files are never written again
+        try:
+            os.link(staged, final)
+        except FileExistsError:
+            try:
+                self.read_stored(relpath, sha256=sha256)
+            except StoredFileProblem:
+                # An atomic repair (readers see the old file or the good one).
+                repair = final.with_name(f".{final.name}.{os.getpid()}.repair")
+                os.link(staged, repair)
+                os.replace(repair, final)
+        if not keep_source:
+            staged.unlink(missing_ok=True)
+        return relpath
 
     def quarantine(self, staged: Path, snapshot_id: str) -> Path:
+        """Move a file of this snapshot's staging that failed validation into quarantine."""
         target = self.quarantine_dir(snapshot_id) / staged.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, target)
@@ -158,8 +238,10 @@ class Store:
 
 
 def sha256_of(path: Path) -> str:
+    """The sha256 of a file, never through a symbolic link."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with open(fd, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

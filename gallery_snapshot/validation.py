@@ -14,9 +14,10 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.errors import StoreError
-from gallery_snapshot.models import FetchResult, ImageRecord
-from gallery_snapshot.store import Store
+from gallery_snapshot.models import FetchResult, ImageRecord, StoredImage
+from gallery_snapshot.store import Store, stored_relpath
 
 # Our own max_pixels check decides; Pillow's warning would only be noise.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -73,15 +74,34 @@ def validate_fetched(
     formats: tuple[str, ...],
     max_pixels: int,
 ) -> list[ImageRecord]:
-    """Turn fetch results into manifest records: validated downloads move into the store,
-    invalid ones into quarantine; reused files have their header read for the record."""
+    """Turn fetch results into manifest records: validated downloads are stored under their
+    content's name and remembered in the URL index, invalid ones go to quarantine. A reused
+    image is never judged again; one of a format this run does not want is ``skipped``."""
     store = Store(out_dir)
+    records: list[ImageRecord] = []
+    stored: list[tuple[str, StoredImage]] = []
     try:
-        return [
-            _validate_one(result, store, snapshot_id, formats, max_pixels) for result in results
-        ]
+        for result in results:
+            record = _validate_one(result, store, snapshot_id, formats, max_pixels)
+            records.append(record)
+            if record.status == "downloaded":
+                stored.append((record.url, _stored_image(record)))
     except OSError as exc:
-        raise StoreError(f"cannot move files within {store.root}: {exc.strerror}") from None
+        raise StoreError(f"cannot store files in {store.root}: {exc.strerror}") from None
+    Catalog(store.index_path).remember(stored)
+    return records
+
+
+def _stored_image(record: ImageRecord) -> StoredImage:
+    assert record.sha256 and record.format and record.bytes is not None
+    assert record.width is not None and record.height is not None
+    return StoredImage(
+        sha256=record.sha256,
+        format=record.format,
+        bytes=record.bytes,
+        width=record.width,
+        height=record.height,
+    )
 
 
 def _validate_one(
@@ -93,23 +113,33 @@ def _validate_one(
     )
     if result.status in ("gone", "failed"):
         return record.model_copy(update={"status": result.status})
-    assert result.path is not None
-    path = Path(result.path)
+    if result.stored is not None:
+        image = result.stored
+        if image.format not in formats:
+            reason = f"stored as {image.format}, not a wanted format ({', '.join(formats)})"
+            return record.model_copy(update={"status": "skipped", "error": reason})
+        return record.model_copy(
+            update={
+                "status": "reused",
+                "path": stored_relpath(image.sha256, image.format),
+                "error": None,
+                **image.model_dump(),
+            }
+        )
+    assert result.path is not None and result.sha256 is not None
+    staged = Path(result.path)
     known = {"sha256": result.sha256, "bytes": result.bytes}
     try:
-        info = inspect_image(
-            path, formats=formats, max_pixels=max_pixels, decode=result.status == "fetched"
-        )
+        info = inspect_image(staged, formats=formats, max_pixels=max_pixels)
     except InvalidImage as exc:
-        moved = store.relative(store.quarantine(path, snapshot_id))
+        moved = store.relative(store.quarantine(staged, snapshot_id))
         return record.model_copy(
             update={"status": "invalid", "error": f"{exc} (quarantined as {moved})", **known}
         )
-    final = store.promote(path, link.url) if result.status == "fetched" else path
     return record.model_copy(
         update={
-            "status": "downloaded" if result.status == "fetched" else "reused",
-            "path": store.relative(final),
+            "status": "downloaded",
+            "path": store.commit(staged, sha256=result.sha256, image_format=info.format),
             "width": info.width,
             "height": info.height,
             "format": info.format,

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from gallery_snapshot.manifest import build_manifest, write_manifest
 from gallery_snapshot.models import ImageRecord, SkippedLink
+from gallery_snapshot.snapshot_page import write_snapshot_page
 
 
 @task(name="record_manifest", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -23,7 +24,8 @@ def record_manifest(
     records: list[ImageRecord],
     skipped: list[SkippedLink],
 ) -> dict[str, Any]:
-    """Write the manifest; return its path and counts (the manifest itself can be large)."""
+    """Write the snapshot's page, then its manifest (last, so a manifest never names what is
+    not there yet); return their paths and the counts (the manifest itself can be large)."""
     manifest = build_manifest(
         snapshot_id=snapshot_id,
         started_at=started_at,
@@ -33,5 +35,11 @@ def record_manifest(
         records=records,
         skipped=skipped,
     )
+    page = write_snapshot_page(out_dir, manifest)
     path = write_manifest(out_dir, manifest)
-    return {"snapshot_id": snapshot_id, "manifest": path, "counts": manifest["counts"]}
+    return {
+        "snapshot_id": snapshot_id,
+        "manifest": path,
+        "page": page,
+        "counts": manifest["counts"],
+    }

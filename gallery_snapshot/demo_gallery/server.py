@@ -284,6 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+# The demo gallery's usual port (also ``gallery-snapshot demo-gallery``'s default).
+DEMO_PORT = 8765
+
+
 class DemoGalleryServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
@@ -314,13 +318,21 @@ class DemoGallery:
         *,
         latency: float = 0.0,
         host: str = "127.0.0.1",
-        port: int = 0,
+        port: int | None = 0,
         client_limit: int = 12_500,
     ) -> None:
+        """``port=None``: ``DEMO_PORT`` when it is free, else any free port. Image URLs
+        include the port, and a stored image is reused by URL, so runs that keep the port
+        reuse each other's images."""
         self.state = GalleryState(
             catalogue=catalogue or demo_catalogue(), latency=latency, client_limit=client_limit
         )
-        self._server = DemoGalleryServer(self.state, host, port)
+        try:
+            self._server = DemoGalleryServer(self.state, host, DEMO_PORT if port is None else port)
+        except OSError:
+            if port is not None:
+                raise
+            self._server = DemoGalleryServer(self.state, host, 0)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="demo-gallery", daemon=True
         )

@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.models import Link, Listing, SkippedLink
+from gallery_snapshot.selection import normalize_url
 
 
 def list_urls_file(path: str) -> Listing:
@@ -27,8 +28,7 @@ def list_urls_file(path: str) -> Listing:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             skipped.append(SkippedLink(url=url, reason="not an http(s) URL"))
             continue
-        name = PurePosixPath(unquote(parts.path)).name
-        guessed, _ = mimetypes.guess_type(name)
-        stem = PurePosixPath(name).stem or parts.hostname
-        links.append(Link(url=url, id=stem, rank=len(links) + 1, type=guessed))
+        guessed, _ = mimetypes.guess_type(PurePosixPath(unquote(parts.path)).name)
+        # The whole URL is the image's identity: /red/x.jpg, /blue/x.jpg and x.png differ.
+        links.append(Link(url=url, id=normalize_url(url), rank=len(links) + 1, type=guessed))
     return Listing(links=links, skipped=skipped)

@@ -1,9 +1,11 @@
+import hashlib
 from pathlib import Path
 
+from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.http import Backoff
-from gallery_snapshot.models import FetchResult, Link
+from gallery_snapshot.models import FetchResult, Link, StoredImage
 from gallery_snapshot.store import Store
 
 SNAPSHOT = "snap-1"
@@ -39,16 +41,37 @@ def test_downloads_into_staging_with_hash_and_size(gallery: DemoGallery, out_dir
     staged = Path(result.path or "")
     assert staged.parent == Store(out_dir).staging_dir(SNAPSHOT)
     assert result.bytes == staged.stat().st_size > 1000
-    assert not (out_dir / "images" / "127.0.0.1" / "Jpg001.jpg").exists()  # not validated yet
+    assert not list((out_dir / "images").rglob("*.jpg"))  # not validated yet
+
+
+def remember_stored(out_dir: Path, url: str, data: bytes) -> Path:
+    """Put ``data`` in the store as ``url``'s image, as an earlier snapshot would have."""
+    store = Store(out_dir)
+    staged = out_dir / "earlier"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    relpath = store.commit(staged, sha256=sha, image_format="JPEG")
+    image = StoredImage(sha256=sha, format="JPEG", bytes=len(data), width=1, height=1)
+    Catalog(store.index_path).remember([(url, image)])
+    return store.root / relpath
 
 
 def test_stored_images_are_reused_without_a_request(gallery: DemoGallery, out_dir: Path) -> None:
-    stored = Store(out_dir).image_path(f"{gallery.base_url}/Jpg001.jpg")
-    stored.parent.mkdir(parents=True)
-    stored.write_bytes(b"stored earlier")
+    remember_stored(out_dir, f"{gallery.base_url}/Jpg001.jpg", b"stored earlier")
     [result] = fetch(gallery, out_dir, "Jpg001.jpg")
     assert result.status == "reused" and result.bytes == 14
+    assert result.stored is not None and result.stored.format == "JPEG"
     assert gallery.state.requests_for("/Jpg001.jpg") == []
+
+
+def test_a_damaged_stored_copy_is_not_reused(gallery: DemoGallery, out_dir: Path) -> None:
+    stored = remember_stored(out_dir, f"{gallery.base_url}/Jpg001.jpg", b"stored earlier")
+    stored.chmod(0o644)
+    stored.write_bytes(b"stored EARLIER")  # same size, other bytes
+    [result] = fetch(gallery, out_dir, "Jpg001.jpg")
+    assert result.status == "fetched"
+    assert gallery.state.requests_for("/Jpg001.jpg") == [200]
 
 
 def test_deleted_and_missing_images_are_gone_without_retries(

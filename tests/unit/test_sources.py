@@ -86,8 +86,8 @@ def test_urls_file(tmp_path: Path) -> None:
     )
     listing = list_links(SourceSpec(kind="urls", urls_file=str(urls)), client_id=None)
     assert [(link.id, link.type, link.rank) for link in listing.links] == [
-        ("a", "image/jpeg", 1),
-        ("b", "image/png", 2),
+        ("https://i.imgur.com/a.jpg", "image/jpeg", 1),
+        ("https://i.imgur.com/b.png", "image/png", 2),
     ]
     assert listing.skipped[0].reason == "not an http(s) URL"
     with pytest.raises(ConfigError, match="cannot read the URLs file"):

@@ -1,3 +1,4 @@
+import hashlib
 import io
 import struct
 from pathlib import Path
@@ -6,7 +7,8 @@ import pytest
 from PIL import Image
 
 from gallery_snapshot.models import FetchResult, Link
-from gallery_snapshot.store import Store
+from gallery_snapshot.catalog import Catalog
+from gallery_snapshot.store import Store, stored_relpath
 from gallery_snapshot.validation import InvalidImage, inspect_image, validate_fetched
 
 JPEG_ONLY = ("JPEG",)
@@ -83,13 +85,14 @@ def test_validated_files_move_into_the_store_and_bad_ones_into_quarantine(tmp_pa
     staging = store.staging_dir("s")
     staging.mkdir(parents=True)
     good = write(staging, "1-good.jpg", jpeg_bytes())
+    good_sha = hashlib.sha256(good.read_bytes()).hexdigest()
     bad = write(staging, "2-bad.jpg", b"<html>")
     results = [
         FetchResult(
             link=Link(url="https://i.imgur.com/good.jpg", id="good", rank=1),
             status="fetched",
             path=str(good),
-            sha256="abc",
+            sha256=good_sha,
             bytes=good.stat().st_size,
         ),
         FetchResult(
@@ -109,10 +112,12 @@ def test_validated_files_move_into_the_store_and_bad_ones_into_quarantine(tmp_pa
         results, out_dir=str(tmp_path), snapshot_id="s", formats=JPEG_ONLY, max_pixels=10**6
     )
     assert good_record.status == "downloaded"
-    assert good_record.path == "images/i.imgur.com/good.jpg"
+    assert good_record.path == stored_relpath(good_sha, "JPEG")
     assert (tmp_path / good_record.path).is_file() and not good.exists()
+    [remembered] = Catalog(store.index_path).lookup(["https://i.imgur.com/good.jpg"]).values()
+    assert (remembered.sha256, remembered.width, remembered.format) == (good_sha, 64, "JPEG")
     assert bad_record.status == "invalid" and bad_record.path is None
     assert "quarantined as quarantine/s/2-bad.jpg" in (bad_record.error or "")
     assert (tmp_path / "quarantine" / "s" / "2-bad.jpg").read_bytes() == b"<html>"
-    assert not (tmp_path / "images" / "i.imgur.com" / "bad.jpg").exists()
+    assert len(list((tmp_path / "images").rglob("*.jpg"))) == 1
     assert (gone_record.status, gone_record.error) == ("gone", "HTTP 404")

@@ -1,0 +1,116 @@
+"""The URL index: which stored content each image URL gave, so a stored image is reused
+without a request.
+
+An SQLite file in the output folder (``index.sqlite``, WAL mode): embedded, safe for several
+processes at once, and a primary-key lookup stays fast at millions of URLs. It holds no truth
+of its own: every row comes from a validated image, the manifests record the same facts, and
+``rebuild`` makes the index anew from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from gallery_snapshot.errors import StoreError
+from gallery_snapshot.models import StoredImage
+from gallery_snapshot.selection import normalize_url
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS urls (
+    url TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    format TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS urls_by_sha256 ON urls (sha256);
+"""
+_COLUMNS = "sha256, format, bytes, width, height"
+# SQLite's default limit on bound parameters is 32766; stay far below it.
+_CHUNK = 500
+
+
+def url_key(url: str) -> str:
+    """An image's identity for reuse: its whole normalized URL (host, port, path, query)."""
+    return normalize_url(url)
+
+
+class Catalog:
+    """The URL index of one output folder. Opens a connection per call, so an instance is
+    cheap, plain, and safe to use from any thread or process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the URL index {self.path}: {exc}") from None
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+            yield connection
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the URL index {self.path} is unusable: {exc}") from None
+        finally:
+            connection.close()
+
+    def lookup(self, urls: Iterable[str]) -> dict[str, StoredImage]:
+        """The stored images of those of ``urls`` the index knows, by URL as given."""
+        by_key: dict[str, list[str]] = {}
+        for url in urls:
+            by_key.setdefault(url_key(url), []).append(url)
+        keys = list(by_key)
+        found: dict[str, StoredImage] = {}
+        with self._connect() as connection:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = connection.execute(
+                    f"SELECT url, {_COLUMNS} FROM urls WHERE url IN ({marks})", chunk
+                )
+                for key, sha256, image_format, size, width, height in rows:
+                    image = StoredImage(
+                        sha256=sha256, format=image_format, bytes=size, width=width, height=height
+                    )
+                    found.update(dict.fromkeys(by_key[key], image))
+        return found
+
+    def remember(self, entries: Iterable[tuple[str, StoredImage]]) -> None:
+        """Record where each URL's image is stored, in one transaction."""
+        rows = [
+            (url_key(url), image.sha256, image.format, image.bytes, image.width, image.height)
+            for url, image in entries
+        ]
+        if not rows:
+            return
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(
+                f"INSERT OR REPLACE INTO urls (url, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
+            connection.execute("COMMIT")
+
+    def retain(self, sha256s: set[str]) -> int:
+        """Forget every URL whose content is not in ``sha256s``; return how many."""
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("CREATE TEMP TABLE keep (sha256 TEXT PRIMARY KEY) WITHOUT ROWID")
+            connection.executemany("INSERT INTO keep VALUES (?)", ((s,) for s in sha256s))
+            cursor = connection.execute(
+                "DELETE FROM urls WHERE sha256 NOT IN (SELECT sha256 FROM keep)"
+            )
+            connection.execute("COMMIT")
+            return cursor.rowcount
+
+    def count(self) -> int:
+        with self._connect() as connection:
+            (rows,) = connection.execute("SELECT COUNT(*) FROM urls").fetchone()
+            return int(rows)

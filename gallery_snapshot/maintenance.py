@@ -1,0 +1,182 @@
+"""Keeping a store honest over the years: ``verify`` re-hashes what the manifests reference
+(restic's ``check --read-data``, git's ``fsck``), and ``prune`` forgets old snapshots by a
+per-source policy and deletes the stored files no kept snapshot references (restic's
+``forget --prune``: mark, then sweep)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gallery_snapshot.catalog import Catalog
+from gallery_snapshot.errors import ConfigError, StoreError
+from gallery_snapshot.manifest import iter_manifests, stored_images
+from gallery_snapshot.migration import upgrade_store
+from gallery_snapshot.store import STORED_PATH, Store, StoredFileProblem
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+_DURATION = re.compile(r"(\d+)([ymwdh])")
+_UNITS = {"y": 365 * 24, "m": 30 * 24, "w": 7 * 24, "d": 24, "h": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """restic's durations: ``1y2m3w4d5h`` (years, months of 30 days, weeks, days, hours)."""
+    if not text or _DURATION.sub("", text):
+        raise ConfigError(f"{text!r} is not a duration like 7d, 2w, 1y6m or 12h")
+    hours = sum(int(number) * _UNITS[unit] for number, unit in _DURATION.findall(text))
+    return timedelta(hours=hours)
+
+
+def source_key(source: dict[str, Any]) -> str:
+    """Which listing a snapshot is of, for grouping: the source without the API's address
+    (the demo gallery's port changes from run to run)."""
+    return json.dumps({k: v for k, v in source.items() if k != "api_url"}, sort_keys=True)
+
+
+@dataclass
+class VerifyReport:
+    files: int = 0
+    snapshots: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyReport:
+    """Re-hash every stored file any manifest references; one problem line per bad file
+    (missing, symbolic link, unreadable, wrong size or sha256, a path outside the store),
+    naming the snapshots that reference it."""
+    store = Store(out_dir)
+    if not (store.root / "snapshots").is_dir():
+        raise StoreError(f"{store.root} holds no snapshots")
+    upgrade_store(store)
+    report = VerifyReport()
+    wanted: dict[str, tuple[str, list[str]]] = {}  # path -> (sha256, snapshot ids)
+    with store.store_lock(exclusive=False):
+        for _, manifest in iter_manifests(store.root):
+            report.snapshots += 1
+            for relpath, sha256 in stored_images(manifest):
+                expected, snapshots = wanted.setdefault(relpath, (sha256, []))
+                snapshots.append(manifest["snapshot_id"])
+                if expected != sha256:
+                    report.problems.append(
+                        f"{relpath} is recorded with two sha256s ({expected}, {sha256})"
+                    )
+
+        def check(item: tuple[str, tuple[str, list[str]]]) -> str | None:
+            relpath, (sha256, snapshots) = item
+            try:
+                store.read_stored(relpath, sha256=sha256)
+            except StoredFileProblem as exc:
+                named = ", ".join(snapshots[:3])
+                more = f" and {len(snapshots) - 3} more" if len(snapshots) > 3 else ""
+                return f"{exc} (snapshot {named}{more})"
+            return None
+
+        report.files = len(wanted)
+        with ThreadPoolExecutor(min(8, 2 * (os.cpu_count() or 1))) as pool:
+            for done, problem in enumerate(pool.map(check, wanted.items()), start=1):
+                if problem:
+                    report.problems.append(problem)
+                if progress:
+                    progress(done, report.files)
+    return report
+
+
+@dataclass
+class PruneReport:
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    files_removed: int = 0
+    bytes_removed: int = 0
+    urls_forgotten: int = 0
+
+
+def snapshots_to_keep(
+    manifests: list[dict[str, Any]], *, keep_last: int | None, keep_within: timedelta | None
+) -> set[str]:
+    """Per source: the ``keep_last`` latest snapshots, and those started within
+    ``keep_within`` of that source's latest snapshot (restic's rule, so a paused schedule
+    never ages everything out)."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for manifest in manifests:
+        by_source.setdefault(source_key(manifest["source"]), []).append(manifest)
+    keep: set[str] = set()
+    for group in by_source.values():
+        group.sort(key=lambda m: str(m["snapshot_id"]), reverse=True)
+        if keep_last:
+            keep.update(m["snapshot_id"] for m in group[:keep_last])
+        if keep_within is not None:
+            times = {m["snapshot_id"]: _started(m) for m in group}
+            latest = max((t for t in times.values() if t is not None), default=None)
+            keep.update(
+                sid
+                for sid, started in times.items()
+                # A snapshot of unknown time is kept: prune deletes only what it can date.
+                if started is None or latest is None or latest - started <= keep_within
+            )
+    return keep
+
+
+def _started(manifest: dict[str, Any]) -> datetime | None:
+    try:
+        started = datetime.fromisoformat(str(manifest.get("started_at")))
+    except ValueError:
+        return None
+    return started if started.tzinfo else started.replace(tzinfo=UTC)
+
+
+def prune_store(
+    out_dir: str,
+    *,
+    keep_last: int | None,
+    keep_within: timedelta | None = None,
+    dry_run: bool = False,
+) -> PruneReport:
+    """Remove the snapshots outside the policy, then every stored file no kept snapshot
+    references. Holds the store alone, so no running snapshot loses what it reuses."""
+    if not keep_last and keep_within is None:
+        raise ConfigError("say what to keep: --keep-last N and/or --keep-within DURATION")
+    store = Store(out_dir)
+    if not (store.root / "snapshots").is_dir():
+        raise StoreError(f"{store.root} holds no snapshots")
+    upgrade_store(store)
+    report = PruneReport()
+    with store.store_lock(exclusive=True):
+        manifests = {m["snapshot_id"]: (p, m) for p, m in iter_manifests(store.root, strict=True)}
+        keep = snapshots_to_keep(
+            [m for _, m in manifests.values()], keep_last=keep_last, keep_within=keep_within
+        )
+        report.kept = sorted(keep)
+        report.removed = sorted(manifests.keys() - keep)
+        referenced = {relpath for sid in keep for relpath, _ in stored_images(manifests[sid][1])}
+        if not dry_run:
+            for snapshot_id in report.removed:
+                path, _ = manifests[snapshot_id]
+                path.unlink()  # first the record, then what only it described
+                shutil.rmtree(path.parent, ignore_errors=True)
+                shutil.rmtree(store.quarantine_dir(snapshot_id), ignore_errors=True)
+        kept_sha256s: set[str] = set()
+        for path in sorted((store.root / "images").glob("*/*/*")):
+            relpath = store.relative(path)
+            match = STORED_PATH.match(relpath)
+            if match is None:
+                continue
+            if relpath in referenced:
+                kept_sha256s.add(match.group(3))
+                continue
+            report.files_removed += 1
+            report.bytes_removed += path.lstat().st_size
+            if not dry_run:
+                path.unlink()
+        if not dry_run:
+            report.urls_forgotten = Catalog(store.index_path).retain(kept_sha256s)
+    return report

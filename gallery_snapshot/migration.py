@@ -1,0 +1,146 @@
+"""Bringing an output folder up to date before use: the content-addressed layout and the URL
+index.
+
+Folders made before the content-addressed store kept ``images/<host>/<name>``; on first use
+their files are linked under their content's name, the manifests rewritten to point there,
+and the old names removed; nothing stored is lost. A missing URL index is rebuilt from the
+manifests, which remain the record of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gallery_snapshot.catalog import Catalog
+from gallery_snapshot.config import FORMATS
+from gallery_snapshot.manifest import STORED, iter_manifests
+from gallery_snapshot.models import StoredImage
+from gallery_snapshot.store import Store, is_stored_relpath, sha256_of, write_atomically
+from gallery_snapshot.validation import InvalidImage, inspect_image
+
+logger = logging.getLogger(__name__)
+
+LAYOUT_MARKER = ".layout"
+LAYOUT = "content-addressed v1\n"
+_ALL_FORMATS = tuple(pillow for _, pillow in FORMATS.values())
+
+
+def upgrade_store(store: Store) -> None:
+    """Migrate a folder of the old layout and rebuild a missing URL index (under the store's
+    exclusive lock); a no-op for a folder that is up to date."""
+    marker = store.root / "images" / LAYOUT_MARKER
+    if marker.is_file() and store.index_path.is_file():
+        return
+    with store.store_lock(exclusive=True):
+        if not marker.is_file():
+            _migrate_legacy_layout(store)
+            write_atomically(marker, LAYOUT.encode())
+        if not store.index_path.is_file():
+            rebuild_index(store)
+
+
+def rebuild_index(store: Store) -> int:
+    """Make the URL index anew from the manifests (oldest first, so the latest wins)."""
+    entries: dict[str, StoredImage] = {}
+    for _, manifest in iter_manifests(store.root):
+        for image in manifest["images"]:
+            if (stored := _stored_image(image)) is not None:
+                entries[image["url"]] = stored
+    Catalog(store.index_path).remember(entries.items())
+    if entries:
+        logger.info(
+            "rebuilt the URL index of %s from its manifests: %d URLs", store.root, len(entries)
+        )
+    return len(entries)
+
+
+def _stored_image(image: dict[str, Any]) -> StoredImage | None:
+    if image.get("status") not in STORED or not isinstance(image.get("url"), str):
+        return None
+    if not is_stored_relpath(str(image.get("path")), image.get("sha256")):
+        return None
+    try:
+        return StoredImage.model_validate(image, from_attributes=False)
+    except ValueError:
+        return None
+
+
+def _legacy_files(store: Store) -> Iterator[Path]:
+    """Regular files of the old layout: ``images/<host>/<name>`` (never through a link)."""
+    images = store.root / "images"
+    if not images.is_dir():
+        return
+    for host in images.iterdir():
+        if host.is_dir() and not host.is_symlink():
+            for path in host.iterdir():
+                if path.is_file() and not path.is_symlink():
+                    yield path
+
+
+def _migrate_legacy_layout(store: Store) -> None:
+    legacy = {store.relative(path) for path in _legacy_files(store)}
+    if not legacy:
+        return
+    linked: dict[str, str] = {}  # old relative path -> new one
+    rewritten = lost = 0
+    for manifest_path, manifest in iter_manifests(store.root):
+        changed = False
+        for image in manifest["images"]:
+            old = image.get("path")
+            if image.get("status") not in STORED or old not in legacy:
+                continue
+            changed = True
+            sha256 = sha256_of(store.root / old)
+            if sha256 != image.get("sha256"):
+                # The old layout let two URLs share a name: this image was overwritten.
+                image.update(
+                    status="failed",
+                    path=None,
+                    error="lost before migration: its stored file was overwritten by another "
+                    "image with the same name",
+                )
+                lost += 1
+                continue
+            image["path"] = linked.get(old) or store.commit(
+                store.root / old,
+                sha256=sha256,
+                image_format=str(image.get("format")),
+                keep_source=True,
+            )
+            linked[old] = image["path"]
+        if changed:
+            data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
+            write_atomically(manifest_path, data)
+            rewritten += 1
+    for old in sorted(legacy - linked.keys()):
+        # In no manifest (a run that died before recording): keep it under its content name.
+        path = store.root / old
+        try:
+            info = inspect_image(path, formats=_ALL_FORMATS, max_pixels=2**62, decode=False)
+        except InvalidImage:
+            target = store.quarantine_dir("migration") / old.replace("/", "-")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            continue
+        linked[old] = store.commit(
+            path, sha256=sha256_of(path), image_format=info.format, keep_source=True
+        )
+    for old in linked:
+        (store.root / old).unlink()
+    for host in {(store.root / old).parent for old in legacy}:
+        try:
+            host.rmdir()
+        except OSError:
+            logger.warning("left %s in place: it holds more than old images", host)
+    logger.warning(
+        "migrated %s to the content-addressed store: %d files, %d manifests rewritten%s",
+        store.root,
+        len(linked),
+        rewritten,
+        f"; {lost} images had been overwritten by the old layout" if lost else "",
+    )

@@ -1,0 +1,82 @@
+"""A snapshot for a person browsing the output folder: ``snapshots/<id>/index.html``, a static
+page with the images in rank order (thumbnails linking to the stored files), each image's
+status and reason, and the skipped links. It opens from the file system, no server needed;
+``manifest.json`` stays the machine-readable record."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+from urllib.parse import urlsplit
+
+from gallery_snapshot.manifest import COUNT_KEYS, STORED
+from gallery_snapshot.store import Store, is_stored_relpath, write_atomically
+
+PAGE_NAME = "index.html"
+_STYLE = """
+body { font: 14px system-ui, sans-serif; margin: 1.5em; background: #fafafa; color: #222; }
+.counts span { margin-right: 1.2em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: 12px; }
+figure { margin: 0; padding: 6px; background: #fff; border: 1px solid #ddd; }
+figure img { width: 100%; height: 150px; object-fit: contain; background: #eee; }
+figure.problem { border-color: #d33; }
+figcaption { font-size: 12px; overflow-wrap: anywhere; }
+.status { font-weight: 600; }
+td { padding: 2px 8px; vertical-align: top; overflow-wrap: anywhere; }
+"""
+
+
+def _link(url: str, text: str) -> str:
+    """An anchor for http(s) URLs only: a listing may hold any string."""
+    if urlsplit(url).scheme in ("http", "https"):
+        return f'<a href="{escape(url)}">{escape(text)}</a>'
+    return escape(text)
+
+
+def _figure(image: dict[str, Any]) -> str:
+    status = str(image.get("status"))
+    label = f"#{image.get('rank')} {_link(str(image.get('url')), str(image.get('id')))}"
+    path = image.get("path")
+    if status in STORED and isinstance(path, str) and is_stored_relpath(path):
+        target = escape(f"../../{path}")
+        picture = f'<a href="{target}"><img src="{target}" loading="lazy" alt=""></a>'
+        detail = f"{image.get('width')}x{image.get('height')} {escape(str(image.get('format')))}"
+        css = ""
+    else:
+        picture, detail, css = "", escape(str(image.get("error") or "")), ' class="problem"'
+    return (
+        f"<figure{css}>{picture}<figcaption>{label} "
+        f'<span class="status">{escape(status)}</span><br>{detail}</figcaption></figure>'
+    )
+
+
+def render_page(manifest: dict[str, Any]) -> str:
+    """The snapshot page as HTML; every value from the manifest is escaped."""
+    snapshot_id = escape(str(manifest["snapshot_id"]))
+    counts = manifest.get("counts", {})
+    skipped_rows = "".join(
+        f"<tr><td>{_link(str(item.get('url')), str(item.get('url')))}</td>"
+        f"<td>{escape(str(item.get('reason')))}</td></tr>"
+        for item in manifest.get("skipped", [])
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Snapshot {snapshot_id}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>Snapshot {snapshot_id}</h1>"
+        f"<p>{escape(str(manifest.get('started_at')))} to "
+        f"{escape(str(manifest.get('finished_at')))} &middot; "
+        f'<a href="manifest.json">manifest.json</a></p><p class="counts">'
+        + "".join(f"<span><b>{escape(str(counts.get(k)))}</b> {k}</span>" for k in COUNT_KEYS)
+        + '</p><div class="grid">'
+        + "".join(_figure(image) for image in manifest["images"])
+        + f"</div><h2>Skipped ({len(manifest.get('skipped', []))})</h2>"
+        f"<table><tr><th>link</th><th>reason</th></tr>{skipped_rows}</table>"
+        "</body></html>\n"
+    )
+
+
+def write_snapshot_page(out_dir: str, manifest: dict[str, Any]) -> str:
+    """Write ``snapshots/<id>/index.html``; return its path."""
+    path = Store(out_dir).snapshot_dir(manifest["snapshot_id"]) / PAGE_NAME
+    write_atomically(path, render_page(manifest).encode("utf-8"))
+    return str(path)

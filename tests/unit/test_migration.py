@@ -1,0 +1,52 @@
+"""An output folder written by the old layout keeps working: migrated on first use."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gallery_snapshot.catalog import Catalog
+from gallery_snapshot.manifest import iter_manifests
+from gallery_snapshot.migration import upgrade_store
+from gallery_snapshot.store import Store, is_stored_relpath
+
+LEGACY = Path(__file__).parent.parent / "data" / "legacy-store"
+
+
+def test_an_old_layout_folder_is_migrated_losing_nothing_it_still_had(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(LEGACY, out)
+    contents_before = {
+        hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in (out / "images").rglob("*")
+        if path.is_file()
+    }
+    with caplog.at_level(logging.INFO):
+        upgrade_store(Store(out))
+    assert "migrated" in caplog.text and "5 files, 2 manifests rewritten" in caplog.text
+    assert not (out / "images" / "127.0.0.1").exists()
+    stored = {path for path in (out / "images").rglob("*") if path.is_file()}
+    assert {path.name.split(".")[0] for path in stored if path.name != ".layout"} == contents_before
+
+    statuses = {}
+    for _, manifest in iter_manifests(out):
+        for image in manifest["images"]:
+            statuses[(manifest["snapshot_id"][-6:], image["url"].rsplit("/", 2)[-2:][-1])] = image
+            if image["status"] in ("downloaded", "reused"):
+                assert is_stored_relpath(image["path"], image["sha256"])
+                data = (out / image["path"]).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == image["sha256"]
+    # The image the old layout overwrote is recorded as lost, not as somebody else's bytes.
+    lost = [image for image in statuses.values() if image["status"] == "failed"]
+    assert [image["url"].split("/", 3)[-1] for image in lost] == ["red/x.jpg"]
+    assert "overwritten" in lost[0]["error"]
+    assert Catalog(out / "index.sqlite").count() == 4  # a, b, c.png, blue/x.jpg
+
+    upgrade_store(Store(out))  # a second use changes nothing
+    assert {path for path in (out / "images").rglob("*") if path.is_file()} == stored
