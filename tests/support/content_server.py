@@ -13,7 +13,7 @@ from typing import Any
 class _Handler(BaseHTTPRequestHandler):
     server: ContentServer
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         url = f"http://{self.headers.get('Host', '')}{self.path}"
         with self.server.lock:
             self.server.requests.append(url)

@@ -36,7 +36,9 @@ def by_url(manifest: dict[str, object]) -> dict[str, dict[str, object]]:
     return {image["url"]: image for image in manifest["images"]}  # type: ignore[attr-defined, index]
 
 
-def assert_stored_as_served(out: Path, manifest: dict[str, object], files: dict[str, bytes]) -> None:
+def assert_stored_as_served(
+    out: Path, manifest: dict[str, object], files: dict[str, bytes]
+) -> None:
     for url, image in by_url(manifest).items():
         assert image["status"] in ("downloaded", "reused"), image
         path = out / str(image["path"])

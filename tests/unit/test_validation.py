@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gallery_snapshot.models import FetchResult, Link
 from gallery_snapshot.catalog import Catalog
+from gallery_snapshot.models import FetchResult, Link
 from gallery_snapshot.store import Store, stored_relpath
 from gallery_snapshot.validation import InvalidImage, inspect_image, validate_fetched
 
