@@ -5,6 +5,7 @@ environment or a Prefect Secret block."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -138,3 +139,44 @@ class SnapshotConfig(BaseModel):
     @property
     def pillow_formats(self) -> tuple[str, ...]:
         return tuple(FORMATS[name][1] for name in self.formats)
+
+
+_DURATION = re.compile(r"(\d+)([ymwdh])")
+_HOURS = {"y": 365 * 24, "m": 30 * 24, "w": 7 * 24, "d": 24, "h": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """restic's durations: ``1y2m3w4d5h`` (years, months of 30 days, weeks, days, hours)."""
+    if not text or _DURATION.sub("", text):
+        raise ValueError(f"{text!r} is not a duration like 7d, 2w, 1y6m or 12h")
+    return timedelta(hours=sum(int(n) * _HOURS[unit] for n, unit in _DURATION.findall(text)))
+
+
+class PruneConfig(BaseModel):
+    """What ``prune`` keeps, per source, in each output folder (the prune flow's parameter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out_dirs: list[str] = Field(["snapshots"], min_length=1, description="Output folders.")
+    keep_last: int | None = Field(None, ge=1, description="Latest snapshots to keep per source.")
+    keep_within: str | None = Field(
+        None, description="Keep snapshots within this of a source's latest: 12h, 7d, 2w, 6m, 1y."
+    )
+    dry_run: bool = Field(False, description="Report what would go; change nothing.")
+
+    @field_validator("keep_within")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _keeps_something(self) -> PruneConfig:
+        if self.keep_last is None and self.keep_within is None:
+            raise ValueError("say what to keep: keep_last and/or keep_within")
+        return self
+
+    @property
+    def keep_within_delta(self) -> timedelta | None:
+        return parse_duration(self.keep_within) if self.keep_within else None

@@ -5,10 +5,9 @@ per-source policy and deletes the stored files no kept snapshot references (rest
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import os
-import re
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,19 +21,7 @@ from gallery_snapshot.manifest import iter_manifests, stored_images
 from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.store import STORED_PATH, Store, StoredFileProblem
 
-logger = logging.getLogger(__name__)
-
 Progress = Callable[[int, int], None]
-_DURATION = re.compile(r"(\d+)([ymwdh])")
-_UNITS = {"y": 365 * 24, "m": 30 * 24, "w": 7 * 24, "d": 24, "h": 1}
-
-
-def parse_duration(text: str) -> timedelta:
-    """restic's durations: ``1y2m3w4d5h`` (years, months of 30 days, weeks, days, hours)."""
-    if not text or _DURATION.sub("", text):
-        raise ConfigError(f"{text!r} is not a duration like 7d, 2w, 1y6m or 12h")
-    hours = sum(int(number) * _UNITS[unit] for number, unit in _DURATION.findall(text))
-    return timedelta(hours=hours)
 
 
 def source_key(source: dict[str, Any]) -> str:
@@ -177,6 +164,9 @@ def prune_store(
             report.bytes_removed += path.lstat().st_size
             if not dry_run:
                 path.unlink()
+                for folder in (path.parent, path.parent.parent):
+                    with contextlib.suppress(OSError):  # not empty: other files live there
+                        folder.rmdir()
         if not dry_run:
             report.urls_forgotten = Catalog(store.index_path).retain(kept_sha256s)
     return report

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _HASHED = re.compile(r"-[0-9a-f]{12}(\.[A-Za-z0-9_-]{0,8})?$")
 # File extensions of the stored formats (Pillow's names).
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
+logger = logging.getLogger(__name__)
 STORED_PATH = re.compile(r"^images/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.([a-z]{3,4})$")
 
 
@@ -122,8 +124,13 @@ class Store:
         """Snapshots hold the store shared; prune and migration hold it alone, so they never
         delete or move what a live snapshot is about to reference."""
         self.prepare()
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         with open(self.root / ".lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                fcntl.flock(lock, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logger.warning("waiting for the other runs in %s to finish", self.root)
+                fcntl.flock(lock, mode)
             yield
 
     @contextlib.contextmanager

@@ -4,6 +4,7 @@ can answer differently on another port, host name or query."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = f"http://{self.headers.get('Host', '')}{self.path}"
+        time.sleep(self.server.latency)
         with self.server.lock:
             self.server.requests.append(url)
             body = self.server.files.get(url)
@@ -40,6 +42,7 @@ class ContentServer(ThreadingHTTPServer):
         self.files = files  # shared with other servers of the same test
         self.requests: list[str] = []
         self.lock = threading.Lock()
+        self.latency = 0.0  # seconds before each answer
 
     @property
     def port(self) -> int:

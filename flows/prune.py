@@ -1,0 +1,36 @@
+"""The prune flow: forget old snapshots and delete the images no kept snapshot references,
+in each output folder (the ``prune-weekly`` deployment runs it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from gallery_snapshot.config import PruneConfig
+from tasks.store import prune_out_dir
+
+
+@flow(name="gallery-prune")
+def gallery_prune(config: PruneConfig) -> list[dict[str, Any]]:
+    """Prune every folder of ``config.out_dirs`` by the same policy."""
+    logger = get_run_logger()
+    reports = []
+    for out_dir in config.out_dirs:
+        report = prune_out_dir(
+            out_dir,
+            keep_last=config.keep_last,
+            keep_within=config.keep_within_delta,
+            dry_run=config.dry_run,
+        )
+        logger.info(
+            "%s: kept %d snapshots, %s %d snapshots and %d stored files (%.1f MB)",
+            out_dir,
+            len(report["kept"]),
+            "would remove" if config.dry_run else "removed",
+            len(report["removed"]),
+            report["files_removed"],
+            report["bytes_removed"] / 1e6,
+        )
+        reports.append(report)
+    return reports
