@@ -1,0 +1,190 @@
+"""verify and prune on real folders, through the CLI's own entry point."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gallery_snapshot.cli import main
+from gallery_snapshot.config import parse_duration
+from gallery_snapshot.maintenance import prune_store, snapshots_to_keep
+from gallery_snapshot.manifest import build_manifest, write_manifest
+from gallery_snapshot.models import ImageRecord
+from gallery_snapshot.store import Store
+from tests.support.images import image_bytes
+
+
+def store_image(out: Path, seed: int) -> tuple[str, str]:
+    import hashlib
+
+    data = image_bytes(seed)
+    staged = out / f"staged-{seed}"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    return Store(out).commit(staged, sha256=sha, image_format="JPEG"), sha
+
+
+def record_snapshot(
+    out: Path, snapshot_id: str, seeds: list[int], *, source: str = "a", started: str = ""
+) -> None:
+    records = []
+    for rank, seed in enumerate(seeds, start=1):
+        path, sha = store_image(out, seed)
+        records.append(
+            ImageRecord(
+                url=f"http://h/{seed}.jpg",
+                id=str(seed),
+                rank=rank,
+                status="downloaded",
+                path=path,
+                sha256=sha,
+                bytes=(out / path).stat().st_size,
+            )
+        )
+    manifest = build_manifest(
+        snapshot_id=snapshot_id,
+        started_at=started or f"2026-11-{snapshot_id[:2]}T00:00:00+00:00",
+        finished_at="",
+        source={"kind": "urls", "urls_file": source},
+        link_count=len(seeds),
+        records=records,
+        skipped=[],
+    )
+    write_manifest(str(out), manifest)
+
+
+def cli(*argv: str) -> int:
+    try:
+        main(list(argv))
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+def test_verify_names_each_problem_and_the_snapshots_referencing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    record_snapshot(out, "01-first", [1, 2, 3, 4])
+    record_snapshot(out, "02-second", [1, 2])
+    assert cli("verify", "--out", str(out)) == 0
+    assert "verified 4 stored files referenced by 2 snapshots" in capsys.readouterr().out
+
+    paths = {seed: store_image(out, seed)[0] for seed in (1, 2, 3)}
+    (out / paths[1]).unlink()
+    damaged = out / paths[2]
+    damaged.chmod(0o644)
+    damaged.write_bytes(b"rot")
+    secret = tmp_path / "secret"
+    secret.write_bytes(image_bytes(3))
+    (out / paths[3]).unlink()
+    (out / paths[3]).symlink_to(secret)
+    (out / "snapshots" / "03-junk").mkdir()
+    (out / "snapshots" / "03-junk" / "manifest.json").write_text('["not", "a", "manifest"]')
+
+    assert cli("verify", "--out", str(out)) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{paths[1]} is missing (snapshot 01-first, 02-second)" in lines
+    assert any(line.startswith(f"{paths[2]} has sha256 ") for line in lines)
+    assert f"{paths[3]} is a symbolic link (snapshot 01-first)" in lines
+    assert lines[-1].endswith("3 problem(s)")
+
+
+def test_verify_refuses_a_manifest_path_outside_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    record_snapshot(out, "01-first", [1])
+    path = out / "snapshots" / "01-first" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["images"][0]["path"] = "../../etc/passwd"
+    path.write_text(json.dumps(manifest))
+    assert cli("verify", "--out", str(out)) == 1
+    assert "'../../etc/passwd' is not the stored path" in capsys.readouterr().out
+
+
+def test_prune_keeps_the_latest_per_source_and_sweeps_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    record_snapshot(out, "01-a", [1, 2], source="a")
+    record_snapshot(out, "02-a", [2, 3], source="a")
+    record_snapshot(out, "03-b", [4], source="b")
+    dry = prune_store(str(out), keep_last=1, dry_run=True)
+    assert (dry.removed, dry.files_removed) == (["01-a"], 1)
+    assert (out / "snapshots" / "01-a" / "manifest.json").exists()
+
+    report = prune_store(str(out), keep_last=1)
+    assert report.kept == ["02-a", "03-b"] and report.removed == ["01-a"]
+    assert not (out / "snapshots" / "01-a").exists()
+    assert report.files_removed == 1 and report.urls_forgotten == 0
+    assert cli("verify", "--out", str(out)) == 0
+
+
+def test_keep_within_counts_from_each_sources_latest_snapshot() -> None:
+    def manifest(snapshot_id: str, day: int, source: str) -> dict[str, Any]:
+        started = f"2026-11-{day:02d}T00:00:00+00:00"
+        return {"snapshot_id": snapshot_id, "started_at": started, "source": {"s": source}}
+
+    manifests = [manifest("a1", 1, "a"), manifest("a2", 9, "a"), manifest("b1", 2, "b")]
+    keep = snapshots_to_keep(manifests, keep_last=None, keep_within=timedelta(days=7))
+    assert keep == {"a2", "b1"}
+    assert snapshots_to_keep(manifests, keep_last=2, keep_within=None) == {"a1", "a2", "b1"}
+
+
+def test_prune_waits_for_a_running_snapshot(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    record_snapshot(out, "01-a", [1])
+    record_snapshot(out, "02-a", [2])
+    ready_read, ready_write = os.pipe()
+    release_read, release_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a running snapshot: holds the store shared until released
+        with open(out / ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            os.write(ready_write, b"x")
+            os.read(release_read, 1)
+        os._exit(0)
+    os.read(ready_read, 1)
+    done = threading.Event()
+    pruner = threading.Thread(
+        target=lambda: (prune_store(str(out), keep_last=1), done.set()), daemon=True
+    )
+    pruner.start()
+    try:
+        assert not done.wait(0.5)
+        assert (out / "snapshots" / "01-a" / "manifest.json").exists()
+    finally:
+        os.write(release_write, b"x")
+        os.waitpid(pid, 0)
+    assert done.wait(10)
+    assert not (out / "snapshots" / "01-a").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "hours"), [("12h", 12), ("7d", 168), ("2w", 336), ("1y6m", 365 * 24 + 180 * 24)]
+)
+def test_durations(text: str, hours: int) -> None:
+    assert parse_duration(text) == timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("text", ["", "7", "d", "7 d", "-1d", "1x"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+def test_prune_needs_a_policy_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_snapshot(tmp_path / "out", "01-a", [1])
+    assert cli("prune", "--out", str(tmp_path / "out")) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert cli("prune", "--out", str(tmp_path / "nowhere"), "--keep-last", "1") == 1
+    assert "holds no snapshots" in capsys.readouterr().err
