@@ -10,6 +10,7 @@ the two ways of running stay one set of definitions.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
+from deployments.heartbeat import HEARTBEAT_ENV
 from flows.snapshot import gallery_snapshot
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             f"unknown deployment(s) {', '.join(unknown)}; prefect.yaml has {', '.join(known)}"
         )
     chosen = [entry for entry in declared if not args.names or entry["name"] in args.names]
+    os.environ.update({**HEARTBEAT_ENV, **os.environ})  # flow runs inherit it
     serve(*(runner_deployment(entry) for entry in chosen))
 
 

@@ -6,27 +6,25 @@ would shadow the ``gallery_snapshot`` package.)"""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-from prefect import flow, get_run_logger, unmapped
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
+from flows.progress import download_all
 from flows.task_runners import build_task_runner
 from gallery_snapshot.batching import plan_batches, split
 from gallery_snapshot.config import SnapshotConfig
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions
-from gallery_snapshot.manifest import status_counts
-from gallery_snapshot.models import ImageRecord
+from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.store import Store
-from tasks.images import download_images, validate_images
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
 from tasks.report import artifact_key, publish_report
@@ -36,8 +34,13 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def run_suffix() -> str:
+    """Six hex digits of the flow run's id: the end of both its name and its snapshot id."""
+    return str(flow_run.id).replace("-", "")[:6]
+
+
 def new_snapshot_id() -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{run_suffix()}"
 
 
 def config_label(config: SnapshotConfig) -> str:
@@ -45,10 +48,18 @@ def config_label(config: SnapshotConfig) -> str:
 
 
 def run_name() -> str:
-    """Readable flow run names: the source, then the date and time (UTC)."""
+    """Readable, unique flow run names: the source, the date and time (UTC), and the suffix
+    of the run's snapshot id."""
     raw = flow_run.parameters.get("config") or {}
     config = raw if isinstance(raw, SnapshotConfig) else SnapshotConfig.model_validate(raw)
-    return f"{config_label(config)}-{datetime.now(UTC):%Y-%m-%d-%H%M}"
+    return f"{config_label(config)}-{datetime.now(UTC):%Y-%m-%d-%H%M}-{run_suffix()}"
+
+
+def resolve_out_dir(out_dir: str) -> str:
+    """A relative ``out_dir`` (a deployment's, say) is under ``~/gallery-snapshot`` of the
+    machine running the flow: a worker runs each flow in a temporary folder."""
+    path = Path(out_dir).expanduser()
+    return str(path if path.is_absolute() else Path.home() / "gallery-snapshot" / path)
 
 
 @contextlib.contextmanager
@@ -57,7 +68,7 @@ def demo_gallery_if_asked(config: SnapshotConfig) -> Iterator[SnapshotConfig]:
     if not config.demo_gallery:
         yield config
         return
-    with DemoGallery() as gallery:
+    with DemoGallery(port=None) as gallery:
         source = config.source.model_copy(update={"api_url": gallery.api_url})
         yield config.model_copy(update={"source": source, "allowed_hosts": [gallery.image_host]})
 
@@ -66,9 +77,12 @@ def demo_gallery_if_asked(config: SnapshotConfig) -> Iterator[SnapshotConfig]:
 def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any]:  # noqa: B008
     """Take one snapshot of a gallery into ``config.out_dir`` and record it in a manifest."""
     logger = get_run_logger()
+    # Our modules' INFO lines (API credits) in the run's logs; Prefect's root logger is at WARNING.
+    logging.getLogger("gallery_snapshot").setLevel(logging.INFO)
     started_at, snapshot_id, clock = utc_now(), new_snapshot_id(), time.monotonic()
     key_prefix = artifact_key(deployment.name or config_label(config))
-    store = Store(config.out_dir)
+    store = Store(resolve_out_dir(config.out_dir))
+    upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index
     with demo_gallery_if_asked(config) as config, store.snapshot_lock(snapshot_id):
         if swept := store.sweep_stale_staging():
             logger.info("removed staging files of %d interrupted run(s)", len(swept))
@@ -97,40 +111,19 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             threads=plan.threads,
         )
         with build_task_runner(config, plan) as runner:
-            # The runner comes from the config, so its map is called directly; Prefect's
-            # overloads type it for async tasks only, hence the ignores.
-            fetched = runner.map(
-                download_images,  # type: ignore[arg-type]
-                {"links": batches, "options": unmapped(options)},
-            )
-            checked = runner.map(
-                validate_images,  # type: ignore[arg-type]
-                {
-                    "fetched": fetched,
-                    "out_dir": unmapped(str(store.root)),
-                    "snapshot_id": unmapped(snapshot_id),
-                    "formats": unmapped(config.pillow_formats),
-                    "max_pixels": unmapped(config.max_pixels),
+            records = download_all(
+                runner,
+                batches,
+                options=options,
+                validation={
+                    "out_dir": str(store.root),
+                    "snapshot_id": snapshot_id,
+                    "formats": config.pillow_formats,
+                    "max_pixels": config.max_pixels,
                 },
+                staging=store.staging_dir(snapshot_id),
+                progress_key=artifact_key(key_prefix, "progress"),
             )
-            progress: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call
-                0.0, key=artifact_key(key_prefix, "progress"), description="Images done, %"
-            )
-            records: list[ImageRecord] = []
-            for download, validation in zip(fetched, checked, strict=True):
-                # A failed download (a full disk, say) leaves its validation unrun: raise the
-                # download's own error, not "unfinished run".
-                download.result()
-                records.extend(validation.result())
-                logger.info(
-                    "%d/%d images done (%s)",
-                    len(records),
-                    len(selection.selected),
-                    status_counts(records),
-                )
-                update_progress_artifact(
-                    progress, 100 * len(records) / max(1, len(selection.selected))
-                )
         summary = record_manifest(
             out_dir=str(store.root),
             snapshot_id=snapshot_id,

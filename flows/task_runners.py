@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
@@ -15,6 +17,7 @@ def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any
     if config.runner == "processes":
         return ProcessPoolTaskRunner(max_workers=plan.slots)
     if config.runner == "dask":
+        quiet_dask()
         from prefect_dask.task_runners import DaskTaskRunner
 
         if config.dask_address:
@@ -23,3 +26,11 @@ def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any
             cluster_kwargs={"n_workers": plan.slots, "threads_per_worker": 1, "processes": True}
         )
     return ThreadPoolTaskRunner(max_workers=plan.slots)
+
+
+def quiet_dask() -> None:
+    """Dask's ``distributed.*`` INFO lines (scheduler and worker start-up, every connection)
+    off unless asked for: here, and in the local cluster's worker processes, which read the
+    environment. ``DASK_LOGGING__DISTRIBUTED=info`` brings them back."""
+    level = os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    logging.getLogger("distributed").setLevel(level.upper())

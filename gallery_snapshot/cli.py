@@ -1,7 +1,8 @@
-"""The ``gallery-snapshot`` command: ``run``, ``demo`` and ``demo-gallery``.
+"""The ``gallery-snapshot`` command: ``run``, ``demo``, ``demo-gallery``, ``setup``, ``server``.
 
 Bad input ends with one line on stderr and a non-zero exit, never a traceback:
-2 for bad options, 1 for a snapshot that could not complete.
+2 for bad options, 1 for a snapshot that could not complete. Prefect is imported lazily, and
+its operations (the local server, setup) live in ``deployments/``.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from gallery_snapshot.cli_store import add_store_commands
 from gallery_snapshot.config import (
     DEFAULT_MAX_BYTES,
     FORMATS,
@@ -28,6 +33,25 @@ from gallery_snapshot.manifest import read_manifest, summary_table
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+BIN = Path(sys.executable).parent  # the installed commands, e.g. .venv/bin
+
+EPILOG = """\
+examples:
+  gallery-snapshot demo                         snapshot the built-in demo gallery
+  IMGUR_CLIENT_ID=... gallery-snapshot run --section top --sort top --pages 2
+  gallery-snapshot run --urls-file links.txt --allow-host example.org --out snaps
+  gallery-snapshot setup                        prepare a Prefect server for the deployments
+  gallery-snapshot server status                the local Prefect server runs use
+
+Without PREFECT_API_URL, runs report to this user's local Prefect server, started in the
+background on first use (gallery-snapshot server stop stops it).
+
+exit status:
+  0    the snapshot completed (what happened to single images is in its manifest)
+  1    the snapshot could not complete (client id rejected, API unreachable, disk full)
+  2    bad options, or no client id
+  130  interrupted
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +72,9 @@ def _formats(value: str) -> list[str]:
     return names
 
 
-def _add_download_options(parser: argparse.ArgumentParser, *, out_default: str) -> None:
+def _add_download_options(
+    parser: argparse.ArgumentParser, *, out_default: str, pages_default: int
+) -> None:
     group = parser.add_argument_group("download")
     group.add_argument(
         "--formats",
@@ -97,9 +123,9 @@ def _add_download_options(parser: argparse.ArgumentParser, *, out_default: str) 
     group.add_argument(
         "--pages",
         type=int,
-        default=1,
+        default=pages_default,
         metavar="N",
-        help="listing pages to read; stops early at an empty page (default: 1)",
+        help=f"listing pages to read; stops early at an empty page (default: {pages_default})",
     )
 
 
@@ -108,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gallery-snapshot",
         description="Take validated, deduplicated snapshots of image galleries (Imgur and "
         "compatible APIs), orchestrated by Prefect.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('gallery-snapshot')}"
     )
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
@@ -117,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="snapshot an Imgur listing or a file of URLs",
         description="Snapshot an Imgur listing (needs IMGUR_CLIENT_ID) or a file of image URLs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    run.set_defaults(handler=_snapshot)
     source = run.add_argument_group("source (default: the main gallery)")
     source.add_argument(
         "--api-url",
@@ -152,21 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
         dest="allow_hosts",
         help=f"host images may come from; repeatable (default: {IMGUR_IMAGE_HOST})",
     )
-    _add_download_options(run, out_default="snapshots")
+    _add_download_options(run, out_default="snapshots", pages_default=1)
 
     demo = commands.add_parser(
         "demo",
         help="snapshot the built-in demo gallery (no client id, no network)",
         description="Start the demo gallery on loopback and snapshot it.",
     )
-    _add_download_options(demo, out_default="demo-output")
-    demo.set_defaults(pages=3)
+    demo.set_defaults(handler=_snapshot)
+    # Three pages: the demo gallery's two, and the empty one that ends the listing.
+    _add_download_options(demo, out_default="demo-output", pages_default=3)
 
     serve = commands.add_parser(
         "demo-gallery",
         help="serve the demo gallery until interrupted",
         description="Serve the Imgur-compatible demo gallery on loopback, for manual runs.",
     )
+    serve.set_defaults(handler=_serve_demo_gallery)
     serve.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free)")
     serve.add_argument(
         "--latency",
@@ -182,6 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="serve N generated JPEGs instead of the demo catalogue",
     )
+
+    setup = commands.add_parser(
+        "setup",
+        help="create or update what the deployments need on the Prefect server",
+        description="Create or update, on the Prefect server (PREFECT_API_URL, else the local "
+        "one): the process work pool gallery-snapshot with flow heartbeats on, the global rate "
+        "limit imgur-api, the automation that marks runs Crashed when their heartbeats stop, "
+        "and the Secret block imgur-client-id from IMGUR_CLIENT_ID when set. Idempotent.",
+    )
+    setup.set_defaults(handler=_setup)
+
+    server = commands.add_parser(
+        "server",
+        help="start, stop or show this user's local Prefect server",
+        description="The local Prefect server that runs use when PREFECT_API_URL is not set "
+        "(on 127.0.0.1, port PREFECT_SERVER_API_PORT, data in PREFECT_HOME).",
+    )
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.set_defaults(handler=_server)
+    add_store_commands(commands)
     return parser
 
 
@@ -250,13 +306,22 @@ class _NoTracebackForSnapshotErrors(logging.Filter):
         return True
 
 
-def run_snapshot(config: SnapshotConfig) -> dict[str, Any]:
-    """Run the flow in this process; return the manifest, or raise SnapshotError."""
+def _prefect_defaults() -> None:
+    """Set before Prefect is imported: its settings are read once."""
     # Per-task "Finished in state Completed()" lines drown the progress lines at scale.
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Our own modules' logs (retries, API credits) go to the run's logs too.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "gallery_snapshot")
+    from deployments.heartbeat import HEARTBEAT_ENV
+
+    for name, value in HEARTBEAT_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def run_snapshot(config: SnapshotConfig) -> tuple[dict[str, Any], str]:
+    """Run the flow in this process; return the manifest and the flow run's id, or raise
+    SnapshotError."""
     from flows.snapshot import gallery_snapshot
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
@@ -268,7 +333,7 @@ def run_snapshot(config: SnapshotConfig) -> dict[str, Any]:
         raise outcome
     if isinstance(outcome, BaseException) or not state.is_completed():
         raise SnapshotError(f"the snapshot flow ended in state {state.type.value}: {state.message}")
-    return read_manifest(outcome["manifest"])
+    return read_manifest(outcome["manifest"]), str(state.state_details.flow_run_id)
 
 
 def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> None:
@@ -282,21 +347,86 @@ def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> No
         print(f"invalid files quarantined under {os.path.join(out_dir, 'quarantine')}")
 
 
-def _serve_demo_gallery(args: argparse.Namespace) -> None:
-    from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
+def _snapshot(args: argparse.Namespace) -> None:
+    try:
+        config = _config_from(args, demo=args.command == "demo")
+        _check_client_id(config)
+    except ValidationError as exc:
+        _fail(_validation_message(exc), EXIT_USAGE)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    _prefect_defaults()
+    try:
+        from deployments.local_server import use_prefect_api
 
-    catalogue = bulk_catalogue(args.images) if args.images else None
+        ui_url = use_prefect_api()
+        started = time.perf_counter()
+        manifest, flow_run_id = run_snapshot(config)
+    except SnapshotError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        _fail("interrupted; stored images are intact, run the command again to finish", 130)
+    _print_summary(manifest, config.out_dir, time.perf_counter() - started)
+    print(f"run page: {ui_url}/runs/flow-run/{flow_run_id}")
+
+
+def _setup(args: argparse.Namespace) -> None:
+    _prefect_defaults()
+    from deployments.local_server import use_prefect_api
+    from deployments.setup import format_rows, setup
+
+    try:
+        ui_url = use_prefect_api()
+        rows = setup()
+    except SnapshotError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    print(format_rows(rows))
+    print(f"Prefect UI: {ui_url}")
+
+
+def _server(args: argparse.Namespace) -> None:
+    _prefect_defaults()
+    from deployments.local_server import LocalServer, configured_api_url
+
+    server = LocalServer.from_settings()
+    if args.action == "start":
+        try:
+            started = server.start()
+        except SnapshotError as exc:
+            _fail(str(exc), EXIT_FAILED)
+        print(f"{'started' if started else 'already running'}: UI at {server.ui_url}")
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    elif server.healthy():
+        print(f"running: UI at {server.ui_url}, data in {server.home}")
+    else:
+        print("not running (the next run starts it)")
+    if url := configured_api_url():
+        print(f"note: PREFECT_API_URL is set, so runs use {url}, not this server")
+
+
+def _serve_demo_gallery(args: argparse.Namespace) -> None:
+    from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue, demo_catalogue
+
+    catalogue = bulk_catalogue(args.images) if args.images else demo_catalogue()
     try:
         gallery = DemoGallery(catalogue, latency=args.latency, port=args.port)
     except OSError as exc:
         _fail(f"cannot listen on port {args.port}: {exc.strerror}", EXIT_FAILED)
+    command = [
+        str(BIN / "gallery-snapshot"),
+        "run",
+        "--api-url",
+        gallery.api_url,
+        "--allow-host",
+        gallery.image_host,
+        "--pages",
+        str(max(1, len(catalogue.pages))),  # every page the gallery serves
+    ]
     with gallery:
         print(f"demo gallery API: {gallery.api_url}")
         print(f"client id:        {gallery.client_id}")
-        print(
-            f"try: IMGUR_CLIENT_ID={gallery.client_id} gallery-snapshot run "
-            f"--api-url {gallery.api_url} --allow-host {gallery.image_host} --pages 3"
-        )
+        print(f"try: IMGUR_CLIENT_ID={gallery.client_id} {shlex.join(command)}")
         try:
             while True:
                 time.sleep(3600)
@@ -306,20 +436,5 @@ def _serve_demo_gallery(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.command == "demo-gallery":
-        return _serve_demo_gallery(args)
-    try:
-        config = _config_from(args, demo=args.command == "demo")
-        _check_client_id(config)
-    except ValidationError as exc:
-        _fail(_validation_message(exc), EXIT_USAGE)
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    started = time.perf_counter()
-    try:
-        manifest = run_snapshot(config)
-    except SnapshotError as exc:
-        _fail(str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
-        _fail("interrupted; stored images are intact, run the command again to finish", 130)
-    _print_summary(manifest, config.out_dir, time.perf_counter() - started)
+    handler: Callable[[argparse.Namespace], None] = args.handler
+    handler(args)

@@ -1,14 +1,15 @@
-"""What a person reads about a snapshot: a summary row, a markdown report of problems and
+"""What a person reads about a snapshot: a summary table, a markdown report of problems and
 changes since the previous snapshot of the same source, and a contact sheet of thumbnails."""
 
 from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from gallery_snapshot.manifest import COUNT_KEYS, read_manifest
 from gallery_snapshot.store import Store, write_atomically
@@ -55,19 +56,27 @@ def changes(
     return [i for i in now if i not in set(before)], [i for i in before if i not in set(now)]
 
 
-def summary_row(manifest: dict[str, Any], *, seconds: float) -> dict[str, Any]:
-    """The manifest's counts, the duration and the rate, as one table row."""
+def summary_rows(manifest: dict[str, Any], *, seconds: float) -> list[dict[str, Any]]:
+    """The snapshot at a glance as (field, value) rows: a vertical table fits any screen."""
     counts = manifest["counts"]
     handled = counts["downloaded"] + counts["reused"]
-    row: dict[str, Any] = {"snapshot": manifest["snapshot_id"]}
-    row.update({key: counts[key] for key in COUNT_KEYS})
-    row["seconds"] = round(seconds, 1)
-    row["images_per_second"] = round(handled / seconds, 1) if seconds > 0 else None
-    return row
+    rate = f"{handled / seconds:.1f}" if seconds > 0 else "n/a"
+    rows: list[tuple[str, Any]] = [("snapshot", manifest["snapshot_id"])]
+    rows += [(key, counts[key]) for key in COUNT_KEYS]
+    rows += [("duration", f"{seconds:.1f} s"), ("images/s", rate)]
+    return [{"field": field, "value": value} for field, value in rows]
 
 
-def markdown_report(manifest: dict[str, Any], previous: dict[str, Any] | None) -> str:
-    """Problems (invalid, gone, failed, with reasons) and changes since the previous snapshot."""
+def _listed(lines: list[str], total: int, *, limit: int) -> list[str]:
+    """The first ``limit`` lines, then how many more there are."""
+    return lines[:limit] + ([f"- … and {total - limit} more"] if total > limit else [])
+
+
+def markdown_report(
+    manifest: dict[str, Any], previous: dict[str, Any] | None, *, limit: int = 50
+) -> str:
+    """Problems (invalid, gone, failed) and skipped links with their reasons, as lists whose
+    reasons wrap (first ``limit`` of each), and changes since the previous snapshot."""
     counts = manifest["counts"]
     lines = [
         f"# Snapshot {manifest['snapshot_id']}",
@@ -76,16 +85,22 @@ def markdown_report(manifest: dict[str, Any], previous: dict[str, Any] | None) -
         "",
     ]
     problems = [image for image in manifest["images"] if image["status"] not in STORED]
-    lines.append(f"## Problems ({len(problems)})")
-    lines.append("")
+    lines += [f"## Problems ({len(problems)})", ""]
     if problems:
-        lines += ["| status | image | reason |", "|---|---|---|"]
-        lines += [
-            f"| {image['status']} | [{image['id']}]({image['url']}) | {image['error'] or ''} |"
-            for image in problems
+        entries = [
+            f"- **{image['status']}** [{image['id']}]({image['url']}): {image['error'] or ''}"
+            for image in problems[:limit]
         ]
+        lines += _listed(entries, len(problems), limit=limit)
     else:
         lines.append("None: every selected image is stored and valid.")
+    skipped = manifest["skipped"]
+    lines += ["", f"## Skipped ({len(skipped)})", ""]
+    if skipped:
+        entries = [f"- <{item['url']}>: {item['reason']}" for item in skipped[:limit]]
+        lines += _listed(entries, len(skipped), limit=limit)
+    else:
+        lines.append("None: every link was selected.")
     lines.append("")
     new, dropped = changes(previous, manifest)
     if previous is None:
@@ -94,37 +109,54 @@ def markdown_report(manifest: dict[str, Any], previous: dict[str, Any] | None) -
         lines += [
             f"## Changes since {previous['snapshot_id']}",
             "",
-            f"- new: {len(new)}" + (f" ({', '.join(new[:50])})" if new else ""),
-            f"- dropped out: {len(dropped)}" + (f" ({', '.join(dropped[:50])})" if dropped else ""),
+            f"- new: {len(new)}" + (f" ({', '.join(new[:limit])})" if new else ""),
+            f"- dropped out: {len(dropped)}"
+            + (f" ({', '.join(dropped[:limit])})" if dropped else ""),
         ]
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class ContactSheet:
+    path: Path
+    shown: int
+    stored: int
+
+    @property
+    def note(self) -> str:
+        """What the sheet shows: "64 of 250 shown" when capped."""
+        if self.shown < self.stored:
+            return f"{self.shown} of {self.stored} shown, in rank order"
+        return f"all {self.stored} shown, in rank order"
+
+
 def write_contact_sheet(
     out_dir: str, manifest: dict[str, Any], *, thumb: int = 120, columns: int = 8, limit: int = 64
-) -> Path | None:
-    """A JPEG of thumbnails of the snapshot's stored images (in rank order), next to the
-    manifest; None when there is nothing to show."""
+) -> ContactSheet | None:
+    """A JPEG of thumbnails of the snapshot's first ``limit`` stored images (in rank order),
+    each labelled with its rank, next to the manifest; None when there is nothing to show."""
     store = Store(out_dir)
-    paths = [
-        store.root / image["path"] for image in manifest["images"] if image["status"] in STORED
-    ]
-    paths = paths[:limit]
-    if not paths:
+    stored = [image for image in manifest["images"] if image["status"] in STORED]
+    shown = stored[:limit]
+    if not shown:
         return None
-    columns = min(columns, len(paths))
-    rows = math.ceil(len(paths) / columns)
+    columns = min(columns, len(shown))
+    rows = math.ceil(len(shown) / columns)
     sheet = Image.new("RGB", (columns * thumb, rows * thumb), (24, 24, 24))
-    for index, path in enumerate(paths):
-        with Image.open(path) as image:
+    draw = ImageDraw.Draw(sheet)
+    for index, image_record in enumerate(shown):
+        with Image.open(store.root / image_record["path"]) as image:
             image.draft("RGB", (thumb, thumb))  # JPEGs decode at a fraction of full size
             tile = image.convert("RGB")
         tile.thumbnail((thumb - 4, thumb - 4))
-        x = (index % columns) * thumb + (thumb - tile.width) // 2
-        y = (index // columns) * thumb + (thumb - tile.height) // 2
-        sheet.paste(tile, (x, y))
+        left, top = (index % columns) * thumb, (index // columns) * thumb
+        sheet.paste(tile, (left + (thumb - tile.width) // 2, top + (thumb - tile.height) // 2))
+        label = f"#{image_record['rank']}"
+        box = draw.textbbox((left + 4, top + 4), label)
+        draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
+        draw.text((left + 4, top + 4), label, fill=(255, 255, 255))
     buffer = io.BytesIO()
     sheet.save(buffer, "JPEG", quality=80)
     target = store.manifest_path(manifest["snapshot_id"]).with_name(CONTACT_SHEET)
     write_atomically(target, buffer.getvalue())
-    return target
+    return ContactSheet(path=target, shown=len(shown), stored=len(stored))

@@ -38,9 +38,11 @@ class SharedApiRateLimit:
             rate_limit(API_RATE_LIMIT, occupy=1, strict=True)
         except ConcurrencySlotAcquisitionError:
             self.missing = True
-            get_run_logger().info(
+            # A warning: task runs log at WARNING and above by default, and unthrottled
+            # requests can spend the credits every run shares.
+            get_run_logger().warning(
                 "no global rate limit %r on this server: API requests are not throttled "
-                "across runs (see the README to create it)",
+                "across runs (`gallery-snapshot setup` creates it)",
                 API_RATE_LIMIT,
             )
 

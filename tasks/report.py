@@ -14,7 +14,7 @@ from gallery_snapshot.manifest import read_manifest
 from gallery_snapshot.report import (
     markdown_report,
     previous_manifest,
-    summary_row,
+    summary_rows,
     write_contact_sheet,
 )
 
@@ -32,7 +32,7 @@ def publish_report(
     manifest = read_manifest(manifest_path)
     snapshot_id = manifest["snapshot_id"]
     create_table_artifact(
-        [summary_row(manifest, seconds=seconds)],
+        summary_rows(manifest, seconds=seconds),
         key=artifact_key(key_prefix, "summary"),
         description=f"Counts of snapshot {snapshot_id}",
     )
@@ -45,11 +45,12 @@ def publish_report(
     if sheet is None:
         return None
     # Inlined, so the UI shows it wherever the file lives (a worker's disk, say).
-    encoded = base64.b64encode(sheet.read_bytes()).decode("ascii")
+    encoded = base64.b64encode(sheet.path.read_bytes()).decode("ascii")
     create_markdown_artifact(
+        f"**{sheet.note}**, each labelled with its rank.\n\n"
         f"![contact sheet of snapshot {snapshot_id}](data:image/jpeg;base64,{encoded})\n\n"
-        f"Written to `{sheet}`.\n",
+        f"Written to `{sheet.path}`.\n",
         key=artifact_key(key_prefix, "contact-sheet"),
         description=f"Thumbnails of snapshot {snapshot_id}",
     )
-    return str(sheet)
+    return str(sheet.path)

@@ -27,6 +27,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# A CLI run without PREFECT_API_URL starts the local server on PREFECT_SERVER_API_PORT: never
+# the default 4200, where it would find (and write to) the user's own server.
+os.environ["PREFECT_SERVER_API_PORT"] = str(free_port())
+
+
 @dataclass
 class PrefectServer:
     api_url: str

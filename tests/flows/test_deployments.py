@@ -11,7 +11,7 @@ def test_every_declared_deployment_is_valid_and_shares_the_definitions() -> None
     names = [entry["name"] for entry in declared]
     assert names[0] == "demo" and len(names) >= 3
     for entry in declared:
-        assert entry["entrypoint"] == "flows/snapshot.py:gallery_snapshot"
+        assert entry["entrypoint"] == "flows.snapshot:gallery_snapshot"  # no checkout needed
         assert entry["work_pool"]["name"] == "gallery-snapshot"
         SnapshotConfig.model_validate(entry["parameters"]["config"])  # the UI form accepts it
     scheduled = [entry for entry in declared if entry.get("schedules")]

@@ -1,8 +1,13 @@
 """CLI paths that end before any flow runs (no Prefect needed)."""
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from gallery_snapshot.cli import main
+from gallery_snapshot.cli import build_parser, main
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -61,3 +66,52 @@ def test_help_documents_every_contract_option(capsys: pytest.CaptureFixture[str]
         "--max-bytes",
     ):
         assert option in text
+
+
+def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as raised:
+        main([*argv, "--help"])
+    assert raised.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_demo_help_shows_the_demo_default_of_three_pages(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert re.search(r"--pages N .*\(default: 3\)", " ".join(help_of(capsys, "demo").split()))
+    assert re.search(r"--pages N .*\(default: 1\)", " ".join(help_of(capsys, "run").split()))
+    assert build_parser().parse_args(["demo"]).pages == 3
+
+
+def test_help_has_examples_exit_statuses_and_a_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = help_of(capsys)
+    assert "examples:" in text and "gallery-snapshot demo" in text
+    assert "exit status:" in text and "130" in text
+    for command in ("setup", "server", "demo-gallery"):
+        assert command in text
+    with pytest.raises(SystemExit) as raised:
+        main(["--version"])
+    assert raised.value.code == 0
+    assert re.fullmatch(r"gallery-snapshot \d+\.\d+\.\d+\n", capsys.readouterr().out)
+
+
+def test_demo_gallery_prints_a_command_that_reads_every_page() -> None:
+    # 450 images at 100 a page: five pages, and the command must say so (it said 3 always).
+    installed = Path(sys.executable).with_name("gallery-snapshot")
+    gallery = subprocess.Popen(
+        [str(installed), "demo-gallery", "--port", "0", "--images", "450"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert gallery.stdout is not None
+        lines = [gallery.stdout.readline() for _ in range(3)]
+    finally:
+        gallery.terminate()
+        gallery.wait(timeout=30)
+    command = lines[2].removeprefix("try: ").split()
+    assert command[0].startswith("IMGUR_CLIENT_ID=")
+    assert command[1] == str(installed)  # runnable as printed, without the venv on PATH
+    assert command[command.index("--pages") + 1] == "5"

@@ -8,7 +8,7 @@ from gallery_snapshot.report import (
     changes,
     markdown_report,
     previous_manifest,
-    summary_row,
+    summary_rows,
     write_contact_sheet,
 )
 
@@ -52,6 +52,12 @@ def manifest(
     }
 
 
+def stored_image(root: Path, image_id: str, color: tuple[int, int, int]) -> None:
+    path = root / "images" / "h" / f"{image_id}.jpg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (300, 200), color).save(path, "JPEG")
+
+
 def test_changes_and_report_against_the_previous_snapshot_of_the_same_source(
     tmp_path: Path,
 ) -> None:
@@ -68,28 +74,60 @@ def test_changes_and_report_against_the_previous_snapshot_of_the_same_source(
     assert previous is not None and previous["snapshot_id"] == old["snapshot_id"]
     assert changes(previous, new) == (["c"], ["b"])
     report = markdown_report(new, previous)
-    assert "| gone | [d](http://h/d.jpg) | HTTP 404 |" in report
+    assert "- **gone** [d](http://h/d.jpg): HTTP 404" in report
     assert "- new: 1 (c)" in report and "- dropped out: 1 (b)" in report
     assert "First snapshot" in markdown_report(old, None)
     assert previous_manifest(out, old) is None
 
 
-def test_summary_row_has_counts_duration_and_rate() -> None:
-    row = summary_row(manifest("s", {"a": "downloaded", "b": "reused", "c": "gone"}), seconds=2.0)
-    assert row["downloaded"] == 1 and row["reused"] == 1 and row["gone"] == 1
-    assert row["seconds"] == 2.0 and row["images_per_second"] == 1.0
+def test_summary_is_a_vertical_table_with_duration_and_rate() -> None:
+    rows = summary_rows(manifest("s", {"a": "downloaded", "b": "reused", "c": "gone"}), seconds=2.0)
+    assert all(set(row) == {"field", "value"} for row in rows)
+    table = {row["field"]: row["value"] for row in rows}
+    assert table["snapshot"] == "s"
+    assert (table["downloaded"], table["reused"], table["gone"]) == (1, 1, 1)
+    assert table["duration"] == "2.0 s" and table["images/s"] == "1.0"
+
+
+def test_report_lists_skipped_links_with_reasons_then_a_count() -> None:
+    shown = manifest("s", {"a": "downloaded"})
+    shown["skipped"] = [
+        {"url": f"http://h/{n}.gif", "id": str(n), "reason": f"animated (image/gif) {n}"}
+        for n in range(53)
+    ]
+    report = markdown_report(shown, None)
+    assert "## Skipped (53)" in report
+    assert "- <http://h/0.gif>: animated (image/gif) 0" in report
+    assert "- <http://h/49.gif>: animated (image/gif) 49" in report
+    assert "http://h/50.gif" not in report and "- … and 3 more" in report
+    assert "|" not in report  # lists, whose reasons wrap; table cells get cut off
 
 
 def test_contact_sheet_tiles_the_stored_images(tmp_path: Path) -> None:
     shown = manifest("s", {"a": "downloaded", "b": "reused", "c": "gone"})
     for image_id, color in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
-        path = tmp_path / "images" / "h" / f"{image_id}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (300, 200), color).save(path, "JPEG")
+        stored_image(tmp_path, image_id, color)
     sheet = write_contact_sheet(str(tmp_path), shown, thumb=100)
-    assert sheet == tmp_path / "snapshots" / "s" / "contact-sheet.jpg"
-    with Image.open(sheet) as image:
+    assert sheet is not None
+    assert sheet.path == tmp_path / "snapshots" / "s" / "contact-sheet.jpg"
+    assert (sheet.shown, sheet.stored, sheet.note) == (2, 2, "all 2 shown, in rank order")
+    with Image.open(sheet.path) as image:
         assert image.size == (200, 100)
-        red, _, blue = image.convert("RGB").getpixel((50, 50))
+        rgb = image.convert("RGB")
+        red, _, blue = rgb.getpixel((50, 50))
         assert red > 200 and blue < 60  # the first tile is the first image
+        # Its rank label: white text on black in the tile's corner.
+        corner = [rgb.getpixel((x, y)) for x in range(2, 20) for y in range(2, 16)]
+        assert max(map(sum, corner)) > 600 and min(map(sum, corner)) < 150
     assert write_contact_sheet(str(tmp_path), manifest("t", {"c": "gone"})) is None
+
+
+def test_capped_contact_sheet_says_how_many_it_shows(tmp_path: Path) -> None:
+    many = manifest("s", {f"i{n}": "downloaded" for n in range(5)})
+    for n in range(5):
+        stored_image(tmp_path, f"i{n}", (0, 128, 0))
+    sheet = write_contact_sheet(str(tmp_path), many, thumb=50, columns=2, limit=3)
+    assert sheet is not None
+    assert sheet.note == "3 of 5 shown, in rank order"
+    with Image.open(sheet.path) as image:
+        assert image.size == (100, 100)

@@ -1,0 +1,113 @@
+"""Runs without PREFECT_API_URL: the CLI starts this user's local Prefect server in the
+background once, every later run (and every worker process of the processes and Dask runners)
+reports to it, and `gallery-snapshot server` manages it."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import DEMO_COUNTS
+from tests.e2e.conftest import BIN, free_port, manifests, run
+
+RUN_PAGE = re.compile(r"^run page: (http://127\.0\.0\.1:\d+)/runs/flow-run/([0-9a-f-]{36})$", re.M)
+STARTED = "started a local Prefect server in the background"
+
+
+class LocalCli:
+    def __init__(self, home: Path, port: int) -> None:
+        self.port = port
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("PREFECT_API_URL", "PREFECT_UI_API_URL")
+        }
+        self.env.update(PREFECT_HOME=str(home), PREFECT_SERVER_API_PORT=str(port))
+
+    def __call__(self, *args: str) -> Any:
+        return run([str(BIN / "gallery-snapshot"), *args], env=self.env, timeout=600)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCli]:
+    cli = LocalCli(tmp_path_factory.mktemp("user-prefect-home"), free_port())
+    try:
+        yield cli
+    finally:
+        cli("server", "stop")
+
+
+def task_run_names(local: LocalCli, flow_run_id: str) -> set[str]:
+    runs = local.api(
+        "POST", "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}}
+    )
+    return {run["name"] for run in runs}
+
+
+def test_first_run_starts_the_local_server_and_later_runs_reuse_it(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    out = tmp_path / "demo"
+    first = local("demo", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count(STARTED) == 1
+    assert f"UI at http://127.0.0.1:{local.port}" in first.stderr
+    [(ui, first_id)] = RUN_PAGE.findall(first.stdout)
+    assert ui == f"http://127.0.0.1:{local.port}"
+    server_pid = (Path(local.env["PREFECT_HOME"]) / "server.pid").read_text()
+
+    second = local("demo", "--out", str(out))
+    assert second.returncode == 0, second.stderr
+    assert STARTED not in second.stderr  # no server start: the same one serves
+    assert "temporary server" not in second.stderr + second.stdout
+    [(_, second_id)] = RUN_PAGE.findall(second.stdout)
+    assert (Path(local.env["PREFECT_HOME"]) / "server.pid").read_text() == server_pid
+    # Both runs stay on the server, with unique names and batch-named task runs.
+    runs = {run["id"]: run for run in local.api("POST", "/flow_runs/filter", json={})}
+    assert {first_id, second_id} <= set(runs)
+    assert runs[first_id]["name"] != runs[second_id]["name"]
+    assert runs[second_id]["state_type"] == "COMPLETED"
+    assert any(name.startswith("download_images[1-") for name in task_run_names(local, second_id))
+
+    status = local("server", "status")
+    assert status.returncode == 0 and f"running: UI at {ui}" in status.stdout
+
+
+@pytest.mark.parametrize("runner", ["processes", "dask"])
+def test_worker_processes_report_to_the_local_server(
+    local: LocalCli, tmp_path: Path, runner: str
+) -> None:
+    out = tmp_path / runner
+    result = local("demo", "--out", str(out), "--runner", runner, "--workers", "4")
+    assert result.returncode == 0, result.stderr
+    assert "temporary server" not in result.stderr + result.stdout
+    assert STARTED not in result.stderr
+    [manifest] = manifests(out)
+    assert manifest["counts"] == DEMO_COUNTS
+    [(_, flow_run_id)] = RUN_PAGE.findall(result.stdout)
+    # The batches ran in worker processes; their task runs are on this server, so the
+    # workers reported here rather than to temporary servers of their own.
+    names = task_run_names(local, flow_run_id)
+    assert any(name.startswith("download_images[") for name in names), names
+    assert any(name.startswith("validate_images[") for name in names), names
+    # Dask's INFO chatter is off by default.
+    assert not re.search(r"\| INFO +\| distributed\.", result.stderr)
+
+
+def test_server_stop_then_status(local: LocalCli) -> None:
+    stopped = local("server", "stop")
+    assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
+    assert "not running" in local("server", "status").stdout
+    assert local("server", "stop").stdout.strip() == "not running"
