@@ -33,7 +33,7 @@ _ALL_FORMATS = tuple(pillow for _, pillow in FORMATS.values())
 def upgrade_store(store: Store) -> None:
     """Migrate a folder of the old layout and rebuild a missing URL index (under the store's
     exclusive lock); a no-op for a folder that is up to date."""
-    marker = store.root / "images" / LAYOUT_MARKER
+    marker = store.root / LAYOUT_MARKER
     if marker.is_file() and store.index_path.is_file():
         return
     with store.store_lock(exclusive=True):

@@ -8,12 +8,17 @@ per-snapshot staging and quarantine, and the manifests.
     DIR/quarantine/<id>/<rank>-<name>    files of snapshot <id> that failed validation
     DIR/.staging/<id>/                   downloads waiting for validation (removed at the end)
     DIR/.staging/<id>.lock               held while snapshot <id> runs
+    DIR/.staging/.adoptable/<id>/        whole downloads of a run that died, for the next run
     DIR/.lock                            shared by running snapshots, exclusive for prune
 
 A stored file is immutable: it appears by an atomic link of its whole, validated, fsynced
 content under the name its sha256 gives, and only ``prune`` deletes it. The same bytes are
 stored once whatever their URLs, and storing them again is a no-op, so concurrent runs and
 retries cannot clash. Reading the store never follows a symbolic link.
+
+Each whole download is journalled in its staging folder (URL, file, sha256, size). When a
+run dies, the next one adopts those files instead of fetching them again: only downloads
+that were in flight at the moment of death are lost.
 """
 
 from __future__ import annotations
@@ -22,13 +27,17 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
 import shutil
 import stat
+import threading
 import unicodedata
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from gallery_snapshot.errors import StoreError
@@ -75,6 +84,40 @@ def is_stored_relpath(relpath: str, sha256: str | None = None) -> bool:
         return False
     first, second, digest, _ = match.groups()
     return digest[:2] == first and digest[2:4] == second and sha256 in (None, digest)
+
+
+JOURNAL_PREFIX = "received-"
+
+
+@dataclass(frozen=True)
+class Received:
+    """A whole download waiting in staging."""
+
+    path: Path
+    sha256: str
+    bytes: int
+
+
+class ReceivedJournal:
+    """The journal of one batch's whole downloads, appended line by line from its threads
+    (an ``O_APPEND`` write of one short line is atomic); created on the first line."""
+
+    def __init__(self, staging: Path) -> None:
+        self._path = staging / f"{JOURNAL_PREFIX}{uuid.uuid4().hex}.jsonl"
+        self._fd: int | None = None
+        self._opening = threading.Lock()
+
+    def record(self, url: str, received: Received) -> None:
+        entry = {"url": url, "file": received.path.name, "sha256": received.sha256}
+        line = json.dumps({**entry, "bytes": received.bytes}) + "\n"
+        with self._opening:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(self._fd, line.encode("utf-8", "surrogatepass"))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 class StoredFileProblem(Exception):
@@ -136,7 +179,8 @@ class Store:
     @contextlib.contextmanager
     def snapshot_lock(self, snapshot_id: str) -> Iterator[Path]:
         """Hold the store (shared) and snapshot ``snapshot_id``'s lock and staging folder;
-        remove the staging folder at the end."""
+        remove the staging folder at the end, and, when the snapshot completed, the dead
+        runs' downloads it had the chance to adopt."""
         with self.store_lock(exclusive=False):
             lock_path = self.root / ".staging" / f"{snapshot_id}.lock"
             with open(lock_path, "a+b") as lock:
@@ -145,31 +189,75 @@ class Store:
                 staging.mkdir(exist_ok=True)
                 try:
                     yield staging
+                    # A concurrent run adopting from these at this moment falls back to
+                    # downloading: a move either happened or finds no file.
+                    shutil.rmtree(self._adoptable_root, ignore_errors=True)
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
                     lock_path.unlink(missing_ok=True)
 
+    @property
+    def _adoptable_root(self) -> Path:
+        return self.root / ".staging" / ".adoptable"
+
     def sweep_stale_staging(self) -> list[str]:
-        """Remove staging folders of runs that died; returns their snapshot ids."""
+        """Set aside the staging folders of runs that died (their whole downloads, for
+        adoption; the rest is removed); returns their snapshot ids."""
         swept: list[str] = []
         staging_root = self.root / ".staging"
         if not staging_root.is_dir():
             return swept
         for folder in staging_root.iterdir():
-            if not folder.is_dir():
+            if not folder.is_dir() or folder == self._adoptable_root:
                 continue
             lock_path = staging_root / f"{folder.name}.lock"
             try:
                 with open(lock_path, "rb") as lock:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    shutil.rmtree(folder, ignore_errors=True)
+                    self._set_aside(folder)
                     lock_path.unlink(missing_ok=True)
             except FileNotFoundError:
-                shutil.rmtree(folder, ignore_errors=True)
+                self._set_aside(folder)
             except BlockingIOError:
                 continue  # a live run holds it
             swept.append(folder.name)
         return swept
+
+    def _set_aside(self, folder: Path) -> None:
+        if any(folder.glob(f"{JOURNAL_PREFIX}*")):
+            self._adoptable_root.mkdir(exist_ok=True)
+            with contextlib.suppress(OSError):  # set aside by a concurrent run already
+                os.replace(folder, self._adoptable_root / folder.name)
+                return
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def adoptable(self) -> dict[str, Received]:
+        """Whole downloads of dead runs, by URL (a journal's torn last line is ignored)."""
+        found: dict[str, Received] = {}
+        for journal in sorted(self._adoptable_root.glob(f"*/{JOURNAL_PREFIX}*")):
+            with contextlib.suppress(OSError):
+                for line in journal.read_text(encoding="utf-8").splitlines():
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        entry = json.loads(line)
+                        found[entry["url"]] = Received(
+                            path=journal.parent / safe_component(entry["file"], fallback="x"),
+                            sha256=str(entry["sha256"]),
+                            bytes=int(entry["bytes"]),
+                        )
+        return found
+
+    def adopt(self, received: Received, target: Path) -> bool:
+        """Move a dead run's download to ``target`` once it proves whole; False when it
+        does not (or a concurrent run took it first)."""
+        try:
+            if received.path.lstat().st_size != received.bytes:
+                return False
+            if sha256_of(received.path) != received.sha256:
+                return False
+            os.replace(received.path, target)
+        except OSError:
+            return False
+        return True
 
     def stored_path(self, relpath: str) -> Path:
         """The absolute path of a stored file, refusing any path but a stored file's shape."""

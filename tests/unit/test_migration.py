@@ -32,7 +32,7 @@ def test_an_old_layout_folder_is_migrated_losing_nothing_it_still_had(
     assert "migrated" in caplog.text and "5 files, 2 manifests rewritten" in caplog.text
     assert not (out / "images" / "127.0.0.1").exists()
     stored = {path for path in (out / "images").rglob("*") if path.is_file()}
-    assert {path.name.split(".")[0] for path in stored if path.name != ".layout"} == contents_before
+    assert {path.name.split(".")[0] for path in stored} == contents_before
 
     statuses = {}
     for _, manifest in iter_manifests(out):
