@@ -10,9 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gallery_snapshot.selection import normalize_host
+
 IMGUR_API_URL = "https://api.imgur.com/3"
 IMGUR_IMAGE_HOST = "i.imgur.com"
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_DEADLINE = 120.0
 # Pillow's own decompression-bomb threshold: about 89.5 megapixels.
 DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -28,7 +31,7 @@ SourceKind = Literal["gallery", "subreddit", "tag", "album", "urls"]
 Runner = Literal["threads", "processes", "dask"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$")
+_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-f:.]+\]$")
 
 
 class SourceSpec(BaseModel):
@@ -109,6 +112,12 @@ class SnapshotConfig(BaseModel):
     runner: Runner = Field("threads", description="Task runner for the download step.")
     workers: int = Field(8, ge=1, le=512, description="Concurrent downloads in all.")
     timeout: float = Field(30.0, gt=0, le=600, description="Connect and read timeout, seconds.")
+    deadline: float = Field(
+        DEFAULT_DEADLINE,
+        gt=0,
+        le=86_400,
+        description="Total time per image (connect, reads, retries), seconds.",
+    )
     max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image accepted, bytes.")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Largest image accepted, pixels.")
     attempts: int = Field(3, ge=1, le=10, description="Tries per image before it counts as failed.")
@@ -122,10 +131,11 @@ class SnapshotConfig(BaseModel):
     @field_validator("allowed_hosts")
     @classmethod
     def _hostnames(cls, hosts: list[str]) -> list[str]:
-        for host in hosts:
-            if not _HOST.match(host):
+        normalized = [normalize_host(host) for host in hosts]
+        for host, checked in zip(hosts, normalized, strict=True):
+            if not _HOST.match(checked):
                 raise ValueError(f"{host!r} is not a hostname")
-        return [host.lower() for host in hosts]
+        return normalized
 
     @field_validator("formats")
     @classmethod

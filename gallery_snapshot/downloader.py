@@ -1,9 +1,10 @@
 """The download step: fetch links into staging, or reuse what the store already holds.
 
-Each image is streamed to disk with connect/read timeouts and a size cap, hashed on the way,
-and retried on its own (5xx, 429, resets, short bodies) without touching the rest of its
-batch. Redirects are followed by hand so that no request ever leaves the allowed hosts, and
-Imgur's redirect to ``removed.png`` reads as ``gone``.
+Each image is streamed to disk with connect/read timeouts, a size cap and a total deadline,
+hashed on the way, and retried on its own (5xx, 429, resets, short bodies) without touching
+the rest of its batch. Redirects are followed by hand, and the host of every request sent
+(as the HTTP client itself reads it) is checked against the allowed hosts; Imgur's redirect
+to ``removed.png`` reads as ``gone``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,28 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 
 from gallery_snapshot.catalog import Catalog
+from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.errors import StoreError
-from gallery_snapshot.http import Backoff, Sleep, make_session, retry_after_seconds
+from gallery_snapshot.http import (
+    Backoff,
+    Deadline,
+    DeadlineExceeded,
+    MalformedResponse,
+    Sleep,
+    enforce,
+    make_session,
+    retry_after_seconds,
+)
 from gallery_snapshot.models import FetchResult, Link, StoredImage
-from gallery_snapshot.selection import host_of
-from gallery_snapshot.store import Store, StoredFileProblem, safe_component, stored_relpath
+from gallery_snapshot.selection import UrlProblem, allowed_host_set, parse_image_url, url_rejection
+from gallery_snapshot.store import (
+    Received,
+    ReceivedJournal,
+    Store,
+    StoredFileProblem,
+    safe_component,
+    stored_relpath,
+)
 
 CHUNK_SIZE = 64 * 1024
 MAX_REDIRECTS = 5
@@ -43,6 +61,7 @@ class DownloadOptions:
     snapshot_id: str
     allowed_hosts: frozenset[str]
     timeout: float = 30.0
+    deadline: float = DEFAULT_DEADLINE  # seconds per image: connect, reads and retries
     max_bytes: int = 20 * 1024 * 1024
     attempts: int = 3
     threads: int = 1
@@ -65,25 +84,53 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
+def _request(
+    session: requests.Session, url: str, allowed: frozenset[str], deadline: Deadline, timeout: float
+) -> requests.Response:
+    """Send one GET for ``url``, once the host it is sent to (read from the prepared request,
+    as urllib3 reads it to connect) is allowed."""
+    reason = url_rejection(url, allowed_hosts=allowed)
+    if reason is not None:
+        raise Refused(reason)
+    try:
+        prepared = session.prepare_request(requests.Request("GET", url))
+        sent_to = parse_image_url(prepared.url or "").host
+    except (requests.RequestException, UrlProblem, ValueError) as exc:
+        raise Refused(f"malformed URL: {_short(exc)}") from None
+    if sent_to not in allowed:
+        raise Refused(f"ambiguous URL: the request would go to host {sent_to}")
+    env = session.merge_environment_settings(prepared.url, {}, True, session.verify, None)
+    wait = deadline.timeout(timeout)
+    # The adapter itself: the session's send would already parse a redirect's Location.
+    return session.get_adapter(prepared.url or "").send(
+        prepared,
+        stream=True,
+        timeout=(wait, wait),
+        verify=env["verify"] is not False,
+        proxies=env["proxies"],
+    )
+
+
 def _open_stream(
-    session: requests.Session, link: Link, options: DownloadOptions
+    session: requests.Session, link: Link, options: DownloadOptions, deadline: Deadline
 ) -> requests.Response:
     """GET ``link.url`` following at most ``MAX_REDIRECTS`` redirects within the allowed hosts."""
+    allowed = allowed_host_set(options.allowed_hosts)
     url = link.url
     for _ in range(MAX_REDIRECTS + 1):
-        response = session.get(
-            url, stream=True, allow_redirects=False, timeout=(options.timeout, options.timeout)
-        )
+        response = _request(session, url, allowed, deadline, options.timeout)
         if not response.is_redirect:
             return response
         response.close()
-        target = urljoin(url, response.headers["Location"])
+        try:
+            target = urljoin(url, response.headers["Location"])
+        except ValueError as exc:
+            raise Refused(f"malformed redirect Location: {_short(exc)}") from None
         if target.rsplit("/", 1)[-1].split("?")[0] == REMOVED_PLACEHOLDER:
             raise Gone("redirected to the removed-image placeholder")
-        if urlsplit(target).scheme not in ("http", "https"):
-            raise Refused(f"redirect to a non-http URL {target}")
-        if host_of(target) not in options.allowed_hosts:
-            raise Refused(f"redirect to host {host_of(target)} is not allowed")
+        reason = url_rejection(target, allowed_hosts=allowed)
+        if reason is not None:
+            raise Refused(f"redirect to {reason}")
         url = target
     raise Refused(f"more than {MAX_REDIRECTS} redirects")
 
@@ -100,7 +147,9 @@ def _check_status(response: requests.Response) -> None:
     raise Refused(f"HTTP {status}")
 
 
-def _stream_to(response: requests.Response, target: Path, max_bytes: int) -> tuple[str, int]:
+def _stream_to(
+    response: requests.Response, target: Path, max_bytes: int, deadline: Deadline
+) -> tuple[str, int]:
     """Write the body to ``target``; return its sha256 and size. Stops at ``max_bytes``."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
@@ -109,6 +158,8 @@ def _stream_to(response: requests.Response, target: Path, max_bytes: int) -> tup
     size = 0
     with open(target, "wb") as handle:
         for chunk in response.iter_content(CHUNK_SIZE):
+            if deadline.expired:
+                raise deadline.error()
             size += len(chunk)
             if size > max_bytes:
                 raise Refused(f"larger than max-bytes (over {max_bytes})")
@@ -151,20 +202,21 @@ def fetch_one(
                 link=link, status="reused", sha256=stored.sha256, bytes=stored.bytes, stored=stored
             )
     staged = store.staging_dir(options.snapshot_id) / staged_name(link)
+    deadline = Deadline(options.deadline)
     error = "no attempt made"
     for attempt in range(options.attempts):
         retry_after = None
         try:
-            with _open_stream(session, link, options) as response:
+            with enforce(deadline), _open_stream(session, link, options, deadline) as response:
                 _check_status(response)
-                sha256, size = _stream_to(response, staged, options.max_bytes)
+                sha256, size = _stream_to(response, staged, options.max_bytes, deadline)
             return FetchResult(
                 link=link, status="fetched", path=str(staged), sha256=sha256, bytes=size
             )
         except Gone as exc:
             staged.unlink(missing_ok=True)
             return FetchResult(link=link, status="gone", error=str(exc))
-        except Refused as exc:
+        except (Refused, DeadlineExceeded, MalformedResponse) as exc:
             staged.unlink(missing_ok=True)
             return FetchResult(link=link, status="failed", error=str(exc))
         except Transient as exc:
@@ -175,8 +227,13 @@ def fetch_one(
             staged.unlink(missing_ok=True)
             raise StoreError(f"cannot write to {staged.parent}: {exc.strerror}") from None
         staged.unlink(missing_ok=True)
+        if deadline.expired:
+            return FetchResult(link=link, status="failed", error=str(deadline.error()))
         if attempt + 1 < options.attempts:
-            sleep(options.backoff.delay(attempt, retry_after=retry_after))
+            delay = options.backoff.delay(attempt, retry_after=retry_after)
+            if delay >= deadline.remaining:
+                return FetchResult(link=link, status="failed", error=str(deadline.error()))
+            sleep(delay)
     return FetchResult(
         link=link, status="failed", error=f"gave up after {options.attempts} attempts: {error}"
     )
@@ -194,12 +251,35 @@ def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchRe
     staging.mkdir(parents=True, exist_ok=True)
     links = list(links)
     known = Catalog(store.index_path).lookup(link.url for link in links)
+    adoptable = store.adoptable()
+    journal = ReceivedJournal(staging)
 
     def fetch(link: Link) -> FetchResult:
-        return fetch_one(session, link, store, options, stored=known.get(link.url))
+        received = adoptable.get(link.url)
+        if link.url not in known and received is not None:
+            target = staging / staged_name(link)
+            if store.adopt(received, target):  # a dead run's whole download: no request
+                return FetchResult(
+                    link=link,
+                    status="fetched",
+                    path=str(target),
+                    sha256=received.sha256,
+                    bytes=received.bytes,
+                )
+        result = fetch_one(session, link, store, options, stored=known.get(link.url))
+        if result.status == "fetched":
+            assert result.path and result.sha256 and result.bytes is not None
+            journal.record(
+                link.url,
+                Received(path=Path(result.path), sha256=result.sha256, bytes=result.bytes),
+            )
+        return result
 
-    with make_session(pool_size=options.threads) as session:
-        if options.threads <= 1:
-            return [fetch(link) for link in links]
-        with ThreadPoolExecutor(options.threads, thread_name_prefix="download") as pool:
-            return list(pool.map(fetch, links))
+    try:
+        with make_session(pool_size=options.threads) as session:
+            if options.threads <= 1:
+                return [fetch(link) for link in links]
+            with ThreadPoolExecutor(options.threads, thread_name_prefix="download") as pool:
+                return list(pool.map(fetch, links))
+    finally:
+        journal.close()

@@ -1,16 +1,24 @@
-"""HTTP plumbing shared by the API client and the downloader: sessions and backoff."""
+"""HTTP plumbing shared by the API client and the downloader: sessions, backoff, and
+deadlines that bound a whole exchange (a server trickling bytes never holds a thread)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.request import getproxies
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.response import HTTPResponse
 
 from gallery_snapshot import __version__
 
@@ -27,6 +35,7 @@ def make_session(*, pool_size: int = 10) -> requests.Session:
     """
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _HTTPSPool}
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
@@ -34,6 +43,147 @@ def make_session(*, pool_size: int = 10) -> requests.Session:
     # makes requests re-read them and ~/.netrc on every request (a tenth of download CPU).
     session.trust_env = bool(getproxies())
     return session
+
+
+class MalformedResponse(Exception):
+    """The response's header block does not parse: its framing cannot be trusted. Not an
+    ``OSError``, so that urllib3 and requests let it through unwrapped."""
+
+
+class DeadlineExceeded(Exception):
+    """The exchange outlived its ``Deadline``; ``str()`` says which."""
+
+
+class Deadline:
+    """A point in time by which an exchange must be over. Inside ``enforce(deadline)``, the
+    socket of every response awaited on this thread through a ``make_session`` session is
+    shut down when the deadline passes, however slowly its bytes arrive."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self._sockets: list[socket.socket] = []
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def timeout(self, limit: float) -> float:
+        """``limit`` (a per-read timeout), cut to what is left (never 0, which means no wait)."""
+        return max(0.001, min(limit, self.remaining))
+
+    def error(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"deadline of {self.seconds:g} s exceeded")
+
+    def _watch(self, sock: socket.socket) -> None:
+        with _WATCHDOG.lock:
+            self._sockets.append(sock)
+        _WATCHDOG.wake()
+
+    def _cut(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._sockets.clear()
+
+
+class _Watchdog:
+    """One daemon thread that cuts the sockets of deadlines as they pass."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._changed = threading.Event()
+        self._deadlines: set[Deadline] = set()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        with self.lock:
+            self._deadlines.add(deadline)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+        self.wake()
+
+    def remove(self, deadline: Deadline) -> None:
+        """Stop watching ``deadline``; its sockets may go back to the pool, uncut."""
+        with self.lock:
+            self._deadlines.discard(deadline)
+            deadline._sockets.clear()
+
+    def wake(self) -> None:
+        self._changed.set()
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                passed = [d for d in self._deadlines if d.expired]
+                for deadline in passed:
+                    deadline._cut()
+                watched = [d.at for d in self._deadlines if d._sockets]
+            self._changed.clear()
+            self._changed.wait(max(0.0, min(watched) - time.monotonic()) if watched else None)
+
+
+_WATCHDOG = _Watchdog()
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def enforce(deadline: Deadline) -> Iterator[Deadline]:
+    """Bound every response awaited on this thread in the block by ``deadline``."""
+    _local.deadline = deadline
+    _WATCHDOG.add(deadline)
+    try:
+        yield deadline
+    finally:
+        _local.deadline = None
+        _WATCHDOG.remove(deadline)
+
+
+def _awaited(sock: socket.socket, getresponse: Callable[[], HTTPResponse]) -> HTTPResponse:
+    """Register ``sock`` with the thread's deadline before the response is awaited, and refuse
+    a response whose header block does not parse (urllib3 only logs that)."""
+    deadline: Deadline | None = getattr(_local, "deadline", None)
+    if deadline is not None:
+        deadline._watch(sock)
+    response = getresponse()
+    original = response._original_response
+    if original is not None and original.msg.defects:
+        response.close()
+        raise MalformedResponse(f"response headers do not parse ({original.msg.defects[0]!r})")
+    return response
+
+
+class _HTTPConnection(HTTPConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 does
+        return _awaited(self.sock, super().getresponse)
+
+
+class _HTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 does
+        return _awaited(self.sock, super().getresponse)
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _DropHeaderParsingTraceback(logging.Filter):
+    """urllib3 logs unparseable headers with a traceback; ``MalformedResponse`` reports them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to parse headers")
+
+
+logging.getLogger("urllib3.connection").addFilter(_DropHeaderParsingTraceback())
 
 
 @dataclass(frozen=True, kw_only=True)

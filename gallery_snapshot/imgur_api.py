@@ -11,7 +11,13 @@ from typing import Any
 import requests
 
 from gallery_snapshot.errors import ApiError, RateLimitExhausted
-from gallery_snapshot.http import Backoff, Sleep, make_session, retry_after_seconds
+from gallery_snapshot.http import (
+    Backoff,
+    MalformedResponse,
+    Sleep,
+    make_session,
+    retry_after_seconds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +99,7 @@ class ImgurClient:
                 response = self._session.get(
                     url, params=params, headers={"Authorization": self._auth}, timeout=self._timeout
                 )
-            except requests.RequestException as exc:
+            except (requests.RequestException, MalformedResponse) as exc:
                 failure = f"{type(exc).__name__} while requesting /{path.lstrip('/')}"
             else:
                 self._note_rate_limits(response)

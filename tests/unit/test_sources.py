@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.sources import list_links
 from gallery_snapshot.sources.imgur import page_paths
+from gallery_snapshot.sources.urls_file import list_urls_file
 
 
 def test_gallery_pages_until_the_first_empty_page(gallery: DemoGallery) -> None:
@@ -82,7 +84,7 @@ def test_page_paths_use_the_listing_defaults() -> None:
 def test_urls_file(tmp_path: Path) -> None:
     urls = tmp_path / "urls.txt"
     urls.write_text(
-        "# my list\n\nhttps://i.imgur.com/a.jpg\n  https://i.imgur.com/b.png  \nnot a url\n"
+        "# my list\n\nhttps://i.imgur.com/a.jpg\n  https://i.imgur.com/b.png  \nnot-a-url\n"
     )
     listing = list_links(SourceSpec(kind="urls", urls_file=str(urls)), client_id=None)
     assert [(link.id, link.type, link.rank) for link in listing.links] == [
@@ -92,3 +94,40 @@ def test_urls_file(tmp_path: Path) -> None:
     assert listing.skipped[0].reason == "not an http(s) URL"
     with pytest.raises(ConfigError, match="cannot read the URLs file"):
         list_links(SourceSpec(kind="urls", urls_file=str(tmp_path / "nope")), client_id=None)
+
+
+def test_urls_file_lines_that_do_not_parse_are_skipped_alone(tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text(
+        "http://i.imgur.com:99999/a.jpg\nhttp://[::1/b.jpg\nhttp://127.0.0.2\\@i.imgur.com/c.jpg\n"
+        "https://i.imgur.com/ok.jpg\n"
+    )
+    listing = list_links(SourceSpec(kind="urls", urls_file=str(urls)), client_id=None)
+    assert [link.url for link in listing.links] == ["https://i.imgur.com/ok.jpg"]
+    assert [item.reason.split(":")[0] for item in listing.skipped] == [
+        "malformed URL",
+        "malformed URL",
+        "ambiguous URL",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b"#\n" * 9 + b"\0" * 70_000, "line 10 is longer than 65536 bytes"),
+        (b"#\n" * 11, "more than 10 lines"),
+        (b"https://i.imgur.com/a.jpg\n" * 5, "more than 100 bytes"),
+    ],
+)
+def test_urls_file_reading_is_capped(tmp_path: Path, content: bytes, error: str) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(content)
+    with pytest.raises(ConfigError, match=error):
+        list_urls_file(str(urls), max_lines=10, max_bytes=100 if len(content) < 1000 else 10**6)
+
+
+def test_urls_file_from_dev_zero_stops_at_once() -> None:
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="/dev/zero: line 1 is longer than"):
+        list_urls_file("/dev/zero")
+    assert time.monotonic() - started < 1
