@@ -80,15 +80,21 @@ def validate_fetched(
     store = Store(out_dir)
     records: list[ImageRecord] = []
     stored: list[tuple[str, StoredImage]] = []
+    staged: list[Path] = []
     try:
         for result in results:
             record = _validate_one(result, store, snapshot_id, formats, max_pixels)
             records.append(record)
             if record.status == "downloaded":
                 stored.append((record.url, _stored_image(record)))
+                staged.append(Path(str(result.path)))
+        Catalog(store.index_path).remember(stored)
+        # Staged copies go only once the index knows their URLs: a run killed before that
+        # leaves them (and their journal) for the next run to adopt, not to fetch again.
+        for path in staged:
+            path.unlink(missing_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot store files in {store.root}: {exc.strerror}") from None
-    Catalog(store.index_path).remember(stored)
     return records
 
 
@@ -139,7 +145,9 @@ def _validate_one(
     return record.model_copy(
         update={
             "status": "downloaded",
-            "path": store.commit(staged, sha256=result.sha256, image_format=info.format),
+            "path": store.commit(
+                staged, sha256=result.sha256, image_format=info.format, keep_source=True
+            ),
             "width": info.width,
             "height": info.height,
             "format": info.format,
