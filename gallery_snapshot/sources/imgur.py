@@ -6,15 +6,35 @@ into their images. Items it cannot use are kept as ``SkippedLink``s with the rea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from gallery_snapshot.config import SourceSpec
-from gallery_snapshot.errors import ApiError
+from gallery_snapshot.errors import ApiError, RateLimitExhausted
 from gallery_snapshot.imgur_api import ImgurClient
 from gallery_snapshot.models import Link, Listing, SkippedLink
+
+_ALBUM_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def _encodable(value: str | None) -> str | None:
+    """Refuse text that UTF-8 cannot encode (lone surrogates, which JSON can carry): it could
+    not be written to the manifest."""
+    if value is not None and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError("unicode", "not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates written as escapes, fit for the manifest."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class ImgurImage(BaseModel):
@@ -23,11 +43,22 @@ class ImgurImage(BaseModel):
     type: str | None = None
     animated: bool = False
 
+    _unicode = field_validator("id", "link", "type")(_encodable)
+
 
 class ImgurAlbum(BaseModel):
     id: str
     link: str = ""
     images: list[Any] | None = None
+
+    _unicode = field_validator("id", "link")(_encodable)
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value: str) -> str:
+        if not _ALBUM_ID.match(value):
+            raise PydanticCustomError("album_id", "not a plain album id")
+        return value
 
 
 def page_paths(spec: SourceSpec) -> Iterator[tuple[str, dict[str, str]]]:
@@ -88,9 +119,9 @@ class _ListingBuilder:
         url, item_id = item.get("link"), item.get("id")
         self.skipped.append(
             SkippedLink(
-                url=url if isinstance(url, str) else "",
-                id=item_id if isinstance(item_id, str) else None,
-                reason=reason,
+                url=_printable(url) if isinstance(url, str) else "",
+                id=_printable(item_id) if isinstance(item_id, str) else None,
+                reason=_printable(reason),
             )
         )
 
@@ -120,8 +151,16 @@ def _add_item(builder: _ListingBuilder, client: ImgurClient, raw: Any) -> None:
         try:
             album = ImgurAlbum.model_validate(raw)
             images = _album_images(client, album)
-        except (ValidationError, ValueError) as exc:
+        except ValidationError as exc:
+            builder.skip(raw, f"malformed album: {_first_error(exc)}")
+            return
+        except ValueError as exc:
             builder.skip(raw, f"malformed album: {exc}")
+            return
+        except RateLimitExhausted:
+            raise
+        except ApiError as exc:  # this album only: the rest of the listing goes on
+            builder.skip(raw, f"album images not listed: {exc}")
             return
         for image in images:
             builder.add_image(image, album=album.id)

@@ -247,3 +247,28 @@ def test_ipv6_literals_can_be_allowed(spelling: str) -> None:
     selection = select_links(links, mime_types=JPEG, allowed_hosts=hosts)
     assert [link.id for link in selection.selected] == ["a", "b"]
     assert selection.skipped[0].reason == "host [::2] is not allowed"
+
+
+@pytest.mark.parametrize(
+    ("location", "error"),
+    [
+        ("http://[::1/x.jpg", "malformed redirect Location: Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/x.jpg", "redirect to malformed URL"),
+        ("http://\uff49.example/x.jpg", "redirect to malformed URL"),
+        ("http://127.0.0.2\\@127.0.0.1/x.jpg", "redirect to ambiguous URL"),
+    ],
+)
+def test_a_malformed_redirect_fails_only_its_image(
+    good: HostileServer, tmp_path: Path, location: str, error: str
+) -> None:
+    good.routes["/bad-redirect"] = response(
+        "302 Found", b"", b"Location: " + location.encode("utf-8")
+    )
+    links = [
+        Link(url=f"{good.base_url}/bad-redirect", id="r", rank=1, type="image/jpeg"),
+        Link(url=f"{good.base_url}/a.jpg", id="a", rank=2, type="image/jpeg"),
+    ]
+    options = DownloadOptions(out_dir=str(tmp_path), snapshot_id="s", allowed_hosts=ALLOWED)
+    redirected, ok = fetch_batch(links, options)
+    assert redirected.status == "failed" and (redirected.error or "").startswith(error)
+    assert ok.status == "fetched"
