@@ -10,6 +10,7 @@ of its own: every row comes from a validated image, the manifests record the sam
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -58,9 +59,24 @@ class Catalog:
             connection.executescript(_SCHEMA)
             yield connection
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the URL index {self.path} is unusable: {exc}") from None
+            raise self._explain(exc) from None
         finally:
             connection.close()
+
+    def _explain(self, error: sqlite3.DatabaseError) -> StoreError:
+        """SQLite says "disk I/O error" for a full disk; a small write next to the index
+        finds the real cause."""
+        probe = self.path.with_name(f".probe-{os.getpid()}")
+        try:
+            probe.write_bytes(bytes(65536))
+        except OSError as exc:
+            return StoreError(f"cannot write to {self.path.parent}: {exc.strerror}")
+        finally:
+            probe.unlink(missing_ok=True)
+        return StoreError(
+            f"the URL index {self.path} is unusable ({error}): remove it, and the next run "
+            "rebuilds it from the manifests"
+        )
 
     def lookup(self, urls: Iterable[str]) -> dict[str, StoredImage]:
         """The stored images of those of ``urls`` the index knows, by URL as given."""
