@@ -36,5 +36,5 @@ def test_lookups_of_many_urls_and_retain(tmp_path: Path) -> None:
 def test_a_damaged_index_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
     path.write_bytes(b"not a database" * 100)
-    with pytest.raises(StoreError, match="unusable .*remove it, and the next run rebuilds it"):
+    with pytest.raises(StoreError, match=r"unusable .*remove it, and the next run rebuilds it"):
         Catalog(path).lookup(["http://h/x.jpg"])
