@@ -36,7 +36,8 @@ WINDOWS = {"day", "week", "month", "year", "all"}
 #   "reset" (connection closed, no answer), "short-body" (body shorter than Content-Length),
 #   "slow=SECONDS" (delay, then answer normally), "html" (an HTML page with status 200),
 #   "redirect=URL", "chunked=BYTES" (a body of BYTES without Content-Length),
-#   "json=TEXT" (answer TEXT as the API's JSON body).
+#   "json=TEXT" (answer TEXT as the API's JSON body), "trickle=SECONDS" (the image's body one
+#   byte per SECONDS), "bad-header" (a header line urllib3 cannot parse, then the image).
 _FAULT = re.compile(r"^(\d{3})(\+retry-after=(\d+))?$")
 
 
@@ -115,6 +116,17 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault.startswith("chunked="):
             self._send_chunked(b"\xff\xd8" + bytes(int(fault.partition("=")[2])))
+            return True
+        if fault.startswith("trickle="):
+            self._trickle(image_bytes(DemoImage("Trickle")), float(fault.partition("=")[2]))
+            return True
+        if fault == "bad-header":
+            self._send(
+                200,
+                image_bytes(DemoImage("BadHeader")),
+                "image/jpeg",
+                headers={"X-Broken header": ""},
+            )
             return True
         if fault.startswith("json="):
             self._send(200, fault.partition("=")[2].encode(), "application/json")
@@ -259,6 +271,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _trickle(self, body: bytes, delay: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(delay)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _redirect(self, location: str) -> None:
         self._send(302, b"", "text/plain", headers={"Location": location})

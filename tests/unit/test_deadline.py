@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gallery_snapshot.config import SnapshotConfig
+from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.models import FetchResult, Link
@@ -79,3 +80,28 @@ def test_the_deadline_is_a_config_field_and_a_download_option() -> None:
     assert SnapshotConfig().deadline == 120
     assert SnapshotConfig(deadline=5).deadline == 5
     assert DownloadOptions(out_dir="o", snapshot_id="s", allowed_hosts=frozenset()).deadline == 120
+
+
+def test_the_demo_gallery_can_trickle_and_send_broken_headers(
+    gallery: DemoGallery, tmp_path: Path
+) -> None:
+    gallery.state.faults["/Jpg001.jpg"] = ["trickle=0.2"]
+    gallery.state.faults["/Jpg002.jpg"] = ["bad-header"]
+    links = [
+        Link(url=f"{gallery.base_url}/{name}", id=name, rank=rank, type="image/jpeg")
+        for rank, name in enumerate(["Jpg001.jpg", "Jpg002.jpg", "Jpg003.jpg"], start=1)
+    ]
+    options = DownloadOptions(
+        out_dir=str(tmp_path),
+        snapshot_id="s",
+        allowed_hosts=frozenset({gallery.image_host}),
+        deadline=1.0,
+        threads=3,
+    )
+    started = time.monotonic()
+    trickled, broken, ok = fetch_batch(links, options)
+    assert time.monotonic() - started < 2.5
+    assert (trickled.status, trickled.error) == ("failed", "deadline of 1 s exceeded")
+    assert broken.status == "failed"
+    assert (broken.error or "").startswith("response headers do not parse")
+    assert ok.status == "fetched"
