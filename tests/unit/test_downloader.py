@@ -125,3 +125,26 @@ def test_many_threads_share_one_pool_and_keep_link_order(
     results = fetch(gallery, out_dir, *names, threads=8)
     assert [result.link.id for result in results] == [name[:6] for name in names]
     assert {result.status for result in results} == {"fetched"}
+
+
+def test_whole_downloads_of_a_dead_run_are_adopted_not_fetched_again(
+    gallery: DemoGallery, out_dir: Path
+) -> None:
+    names = ["Jpg001.jpg", "Jpg002.jpg", "Jpg003.jpg"]
+    dead = fetch(gallery, out_dir, *names)  # downloaded into staging, then the run "died"
+    assert {result.status for result in dead} == {"fetched"}
+    torn = Store(out_dir).staging_dir(SNAPSHOT) / "3-Jpg003.jpg"
+    torn.write_bytes(torn.read_bytes()[:100])  # a file the journal says is whole, but is not
+
+    store = Store(out_dir)
+    with store.snapshot_lock("next") as staging:
+        assert store.sweep_stale_staging() == [SNAPSHOT]
+        links = [link(gallery, name, rank) for rank, name in enumerate(names, start=1)]
+        results = fetch_batch(links, options(gallery, out_dir, snapshot_id="next"))
+        assert [result.status for result in results] == ["fetched"] * 3
+        assert [Path(r.path or "").parent for r in results] == [staging] * 3
+        assert [r.sha256 for r in results] == [r.sha256 for r in dead]
+    # Adopted without a request; only the damaged one was fetched again.
+    assert gallery.state.requests_for("/Jpg001.jpg") == [200]
+    assert gallery.state.requests_for("/Jpg003.jpg") == [200, 200]
+    assert list((out_dir / ".staging").iterdir()) == []  # the dead run's files are gone now
