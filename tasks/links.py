@@ -6,7 +6,7 @@ import os
 from datetime import timedelta
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import rate_limit
 
@@ -60,16 +60,16 @@ def resolve_client_id() -> str | None:
         return None
 
 
-# A listing is cached for ten minutes: a retried or repeated run of the same source spends
-# no API credits, and scheduled runs (hourly or slower) still see a fresh listing.
+# A listing is cached for the flow run only: a retried run spends no API credits, and every
+# new snapshot reads a fresh listing (an edited URLs file, a rejected client id are seen at once).
 @task(
     name="fetch_links",
     retries=2,
     retry_delay_seconds=[2, 10],
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_unless_permanent,
-    cache_policy=INPUTS + TASK_SOURCE,
-    cache_expiration=timedelta(minutes=10),
+    cache_policy=INPUTS + TASK_SOURCE + RUN_ID,
+    cache_expiration=timedelta(days=1),
 )
 def fetch_links(source: SourceSpec, timeout: float, demo_gallery: bool = False) -> Listing:
     if demo_gallery:  # the demo gallery's id is public, and it spends no Imgur credits
