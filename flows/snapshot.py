@@ -107,6 +107,7 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             allowed_hosts=frozenset(config.allowed_hosts),
             timeout=config.timeout,
             max_bytes=config.max_bytes,
+            deadline=config.deadline,
             attempts=config.attempts,
             threads=plan.threads,
         )

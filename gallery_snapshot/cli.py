@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from gallery_snapshot.cli_store import add_store_commands
 from gallery_snapshot.config import (
+    DEFAULT_DEADLINE,
     DEFAULT_MAX_BYTES,
     FORMATS,
     IMGUR_API_URL,
@@ -119,6 +120,14 @@ def _add_download_options(
         default=DEFAULT_MAX_BYTES,
         metavar="N",
         help=f"largest image accepted, in bytes (default: {DEFAULT_MAX_BYTES})",
+    )
+    group.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="total time per image (connect, reads, retries); past it the image is failed "
+        f"(default: {DEFAULT_DEADLINE:g})",
     )
     group.add_argument(
         "--pages",
@@ -267,6 +276,7 @@ def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
         "workers": args.workers,
         "timeout": args.timeout,
         "max_bytes": args.max_bytes,
+        "deadline": args.deadline,
         "dask_address": args.dask_address,
         "demo_gallery": demo,
     }
@@ -376,7 +386,7 @@ def _setup(args: argparse.Namespace) -> None:
     from deployments.setup import format_rows, setup
 
     try:
-        ui_url = use_prefect_api()
+        ui_url = use_prefect_api(remember=True)
         rows = setup()
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)

