@@ -9,6 +9,12 @@ on the same links, and writes benchmarks/results/<time>.json and .md. For the pr
 download+validate phase is read from the server's task runs (first download start to last
 validation end); CPU and peak memory are the snapshot process's (and its workers'); server CPU
 is the Prefect server process's, measured until it goes idle after the run.
+
+img2dataset (benchmarks/peer.py, installed on first use into its own venv) runs on the same
+links at each concurrency the project runs at; its phase is its own shard stats' first start
+to last end, its wall and CPU those of its ``download()`` call, as for the project's flow call.
+Each project row gets ``x img2dataset``: its images/s over img2dataset's at the same
+concurrency.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any
 
 import requests
 
-from benchmarks import baselines
+from benchmarks import baselines, peer
 from gallery_snapshot.config import SourceSpec
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID
 from gallery_snapshot.sources import list_links
@@ -40,6 +46,18 @@ BIN = Path(sys.executable).parent
 RESULTS = Path(__file__).resolve().parent / "results"
 PER_PAGE = 100  # the demo gallery's bulk page size
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PEER_DESIGN = f"img2dataset {peer.VERSION}: download only, no decode"
+PEER_NOTES = [
+    f"- {PEER_DESIGN}: `--resize_mode no --disable_all_reencoding True --extract_exif False"
+    " --output_format files`, 2 processes of C/2 threads, one shard each; it hashes every image"
+    " (sha256) and writes a .json per image, but validates nothing (any HTTP 200 body is"
+    " stored). The project decodes every image with Pillow and moves it into the store.",
+    "- phase_s: the project's from its task runs (first download start to last validation"
+    " end); img2dataset's from its shard stats (first shard start to last shard end)."
+    " end_to_end_s: the flow call / the `download()` call; process_s: the whole command"
+    " (interpreter start, imports, run).",
+    "- x img2dataset: project images/s over img2dataset's at the same concurrency.",
+]
 
 
 def free_port() -> int:
@@ -184,6 +202,46 @@ def run_baselines(links: list[str], args: argparse.Namespace, work: Path) -> lis
     return rows
 
 
+def run_peer(
+    links: list[str], args: argparse.Namespace, work: Path, env: dict[str, str]
+) -> list[dict[str, Any]]:
+    """img2dataset, ``args.repeat`` times at each concurrency, on the same links."""
+    python = peer.ensure_installed()
+    rows = []
+    for concurrency in args.img2dataset_concurrency:
+        samples = [
+            peer.run_img2dataset(python, links, work, concurrency, env) for _ in range(args.repeat)
+        ]
+        median = statistics.median
+        rows.append(
+            row(
+                PEER_DESIGN,
+                concurrency,
+                len(links),
+                args.latency,
+                median(s["phase_s"] for s in samples),
+                cpu_ms_per_image=round(1000 * median(s["cpu_s"] for s in samples) / len(links), 2),
+                peak_mb=round(median(s["peak_mb"] for s in samples)),
+                end_to_end_s=round(median(s["wall_s"] for s in samples), 2),
+                process_s=round(median(s["process_s"] for s in samples), 2),
+                runs=len(samples),
+            )
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """``x img2dataset`` on each project download row: its images/s over img2dataset's at the
+    same concurrency (none for the warm re-run, which downloads nothing)."""
+    peers = {r["concurrency"]: r["images_per_s"] for r in rows if r["design"] == PEER_DESIGN}
+    for entry in rows:
+        theirs = peers.get(entry["concurrency"])
+        project = entry["design"].startswith("project:") and "warm" not in entry["design"]
+        if project and theirs:
+            entry["x_img2dataset"] = round(entry["images_per_s"] / theirs, 2)
+
+
 def phase_seconds(api_url: str, flow_run_id: str) -> float:
     """First download start to last validation end, from the server's task runs."""
     runs: list[dict[str, Any]] = []
@@ -207,6 +265,7 @@ def run_project(
 ) -> dict[str, Any]:
     """One snapshot in a fresh process (so its peak memory is its own)."""
     server_cpu = process_cpu(services.server.pid)
+    started = time.perf_counter()
     child = subprocess.run(
         [
             sys.executable,
@@ -229,9 +288,11 @@ def run_project(
         text=True,
         check=False,
     )
+    process_s = time.perf_counter() - started
     if child.returncode != 0:
         raise RuntimeError(f"snapshot failed: {child.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    result["process_s"] = process_s
     result["server_cpu_s"] = wait_until_idle(services.server.pid) - server_cpu
     result["phase_s"] = phase_seconds(services.api_url, result["flow_run_id"])
     return result
@@ -330,6 +391,7 @@ def summarize(
             1000 * median(s["server_cpu_s"] for s in samples) / args.images, 2
         ),
         end_to_end_s=round(median(s["wall_s"] for s in samples), 2),
+        process_s=round(median(s["process_s"] for s in samples), 2),
         runs=len(samples),
     )
 
@@ -346,6 +408,8 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "peak_mb",
         "server_cpu_ms_per_image",
         "end_to_end_s",
+        "process_s",
+        "x_img2dataset",
         "runs",
     ]
     lines = [
@@ -353,13 +417,15 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"{os.cpu_count()} cores; medians of {args.repeat} run(s); "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join(c.replace("x_", "x ") for c in columns) + " |",
         "|" + "---|" * len(columns),
     ]
     for entry in rows:
         lines.append(
             "| " + " | ".join("" if entry.get(c) is None else str(entry[c]) for c in columns) + " |"
         )
+    if any(entry["design"] == PEER_DESIGN for entry in rows):
+        lines += ["", *PEER_NOTES]
     return "\n".join(lines) + "\n"
 
 
@@ -390,9 +456,22 @@ def main(argv: list[str] | None = None) -> None:
         help="images for the sequential baseline (it is slow)",
     )
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--no-img2dataset", action="store_true", help="skip the img2dataset peer")
+    parser.add_argument(
+        "--img2dataset-concurrency",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=None,
+        help="concurrencies to run img2dataset at (default: those of --runs)",
+    )
     args = parser.parse_args(argv)
     if args.command == "child":
         return child(args)
+    if args.img2dataset_concurrency is None:
+        args.img2dataset_concurrency = sorted(
+            {int(spec.partition(":")[2] or 8) for spec in args.runs.split(",")}
+        )
+    if args.no_img2dataset:
+        args.img2dataset_concurrency = []
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gallery-snapshot-bench-") as temp:
         work = Path(temp)
@@ -404,7 +483,10 @@ def main(argv: list[str] | None = None) -> None:
             )
             links = [link.url for link in listing.links]
             rows = [] if args.no_baselines else run_baselines(links, args, work)
+            if args.img2dataset_concurrency:
+                rows += run_peer(links, args, work, services.env)
             rows += project_rows(services, args, work)
+            add_ratios(rows)
         finally:
             services.close()
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
