@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 from prefect.context import refresh_global_settings_context
-from prefect.settings import get_current_settings
+from prefect.settings import get_current_settings, update_current_profile
 
 from gallery_snapshot.errors import SnapshotError
 
@@ -134,21 +134,32 @@ def configured_api_url() -> str | None:
     return str(url) if url else None
 
 
-def use_prefect_api(*, announce: bool = True) -> str:
+def use_prefect_api(*, remember: bool = False) -> str:
     """The configured Prefect API, else this user's local server (started on first use and
     announced once), for this process and every process it starts (process-pool and Dask
-    workers inherit the environment); returns the UI's address."""
-    if url := configured_api_url():
-        return str(get_current_settings().ui_url or url.removesuffix("/api"))
+    workers inherit the environment); returns the UI's address. With ``remember``, the local
+    server also goes into the active Prefect profile, so Prefect's own CLI (``prefect deploy``,
+    ``prefect worker start``) uses it with nothing exported."""
     server = LocalServer.from_settings()
-    if server.start() and announce:
+    url = configured_api_url()
+    if url and url != server.api_url:
+        return str(get_current_settings().ui_url or url.removesuffix("/api"))
+    if server.start():
         print(
             f"started a local Prefect server in the background: UI at {server.ui_url} "
             "(`gallery-snapshot server stop` stops it)",
             file=sys.stderr,
         )
-    os.environ["PREFECT_API_URL"] = server.api_url
-    # Prefect read its settings at import: make every thread and context see the new API
-    # (a stale one would start a temporary server of its own).
-    refresh_global_settings_context()
+    if url is None:
+        if remember:
+            profile = update_current_profile({"PREFECT_API_URL": server.api_url})
+            print(
+                f"Prefect profile {profile.name!r} now uses {server.api_url} "
+                "(prefect deploy, prefect worker start)",
+                file=sys.stderr,
+            )
+        os.environ["PREFECT_API_URL"] = server.api_url
+        # Prefect read its settings at import: make every thread and context see the new
+        # API (a stale one would start a temporary server of its own).
+        refresh_global_settings_context()
     return server.ui_url

@@ -411,7 +411,7 @@ def _server(args: argparse.Namespace) -> None:
         print(f"running: UI at {server.ui_url}, data in {server.home}")
     else:
         print("not running (the next run starts it)")
-    if url := configured_api_url():
+    if (url := configured_api_url()) and url != server.api_url:
         print(f"note: PREFECT_API_URL is set, so runs use {url}, not this server")
 
 

@@ -49,7 +49,7 @@ def publish_report(
     create_markdown_artifact(
         f"**{sheet.note}**, each labelled with its rank.\n\n"
         f"![contact sheet of snapshot {snapshot_id}](data:image/jpeg;base64,{encoded})\n\n"
-        f"Written to `{sheet.path}`.\n",
+        f"Written to `{sheet.path}`\n",
         key=artifact_key(key_prefix, "contact-sheet"),
         description=f"Thumbnails of snapshot {snapshot_id}",
     )

@@ -1,16 +1,24 @@
-"""The path users take: a work pool, `prefect deploy --all`, a worker, `prefect deployment run`,
-and the runs, task runs and artifacts as the server records them."""
+"""The path users take: `gallery-snapshot setup`, `prefect deploy --all`, `prefect worker start`
+(from any folder, with nothing exported), `prefect deployment run`; the runs, task runs and
+artifacts as the server records them; and a worker killed with -9 mid-run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID, DemoGallery, bulk_catalogue
 from tests.e2e.conftest import BIN, PrefectServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,28 +30,28 @@ STEPS = {
     "record_manifest",
     "publish_report",
 }
+HEARTBEAT_SECONDS = 30
+# Prefect's zombie automation: three missed heartbeats; its proactive check runs every few seconds.
+CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30
+
+
+def setup_table(output: str) -> dict[str, str]:
+    """`gallery-snapshot setup`'s table as {what: result}."""
+    rows = [re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[1:]]
+    return {row[0]: row[-1] for row in rows if len(row) == 3}
 
 
 @pytest.fixture(scope="module")
-def deployed(
-    prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    """The pool, every deployment of prefect.yaml, the shared API rate limit, and a worker."""
-    logs = tmp_path_factory.mktemp("worker")
-    for argv in (
-        ["work-pool", "create", "gallery-snapshot", "--type", "process"],
-        [
-            "global-concurrency-limit",
-            "create",
-            "imgur-api",
-            "--limit",
-            "50",
-            "--slot-decay-per-second",
-            "0.14",
-        ],
-    ):
-        result = prefect_server.prefect(*argv)
-        assert result.returncode == 0, result.stdout + result.stderr
+def setup_runs(prefect_server: PrefectServer) -> list[Any]:
+    """`gallery-snapshot setup` twice, with the client id to store in the Secret block."""
+    env = {"IMGUR_CLIENT_ID": DEMO_CLIENT_ID}
+    return [prefect_server.snapshot("setup", env=env) for _ in range(2)]
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_server: PrefectServer, setup_runs: list[Any]) -> None:
+    """What setup created, and every deployment of prefect.yaml."""
+    assert all(result.returncode == 0 for result in setup_runs), setup_runs
     deploy = subprocess.run(
         [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
         cwd=REPO,
@@ -54,41 +62,60 @@ def deployed(
         check=False,
     )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-    with open(logs / "worker.log", "w") as log:
-        worker = subprocess.Popen(
+
+
+@contextmanager
+def worker(prefect_server: PrefectServer, folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`prefect worker start --pool gallery-snapshot` as the docs have it: started in a folder
+    that holds no checkout, with no variable of ours (no GALLERY_SNAPSHOT_HOME, no client id)."""
+    env = {
+        key: value
+        for key, value in prefect_server.env.items()
+        if not key.startswith(("GALLERY_SNAPSHOT", "IMGUR_")) and key != "PYTHONPATH"
+    }
+    with open(folder / "worker.log", "wb") as log:
+        process = subprocess.Popen(
             [str(BIN / "prefect"), "worker", "start", "--pool", "gallery-snapshot"],
-            cwd=logs,
-            env={**prefect_server.env, "GALLERY_SNAPSHOT_HOME": str(REPO)},
+            cwd=folder,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            yield logs
+            yield process
         finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=60)
 
 
-def run_demo(prefect_server: PrefectServer, out: Path) -> dict[str, Any]:
-    """`prefect deployment run gallery-snapshot/demo --watch`; the flow run as the API has it."""
-    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": str(out)}
+def run_deployment(
+    prefect_server: PrefectServer, name: str, config: dict[str, Any], *extra: str
+) -> dict[str, Any]:
+    """`prefect deployment run gallery-snapshot/NAME`; the flow run as the API has it."""
     result = prefect_server.prefect(
         "deployment",
         "run",
-        "gallery-snapshot/demo",
+        f"gallery-snapshot/{name}",
         "--param",
         f"config={json.dumps(config)}",
-        "--watch",
+        *extra,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    runs = prefect_server.api(
-        "POST",
-        "/flow_runs/filter",
-        json={"deployments": {"name": {"any_": ["demo"]}}, "sort": "START_TIME_DESC", "limit": 1},
-    ).json()
-    return runs[0]  # type: ignore[no-any-return]
+    # Its own id: the deployments' schedules have created runs of their own meanwhile.
+    [flow_run_id] = re.findall(r"UUID: ([0-9a-f-]{36})", result.stdout)
+    return prefect_server.api("GET", f"/flow_runs/{flow_run_id}").json()  # type: ignore[no-any-return]
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs (Linux /proc)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [grand for child in map(int, children) for grand in [child, *descendants(child)]]
 
 
 def artifacts_of(prefect_server: PrefectServer, flow_run_id: str) -> dict[str, dict[str, Any]]:
@@ -98,35 +125,84 @@ def artifacts_of(prefect_server: PrefectServer, flow_run_id: str) -> dict[str, d
     return {artifact["key"]: artifact for artifact in artifacts}
 
 
-def test_deployment_runs_leave_task_runs_artifacts_and_a_history(
-    prefect_server: PrefectServer, deployed: Path, tmp_path: Path
+def task_runs_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
+    return prefect_server.api(  # type: ignore[no-any-return]
+        "POST", "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}}
+    ).json()
+
+
+def test_setup_creates_everything_once_then_finds_it(
+    prefect_server: PrefectServer, setup_runs: list[Any]
+) -> None:
+    first, second = setup_runs
+    assert first.returncode == 0, first.stderr
+    assert setup_table(first.stdout) == {
+        "work pool": "created",
+        "global rate limit": "created",
+        "automation": "created",
+        "secret block": "created",
+    }
+    assert second.returncode == 0, second.stderr
+    assert set(setup_table(second.stdout).values()) == {"found"}
+    assert DEMO_CLIENT_ID not in first.stdout + first.stderr + second.stdout + second.stderr
+    pool = prefect_server.api("GET", "/work_pools/gallery-snapshot").json()
+    assert pool["type"] == "process"
+    env = pool["base_job_template"]["variables"]["properties"]["env"]["default"]
+    assert env == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
+    limit = prefect_server.api("GET", "/v2/concurrency_limits/imgur-api").json()
+    assert (limit["limit"], limit["slot_decay_per_second"]) == (50, 0.14)
+    [automation] = prefect_server.api("POST", "/automations/filter", json={}).json()
+    assert automation["trigger"]["posture"] == "Proactive"
+    assert automation["actions"] == [
+        {**automation["actions"][0], "type": "change-flow-run-state", "state": "CRASHED"}
+    ]
+    # Something changed by hand is put back, and said so.
+    prefect_server.prefect(
+        "global-concurrency-limit", "update", "imgur-api", "--limit", "7"
+    ).check_returncode()
+    third = prefect_server.snapshot("setup")
+    assert third.returncode == 0, third.stderr
+    assert setup_table(third.stdout) == {
+        "work pool": "found",
+        "global rate limit": "updated",
+        "automation": "found",
+        "secret block": "skipped: IMGUR_CLIENT_ID is not set",
+    }
+
+
+def test_worker_without_a_checkout_runs_deployments_with_history(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    first = run_demo(prefect_server, out)
-    assert first["state_type"] == "COMPLETED"
-    assert first["name"].startswith("demo-")
-    task_runs = prefect_server.api(
-        "POST", "/task_runs/filter", json={"flow_runs": {"id": {"any_": [first["id"]]}}}
-    ).json()
-    names = {run["name"].rsplit("-", 1)[0] for run in task_runs}
-    assert names >= STEPS, names
+    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": str(out)}
+    with worker(prefect_server, tmp_path):
+        first = run_deployment(prefect_server, "demo", config, "--watch")
+        second = run_deployment(prefect_server, "demo", config, "--watch")
+    assert first["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()
+    assert first["name"].startswith("demo-") and first["name"] != second["name"]
+    task_runs = task_runs_of(prefect_server, first["id"])
+    names = {run["name"] for run in task_runs}
+    assert {name.split("[")[0].rsplit("-", 1)[0] for name in names} >= STEPS, names
+    assert any(name.startswith("download_images[1-") for name in names), names
     assert all(run["state_type"] == "COMPLETED" for run in task_runs)
 
     artifacts = artifacts_of(prefect_server, first["id"])
     assert {"demo-summary", "demo-report", "demo-contact-sheet", "demo-progress"} <= set(artifacts)
-    [summary] = json.loads(artifacts["demo-summary"]["data"])
-    assert summary["downloaded"] == 14 and summary["invalid"] == 2 and summary["images_per_second"]
-    assert "| gone | [Deleted]" in artifacts["demo-report"]["data"]
+    summary = {row["field"]: row["value"] for row in json.loads(artifacts["demo-summary"]["data"])}
+    assert summary["downloaded"] == 14 and summary["invalid"] == 2 and summary["images/s"]
+    assert "- **gone** [Deleted]" in artifacts["demo-report"]["data"]
+    assert "## Skipped (6)" in artifacts["demo-report"]["data"]
     assert "data:image/jpeg;base64," in artifacts["demo-contact-sheet"]["data"]
     assert artifacts["demo-progress"]["data"] == 100.0
-    [snapshot] = list((out / "snapshots").iterdir())
+    # The snapshot id ends like the flow run's name: with the run id's first six hex digits.
+    [snapshot] = list(out.glob(f"snapshots/*-{first['id'][:6]}"))
+    assert first["name"].endswith(snapshot.name[-6:])
     assert (snapshot / "contact-sheet.jpg").is_file()
 
-    # A second scheduled-style run reuses every stored image and says what changed.
-    second = run_demo(prefect_server, out)
+    # The second run reuses every stored image and says what changed.
     assert second["state_type"] == "COMPLETED"
     again = artifacts_of(prefect_server, second["id"])
-    [summary] = json.loads(again["demo-summary"]["data"])
+    summary = {row["field"]: row["value"] for row in json.loads(again["demo-summary"]["data"])}
     assert (summary["downloaded"], summary["reused"]) == (0, 14)
     report = again["demo-report"]["data"]
     assert f"## Changes since {snapshot.name}" in report
@@ -136,3 +212,40 @@ def test_deployment_runs_leave_task_runs_artifacts_and_a_history(
         "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["demo-summary"]}}}
     ).json()
     assert len(history) >= 2
+
+
+def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
+) -> None:
+    # A slow gallery (2 s an image, one download at a time) keeps the run busy for minutes.
+    with DemoGallery(bulk_catalogue(60, kilobytes=10), latency=2.0) as gallery:
+        config = {
+            "source": {"api_url": gallery.api_url, "pages": 1},
+            "allowed_hosts": [gallery.image_host],
+            "workers": 1,
+            "out_dir": str(tmp_path / "out"),
+        }
+        with worker(prefect_server, tmp_path) as process:
+            run = run_deployment(prefect_server, "viral-hourly", config)
+            deadline = time.monotonic() + 300
+            while not any(
+                task["name"].startswith("download_images[") and task["state_type"] == "RUNNING"
+                for task in task_runs_of(prefect_server, run["id"])
+            ):
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                time.sleep(1)
+            # The machine dies: the worker's process group, and the flow run's, which Prefect
+            # starts in a session of its own.
+            for pid in [process.pid, *descendants(process.pid)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+            killed = time.monotonic()
+            process.wait(timeout=30)
+        state = "RUNNING"
+        while state == "RUNNING" and time.monotonic() < killed + CRASH_DEADLINE:
+            time.sleep(2)
+            state = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()["state_type"]
+        print(f"crashed {time.monotonic() - killed:.0f} s after kill -9")
+    assert state == "CRASHED"
+    flow_run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
+    assert flow_run["state"]["message"].startswith("No heartbeat for 90 s")  # the automation

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import requests
 
+from gallery_snapshot.demo_gallery import DemoGallery
 from tests.conftest import DEMO_COUNTS
-from tests.e2e.conftest import BIN, free_port, manifests, run
+from tests.e2e.conftest import BIN, free_port, manifests, run, run_args
 
 RUN_PAGE = re.compile(r"^run page: (http://127\.0\.0\.1:\d+)/runs/flow-run/([0-9a-f-]{36})$", re.M)
 STARTED = "started a local Prefect server in the background"
@@ -30,6 +31,11 @@ class LocalCli:
             if key not in ("PREFECT_API_URL", "PREFECT_UI_API_URL")
         }
         self.env.update(PREFECT_HOME=str(home), PREFECT_SERVER_API_PORT=str(port))
+
+    def with_env(self, **extra: str) -> LocalCli:
+        other = LocalCli(Path(self.env["PREFECT_HOME"]), self.port)
+        other.env.update(extra)
+        return other
 
     def __call__(self, *args: str) -> Any:
         return run([str(BIN / "gallery-snapshot"), *args], env=self.env, timeout=600)
@@ -104,6 +110,37 @@ def test_worker_processes_report_to_the_local_server(
     assert any(name.startswith("validate_images[") for name in names), names
     # Dask's INFO chatter is off by default.
     assert not re.search(r"\| INFO +\| distributed\.", result.stderr)
+
+
+def test_credits_and_missing_rate_limit_are_visible_at_default_levels(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    with DemoGallery() as gallery:
+        result = local.with_env(IMGUR_CLIENT_ID=gallery.client_id)(
+            *run_args(gallery, tmp_path / "out", "--pages", "3")
+        )
+    assert result.returncode == 0, result.stderr
+    assert "API credits after listing: client 1249" in result.stderr
+    assert "no global rate limit 'imgur-api' on this server" in result.stderr
+
+
+def test_setup_points_prefects_own_cli_at_the_local_server(local: LocalCli) -> None:
+    result = local("setup")
+    assert result.returncode == 0, result.stderr
+    assert f"now uses {local.api_url}" in result.stderr
+    # `prefect deploy` and `prefect worker start` need nothing exported: the profile says where.
+    pool = run(
+        [str(BIN / "prefect"), "work-pool", "inspect", "gallery-snapshot"],
+        env=local.env,
+        timeout=120,
+    )
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    assert "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in pool.stdout
+    # Runs still find the server, and start it if it stopped.
+    local("server", "stop")
+    again = local("demo", "--out", str(Path(local.env["PREFECT_HOME"]) / "demo"))
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count(STARTED) == 1
 
 
 def test_server_stop_then_status(local: LocalCli) -> None:

@@ -1,8 +1,9 @@
-"""The Prefect UI, in headless Chromium: a snapshot's summary and contact sheet render.
-Screenshots are kept in test-output/ui/."""
+"""The Prefect UI, in headless Chromium: a snapshot's summary table, report, contact sheet and
+batch-named task runs render. Screenshots are kept in test-output/ui/ (look at them)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PrefectServer
+from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
+from tests.e2e.conftest import PrefectServer, run_args
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "ui"
@@ -39,33 +41,16 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def test_summary_and_contact_sheet_render_in_the_ui(
-    prefect_server: PrefectServer, browser: Any, tmp_path: Path
-) -> None:
-    result = prefect_server.snapshot("demo", "--out", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    [run] = prefect_server.api(
-        "POST",
-        "/flow_runs/filter",
-        json={"flow_runs": {"name": {"like_": "demo-"}}, "sort": "START_TIME_DESC", "limit": 1},
+def run_and_artifacts(prefect_server: PrefectServer, stdout: str) -> tuple[str, dict[str, str]]:
+    """The flow run a CLI run ended with (its run page), and its artifacts' ids by key."""
+    [run_id] = re.findall(r"^run page: .*/runs/flow-run/([0-9a-f-]{36})$", stdout, re.M)
+    artifacts = prefect_server.api(
+        "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}
     ).json()
-    artifacts = {
-        artifact["key"]: artifact["id"]
-        for artifact in prefect_server.api(
-            "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
-        ).json()
-    }
-    ui = prefect_server.api_url.removesuffix("/api")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    return run_id, {artifact["key"]: artifact["id"] for artifact in artifacts}
 
-    page.goto(f"{ui}/artifacts/artifact/{artifacts['demo-summary']}")
-    page.get_by_text("images_per_second").first.wait_for(timeout=60_000)
-    page.screenshot(path=str(SCREENSHOTS / "summary.png"), full_page=True)
-    cells = page.locator("td").all_inner_texts()
-    assert "14" in cells and "19" in cells  # downloaded, selected
 
-    page.goto(f"{ui}/artifacts/artifact/{artifacts['demo-contact-sheet']}")
+def wait_for_inlined_image(page: Any) -> Any:
     sheet = page.locator("img[src^='data:image/jpeg']").first
     sheet.wait_for(timeout=60_000)
     page.wait_for_function(
@@ -73,6 +58,69 @@ def test_summary_and_contact_sheet_render_in_the_ui(
         "i => i.src.startsWith('data:image/jpeg') && i.naturalWidth > 0)",
         timeout=30_000,
     )
+    return sheet
+
+
+def test_summary_report_contact_sheet_and_task_runs_render_in_the_ui(
+    prefect_server: PrefectServer, browser: Any, tmp_path: Path
+) -> None:
+    result = prefect_server.snapshot("demo", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    run_id, artifacts = run_and_artifacts(prefect_server, result.stdout)
+    ui = prefect_server.api_url.removesuffix("/api")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+    # The summary: a vertical (field, value) table, nothing cut off at 1400 px.
+    page.goto(f"{ui}/artifacts/artifact/{artifacts['demo-summary']}")
+    page.get_by_text("images/s").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SCREENSHOTS / "summary.png"), full_page=True)
+    headers = page.locator("th").all_inner_texts()
+    assert [header.strip() for header in headers] == ["field", "value"]
+    rows = [
+        [cell.strip() for cell in row.locator("td").all_inner_texts()]
+        for row in page.locator("tbody tr").all()
+    ]
+    table = {row[0]: row[1] for row in rows if len(row) == 2}
+    assert table["downloaded"] == "14" and table["selected"] == "19"
+    assert table["duration"].endswith(" s") and float(table["images/s"]) > 0
+
+    # The report: problems and skipped links, with their reasons in full.
+    page.goto(f"{ui}/artifacts/artifact/{artifacts['demo-report']}")
+    page.get_by_text("Skipped (6)").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SCREENSHOTS / "report.png"), full_page=True)
+    text = page.locator("body").inner_text()
+    assert "animated (image/gif)" in text and "is not allowed" in text
+
+    # The demo's 14 stored images all fit on the contact sheet.
+    page.goto(f"{ui}/artifacts/artifact/{artifacts['demo-contact-sheet']}")
+    sheet = wait_for_inlined_image(page)
     page.screenshot(path=str(SCREENSHOTS / "contact-sheet.png"), full_page=True)
-    width = sheet.evaluate("image => image.naturalWidth")
-    assert width == 8 * 120  # eight thumbnails a row: the image really decoded
+    assert sheet.evaluate("image => image.naturalWidth") == 8 * 120
+    assert "all 14 shown" in page.locator("body").inner_text()
+
+    # The flow run's task runs are named by the images each batch holds.
+    page.goto(f"{ui}/runs/flow-run/{run_id}")
+    page.get_by_text("Task Runs", exact=True).first.click(timeout=60_000)
+    page.get_by_text("download_images[1-").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SCREENSHOTS / "task-runs.png"), full_page=True)
+    assert page.get_by_text("validate_images[1-").count() >= 1
+
+
+def test_a_capped_contact_sheet_says_how_many_it_shows(
+    prefect_server: PrefectServer, browser: Any, tmp_path: Path
+) -> None:
+    with DemoGallery(bulk_catalogue(80, kilobytes=10)) as gallery:
+        result = prefect_server.snapshot(
+            *run_args(gallery, tmp_path / "out"), env={"IMGUR_CLIENT_ID": gallery.client_id}
+        )
+    assert result.returncode == 0, result.stderr
+    _, artifacts = run_and_artifacts(prefect_server, result.stdout)
+    [sheet_key] = [key for key in artifacts if key.endswith("contact-sheet")]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(
+        f"{prefect_server.api_url.removesuffix('/api')}/artifacts/artifact/{artifacts[sheet_key]}"
+    )
+    wait_for_inlined_image(page)
+    page.screenshot(path=str(SCREENSHOTS / "contact-sheet-capped.png"), full_page=True)
+    assert "64 of 80 shown" in page.locator("body").inner_text()
