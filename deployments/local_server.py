@@ -58,10 +58,7 @@ class LocalServer:
         return self.home / LOG_FILE
 
     def healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.api_url}/health", timeout=2).ok
-        except requests.RequestException:
-            return False
+        return api_healthy(self.api_url)
 
     def pid(self) -> int | None:
         """The background server's pid, if its pid file names a live process."""
@@ -129,6 +126,13 @@ class LocalServer:
         return True
 
 
+def api_healthy(api_url: str) -> bool:
+    try:
+        return requests.get(f"{api_url.rstrip('/')}/health", timeout=5).ok
+    except requests.RequestException:
+        return False
+
+
 def configured_api_url() -> str | None:
     url = get_current_settings().api.url
     return str(url) if url else None
@@ -143,6 +147,8 @@ def use_prefect_api(*, remember: bool = False) -> str:
     server = LocalServer.from_settings()
     url = configured_api_url()
     if url and url != server.api_url:
+        if not api_healthy(url):
+            raise SnapshotError(f"cannot reach the Prefect API at {url} (PREFECT_API_URL)")
         return str(get_current_settings().ui_url or url.removesuffix("/api"))
     if server.start():
         print(

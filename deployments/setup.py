@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
+import httpx
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import (
@@ -28,6 +29,7 @@ from prefect.workers.process import ProcessWorker
 
 from deployments.heartbeat import HEARTBEAT_ENV, HEARTBEAT_SECONDS
 from flows.snapshot import gallery_snapshot
+from gallery_snapshot.errors import SnapshotError
 from tasks.links import API_RATE_LIMIT, CLIENT_ID_BLOCK, CLIENT_ID_ENV
 
 Outcome = Literal["created", "updated", "found", "skipped: IMGUR_CLIENT_ID is not set"]
@@ -154,7 +156,8 @@ def ensure_client_id_block() -> Outcome:
 
 
 def setup() -> list[Row]:
-    """Create or update everything; one row per object."""
+    """Create or update everything; one row per object. SnapshotError when the server
+    refuses."""
     with get_client(sync_client=True) as client:
         steps: list[tuple[str, str, Callable[[], Outcome]]] = [
             ("work pool", WORK_POOL, lambda: ensure_work_pool(client)),
@@ -162,7 +165,10 @@ def setup() -> list[Row]:
             ("automation", ZOMBIE_AUTOMATION, lambda: ensure_zombie_automation(client)),
             ("secret block", CLIENT_ID_BLOCK, ensure_client_id_block),
         ]
-        return [(what, name, ensure()) for what, name, ensure in steps]
+        try:
+            return [(what, name, ensure()) for what, name, ensure in steps]
+        except httpx.HTTPError as exc:
+            raise SnapshotError(f"the Prefect API refused the setup: {exc}") from None
 
 
 def format_rows(rows: list[Row]) -> str:

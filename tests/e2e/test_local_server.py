@@ -148,3 +148,15 @@ def test_server_stop_then_status(local: LocalCli) -> None:
     assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
     assert "not running" in local("server", "status").stdout
     assert local("server", "stop").stdout.strip() == "not running"
+
+
+@pytest.mark.parametrize("command", [["setup"], ["demo"]])
+def test_an_unreachable_prefect_api_is_one_line_and_exit_1(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    result = run([str(BIN / "gallery-snapshot"), *command], env=env, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith("gallery-snapshot: error: cannot reach the Prefect API at")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
