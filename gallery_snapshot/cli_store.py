@@ -35,7 +35,9 @@ def add_store_commands(commands: Any) -> None:
         "that no kept snapshot references. Waits for running snapshots of the folder.",
     )
     prune.add_argument("--out", default="snapshots", metavar="DIR", help="output folder")
-    prune.add_argument("--keep-last", type=int, metavar="N", help="latest snapshots to keep")
+    prune.add_argument(
+        "--keep-last", type=_positive, metavar="N", help="latest snapshots to keep, per source"
+    )
     prune.add_argument(
         "--keep-within",
         type=_duration,
@@ -44,6 +46,16 @@ def add_store_commands(commands: Any) -> None:
     )
     prune.add_argument("--dry-run", action="store_true", help="print what would go; change nothing")
     prune.set_defaults(handler=_prune)
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return number
 
 
 def _duration(text: str) -> Any:

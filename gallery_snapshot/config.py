@@ -159,7 +159,10 @@ def parse_duration(text: str) -> timedelta:
     """restic's durations: ``1y2m3w4d5h`` (years, months of 30 days, weeks, days, hours)."""
     if not text or _DURATION.sub("", text):
         raise ValueError(f"{text!r} is not a duration like 7d, 2w, 1y6m or 12h")
-    return timedelta(hours=sum(int(n) * _HOURS[unit] for n, unit in _DURATION.findall(text)))
+    try:
+        return timedelta(hours=sum(int(n) * _HOURS[u] for n, u in _DURATION.findall(text)))
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any calendar can hold") from None
 
 
 class PruneConfig(BaseModel):

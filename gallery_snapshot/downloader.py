@@ -256,7 +256,8 @@ def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchRe
 
     def fetch(link: Link) -> FetchResult:
         received = adoptable.get(link.url)
-        if link.url not in known and received is not None:
+        # Adopted only within today's limits, like a download.
+        if link.url not in known and received and received.bytes <= options.max_bytes:
             target = staging / staged_name(link)
             if store.adopt(received, target):  # a dead run's whole download: no request
                 return FetchResult(

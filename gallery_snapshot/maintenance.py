@@ -6,28 +6,28 @@ per-source policy and deletes the stored files no kept snapshot references (rest
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.errors import ConfigError, StoreError
-from gallery_snapshot.manifest import iter_manifests, stored_images
-from gallery_snapshot.migration import upgrade_store
+from gallery_snapshot.manifest import (
+    ManifestProblem,
+    iter_manifests,
+    scan_manifests,
+    source_key,
+    stored_images,
+)
+from gallery_snapshot.migration import needs_migration, upgrade_store
 from gallery_snapshot.store import STORED_PATH, Store, StoredFileProblem
 
 Progress = Callable[[int, int], None]
-
-
-def source_key(source: dict[str, Any]) -> str:
-    """Which listing a snapshot is of, for grouping: the source without the API's address
-    (the demo gallery's port changes from run to run)."""
-    return json.dumps({k: v for k, v in source.items() if k != "api_url"}, sort_keys=True)
 
 
 @dataclass
@@ -39,29 +39,30 @@ class VerifyReport:
 
 def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyReport:
     """Re-hash every stored file any manifest references; one problem line per bad file
-    (missing, symbolic link, unreadable, wrong size or sha256, a path outside the store),
-    naming the snapshots that reference it."""
-    store = Store(out_dir)
-    if not (store.root / "snapshots").is_dir():
-        raise StoreError(f"{store.root} holds no snapshots")
-    upgrade_store(store)
+    (missing, symbolic link, not a regular file, unreadable, wrong size or sha256, a path
+    outside the store), naming the snapshots that reference it, and one per file under
+    ``snapshots/`` that is not a readable manifest. Changes nothing."""
+    store = _existing_store(out_dir)
     report = VerifyReport()
-    wanted: dict[str, tuple[str, list[str]]] = {}  # path -> (sha256, snapshot ids)
-    with store.store_lock(exclusive=False):
-        for _, manifest in iter_manifests(store.root):
+    wanted: dict[str, tuple[str, int | None, list[str]]] = {}  # path -> sha256, size, ids
+    with store.read_lock():
+        for _, manifest in scan_manifests(store.root):
+            if isinstance(manifest, ManifestProblem):
+                report.problems.append(str(manifest))
+                continue
             report.snapshots += 1
-            for relpath, sha256 in stored_images(manifest):
-                expected, snapshots = wanted.setdefault(relpath, (sha256, []))
+            for relpath, sha256, size in stored_images(manifest):
+                expected, _, snapshots = wanted.setdefault(relpath, (sha256, size, []))
                 snapshots.append(manifest["snapshot_id"])
                 if expected != sha256:
                     report.problems.append(
                         f"{relpath} is recorded with two sha256s ({expected}, {sha256})"
                     )
 
-        def check(item: tuple[str, tuple[str, list[str]]]) -> str | None:
-            relpath, (sha256, snapshots) = item
+        def check(item: tuple[str, tuple[str, int | None, list[str]]]) -> str | None:
+            relpath, (sha256, size, snapshots) = item
             try:
-                store.read_stored(relpath, sha256=sha256)
+                store.read_stored(relpath, sha256=sha256, size=size)
             except StoredFileProblem as exc:
                 named = ", ".join(snapshots[:3])
                 more = f" and {len(snapshots) - 3} more" if len(snapshots) > 3 else ""
@@ -76,6 +77,19 @@ def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyRep
                 if progress:
                     progress(done, report.files)
     return report
+
+
+def _existing_store(out_dir: str) -> Store:
+    """``out_dir`` as a store of the current layout, or StoreError saying why not."""
+    store = Store(out_dir)
+    if not (store.root / "snapshots").is_dir():
+        raise StoreError(f"{store.root} holds no snapshots")
+    if needs_migration(store):
+        raise StoreError(
+            f"{store.root} has the old layout (images/<host>/<name>): the next snapshot "
+            "or prune migrates it"
+        )
+    return store
 
 
 @dataclass
@@ -129,13 +143,19 @@ def prune_store(
     dry_run: bool = False,
 ) -> PruneReport:
     """Remove the snapshots outside the policy, then every stored file no kept snapshot
-    references. Holds the store alone, so no running snapshot loses what it reuses."""
-    if not keep_last and keep_within is None:
+    references. Holds the store alone, so no running snapshot loses what it reuses; refuses
+    to start while any file under ``snapshots/`` cannot be read as a manifest."""
+    if keep_last is None and keep_within is None:
         raise ConfigError("say what to keep: --keep-last N and/or --keep-within DURATION")
-    store = Store(out_dir)
-    if not (store.root / "snapshots").is_dir():
-        raise StoreError(f"{store.root} holds no snapshots")
-    upgrade_store(store)
+    if keep_last is not None and keep_last < 1:
+        raise ConfigError(f"--keep-last must be at least 1, not {keep_last}")
+    if dry_run:
+        store = _existing_store(out_dir)
+    else:
+        store = Store(out_dir)
+        if not (store.root / "snapshots").is_dir():
+            raise StoreError(f"{store.root} holds no snapshots")
+        upgrade_store(store)
     report = PruneReport()
     with store.store_lock(exclusive=True):
         manifests = {m["snapshot_id"]: (p, m) for p, m in iter_manifests(store.root, strict=True)}
@@ -144,15 +164,19 @@ def prune_store(
         )
         report.kept = sorted(keep)
         report.removed = sorted(manifests.keys() - keep)
-        referenced = {relpath for sid in keep for relpath, _ in stored_images(manifests[sid][1])}
+        referenced = {path for sid in keep for path, _, _ in stored_images(manifests[sid][1])}
         if not dry_run:
             for snapshot_id in report.removed:
                 path, _ = manifests[snapshot_id]
                 path.unlink()  # first the record, then what only it described
                 shutil.rmtree(path.parent, ignore_errors=True)
-                shutil.rmtree(store.quarantine_dir(snapshot_id), ignore_errors=True)
+                quarantine = store.quarantine_dir(snapshot_id)
+                if quarantine.is_symlink():
+                    quarantine.unlink()
+                else:
+                    shutil.rmtree(quarantine, ignore_errors=True)
         kept_sha256s: set[str] = set()
-        for path in sorted((store.root / "images").glob("*/*/*")):
+        for path in _stored_entries(store.root / "images"):
             relpath = store.relative(path)
             match = STORED_PATH.match(relpath)
             if match is None:
@@ -170,3 +194,18 @@ def prune_store(
         if not dry_run:
             report.urls_forgotten = Catalog(store.index_path).retain(kept_sha256s)
     return report
+
+
+def _stored_entries(images: Path) -> list[Path]:
+    """Files (and links) two fan-out levels down, never descending through a link."""
+    found: list[Path] = []
+    for first in _real_folders(images):
+        for second in _real_folders(first):
+            with os.scandir(second) as entries:
+                found += [Path(e.path) for e in entries if not e.is_dir(follow_symlinks=False)]
+    return sorted(found)
+
+
+def _real_folders(folder: Path) -> list[Path]:
+    with os.scandir(folder) as entries:
+        return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field, model_validator
+
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import ImageRecord, SkippedLink
-from gallery_snapshot.store import Store, write_atomically
+from gallery_snapshot.store import Store, open_regular, write_atomically
 
 STATUSES = ("downloaded", "reused", "invalid", "gone", "failed")
 STORED = ("downloaded", "reused")
@@ -68,48 +71,90 @@ def write_manifest(out_dir: str, manifest: dict[str, Any]) -> str:
     return str(path)
 
 
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """A manifest as written by ``write_manifest``; ValueError when the file is not one."""
-    with open(path, encoding="utf-8") as handle:
-        manifest = json.load(handle)
-    if not _is_manifest(manifest):
-        raise ValueError("not a gallery-snapshot manifest")
+_SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class _Shape(BaseModel):
+    """What a manifest must hold before anything trusts it."""
+
+    snapshot_id: str = Field(pattern=_SNAPSHOT_ID.pattern)
+    source: dict[str, Any]
+    images: list[ImageRecord]
+    skipped: list[SkippedLink] = []
+
+    @model_validator(mode="after")
+    def _stored_images_say_where(self) -> _Shape:
+        for image in self.images:
+            if image.status in STORED and not (image.path and image.sha256):
+                raise ValueError(f"image {image.rank} is {image.status} without path or sha256")
+        return self
+
+
+class ManifestProblem(StoreError):
+    """A file under ``snapshots/`` that cannot be read or trusted as a manifest."""
+
+
+def read_manifest(path: str | Path, *, folder_name: str | None = None) -> dict[str, Any]:
+    """A manifest as written by ``write_manifest`` (a regular file, never through a link);
+    ManifestProblem when the file is not one, or (given ``folder_name``) belongs to another
+    snapshot's folder."""
+    try:
+        with open(open_regular(Path(path)), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        _Shape.model_validate(manifest)
+    except OSError as exc:
+        raise ManifestProblem(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:  # JSON's and pydantic's errors are ValueErrors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ManifestProblem(f"{path} is not a manifest: {reason}") from None
+    if folder_name is not None and manifest["snapshot_id"] != folder_name:
+        raise ManifestProblem(f"{path} names snapshot {manifest['snapshot_id']}, not its folder's")
     return manifest  # type: ignore[no-any-return]
 
 
-def _is_manifest(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("snapshot_id"), str)
-        and isinstance(value.get("source"), dict)
-        and isinstance(value.get("images"), list)
-        and all(isinstance(image, dict) for image in value["images"])
-    )
+def scan_manifests(out_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any] | ManifestProblem]]:
+    """Every snapshot folder's manifest, oldest first, or the problem that stops reading it.
+    Folders without a manifest (a run that died before recording) are passed over."""
+    snapshots = Path(out_dir, "snapshots")
+    if not snapshots.is_dir() or snapshots.is_symlink():
+        return
+    for folder in sorted(snapshots.iterdir()):
+        path = folder / "manifest.json"
+        if folder.is_symlink():
+            yield path, ManifestProblem(f"{folder} is a symbolic link")
+        elif folder.is_dir() and (path.exists() or path.is_symlink()):
+            try:
+                yield path, read_manifest(path, folder_name=folder.name)
+            except ManifestProblem as problem:
+                yield path, problem
 
 
 def iter_manifests(
     out_dir: str | Path, *, strict: bool = False
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every manifest under ``out_dir``'s snapshots, oldest first, with its path. A file that
-    is not a manifest is skipped with a warning; so is one that cannot be read, unless
-    ``strict`` (for prune, which must know everything a snapshot references)."""
-    for path in sorted(Path(out_dir, "snapshots").glob("*/manifest.json")):
-        try:
-            yield path, read_manifest(path)
-        except OSError as exc:
+    """The readable manifests of ``out_dir``, oldest first, with their paths. Any other file
+    is skipped with a warning, or, when ``strict`` (prune must know everything a snapshot
+    references), raises ManifestProblem."""
+    for path, manifest in scan_manifests(out_dir):
+        if isinstance(manifest, ManifestProblem):
             if strict:
-                raise StoreError(f"cannot read {path}: {exc.strerror}") from None
-            logger.warning("skipping %s: %s", path, exc.strerror)
-        except ValueError as exc:  # JSON's errors are ValueErrors too
-            logger.warning("skipping %s: %s", path, exc)
+                raise manifest
+            logger.warning("skipping %s", manifest)
+        else:
+            yield path, manifest
 
 
-def stored_images(manifest: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """``(path, sha256)`` of every image the manifest says is stored."""
+def source_key(source: dict[str, Any]) -> str:
+    """Which listing a snapshot is of, for grouping and diffs: the source without the API's
+    address (the demo gallery's port may change from run to run)."""
+    return json.dumps({k: v for k, v in source.items() if k != "api_url"}, sort_keys=True)
+
+
+def stored_images(manifest: dict[str, Any]) -> Iterator[tuple[str, str, int | None]]:
+    """``(path, sha256, bytes)`` of every image a (read) manifest says is stored."""
     for image in manifest["images"]:
-        path, sha256 = image.get("path"), image.get("sha256")
-        if image.get("status") in STORED and isinstance(path, str) and isinstance(sha256, str):
-            yield path, sha256
+        if image["status"] in STORED:
+            yield image["path"], image["sha256"], image.get("bytes")
 
 
 def summary_table(manifest: dict[str, Any]) -> str:

@@ -9,25 +9,27 @@ manifests, which remain the record of truth.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gallery_snapshot.catalog import Catalog
-from gallery_snapshot.config import FORMATS
 from gallery_snapshot.manifest import STORED, iter_manifests
 from gallery_snapshot.models import StoredImage
 from gallery_snapshot.store import Store, is_stored_relpath, sha256_of, write_atomically
-from gallery_snapshot.validation import InvalidImage, inspect_image
 
 logger = logging.getLogger(__name__)
 
 LAYOUT_MARKER = ".layout"
 LAYOUT = "content-addressed v1\n"
-_ALL_FORMATS = tuple(pillow for _, pillow in FORMATS.values())
+
+
+def needs_migration(store: Store) -> bool:
+    """Whether ``store`` holds files of the old layout that were never migrated."""
+    return not (store.root / LAYOUT_MARKER).is_file() and any(_legacy_files(store))
 
 
 def upgrade_store(store: Store) -> None:
@@ -117,30 +119,17 @@ def _migrate_legacy_layout(store: Store) -> None:
             data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
             write_atomically(manifest_path, data)
             rewritten += 1
-    for old in sorted(legacy - linked.keys()):
-        # In no manifest (a run that died before recording): keep it under its content name.
-        path = store.root / old
-        try:
-            info = inspect_image(path, formats=_ALL_FORMATS, max_pixels=2**62, decode=False)
-        except InvalidImage:
-            target = store.quarantine_dir("migration") / old.replace("/", "-")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-            continue
-        linked[old] = store.commit(
-            path, sha256=sha256_of(path), image_format=info.format, keep_source=True
-        )
     for old in linked:
         (store.root / old).unlink()
     for host in {(store.root / old).parent for old in legacy}:
-        try:
+        with contextlib.suppress(OSError):  # not empty: files no manifest names stay
             host.rmdir()
-        except OSError:
-            logger.warning("left %s in place: it holds more than old images", host)
+    left = len(legacy) - len(linked)
     logger.warning(
-        "migrated %s to the content-addressed store: %d files, %d manifests rewritten%s",
+        "migrated %s to the content-addressed store: %d files, %d manifests rewritten%s%s",
         store.root,
         len(linked),
         rewritten,
         f"; {lost} images had been overwritten by the old layout" if lost else "",
+        f"; left {left} files no manifest names where they were" if left else "",
     )

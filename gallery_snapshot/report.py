@@ -11,35 +11,21 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from gallery_snapshot.manifest import COUNT_KEYS, read_manifest
+from gallery_snapshot.manifest import COUNT_KEYS, STORED, iter_manifests, source_key
 from gallery_snapshot.store import Store, write_atomically
 
 CONTACT_SHEET = "contact-sheet.jpg"
-STORED = ("downloaded", "reused")
-
-
-def same_source(first: dict[str, Any], second: dict[str, Any]) -> bool:
-    """Whether two manifests' sources name the same listing (the API's address may move,
-    as the demo gallery's port does)."""
-
-    def strip(source: dict[str, Any]) -> dict[str, Any]:
-        return {key: value for key, value in source.items() if key != "api_url"}
-
-    return strip(first) == strip(second)
 
 
 def previous_manifest(out_dir: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The latest earlier manifest of the same source in ``out_dir``, if any."""
-    earlier: list[dict[str, Any]] = []
-    for path in (Path(out_dir) / "snapshots").glob("*/manifest.json"):
-        try:
-            other = read_manifest(path)
-        except (OSError, ValueError):
-            continue
-        if other.get("snapshot_id", "") < manifest["snapshot_id"] and same_source(
-            other.get("source", {}), manifest["source"]
-        ):
-            earlier.append(other)
+    """The latest earlier manifest of the same source in ``out_dir``, if any (files that are
+    not manifests are skipped with a warning)."""
+    source = source_key(manifest["source"])
+    earlier = [
+        other
+        for _, other in iter_manifests(out_dir)
+        if other["snapshot_id"] < manifest["snapshot_id"] and source_key(other["source"]) == source
+    ]
     return max(earlier, key=lambda other: str(other["snapshot_id"]), default=None)
 
 
@@ -53,7 +39,8 @@ def changes(
     """Image ids new in ``current`` and ids that dropped out since ``previous``."""
     now = stored_ids(current)
     before = stored_ids(previous) if previous else []
-    return [i for i in now if i not in set(before)], [i for i in before if i not in set(now)]
+    now_set, before_set = set(now), set(before)  # once: a set per image made this quadratic
+    return [i for i in now if i not in before_set], [i for i in before if i not in now_set]
 
 
 def summary_rows(manifest: dict[str, Any], *, seconds: float) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ that were in flight at the moment of death are lost.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -120,6 +121,10 @@ class ReceivedJournal:
             os.close(self._fd)
 
 
+# What the store itself keeps at the top of the output folder; none may be a symbolic link.
+OWN_ENTRIES = ("images", "snapshots", "quarantine", ".staging", ".lock", "index.sqlite")
+
+
 class StoredFileProblem(Exception):
     """A stored file is missing, a symbolic link, unreadable, or not what it should be."""
 
@@ -150,7 +155,11 @@ class Store:
         return self.root / "index.sqlite"
 
     def prepare(self) -> None:
-        """Create the folders, or fail with a clear error when the folder is not writable."""
+        """Create the folders, or fail with a clear error when the folder is not writable or
+        one of its own entries is a symbolic link (which would lead writes out of it)."""
+        for name in OWN_ENTRIES:
+            if (self.root / name).is_symlink():
+                raise StoreError(f"refusing {self.root / name}: it is a symbolic link")
         try:
             for sub in ("images", "snapshots", ".staging"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -168,12 +177,31 @@ class Store:
         delete or move what a live snapshot is about to reference."""
         self.prepare()
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        with open(self.root / ".lock", "a+b") as lock:
+        try:
+            lock = open(self.root / ".lock", "a+b")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise StoreError(f"cannot lock {self.root / '.lock'}: {exc.strerror}") from None
+        with lock:
             try:
                 fcntl.flock(lock, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 logger.warning("waiting for the other runs in %s to finish", self.root)
                 fcntl.flock(lock, mode)
+            yield
+
+    @contextlib.contextmanager
+    def read_lock(self) -> Iterator[None]:
+        """Hold the store shared for reading, creating nothing (for verify, which may run on
+        a read-only copy): no prune can delete what is being read."""
+        try:
+            fd = os.open(self.root / ".lock", os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            yield  # no run has ever locked this folder
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot lock {self.root / '.lock'}: {exc.strerror}") from None
+        with open(fd, "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
             yield
 
     @contextlib.contextmanager
@@ -208,6 +236,9 @@ class Store:
         if not staging_root.is_dir():
             return swept
         for folder in staging_root.iterdir():
+            if folder.is_symlink():  # planted: never followed, never adopted from
+                folder.unlink()
+                continue
             if not folder.is_dir() or folder == self._adoptable_root:
                 continue
             lock_path = staging_root / f"{folder.name}.lock"
@@ -235,6 +266,8 @@ class Store:
         """Whole downloads of dead runs, by URL (a journal's torn last line is ignored)."""
         found: dict[str, Received] = {}
         for journal in sorted(self._adoptable_root.glob(f"*/{JOURNAL_PREFIX}*")):
+            if journal.parent.is_symlink() or journal.is_symlink():
+                continue
             with contextlib.suppress(OSError):
                 for line in journal.read_text(encoding="utf-8").splitlines():
                     with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -250,7 +283,8 @@ class Store:
         """Move a dead run's download to ``target`` once it proves whole; False when it
         does not (or a concurrent run took it first)."""
         try:
-            if received.path.lstat().st_size != received.bytes:
+            info = received.path.lstat()
+            if not stat.S_ISREG(info.st_mode) or info.st_size != received.bytes:
                 return False
             if sha256_of(received.path) != received.sha256:
                 return False
@@ -268,6 +302,17 @@ class Store:
     @functools.cached_property
     def _real_images(self) -> str:
         return os.path.realpath(self.root / "images")
+
+    def _fan_out_folder(self, folder: Path) -> None:
+        """Make ``images/ab/cd`` without following a link: a link planted in the store's
+        place is replaced by a real folder (what it pointed at is left alone)."""
+        (self.root / "images").mkdir(parents=True, exist_ok=True)
+        for level in (folder.parent, folder):
+            if level.is_symlink():
+                logger.warning("replacing %s: a symbolic link in the store", level)
+                level.unlink()
+            level.mkdir(exist_ok=True)
+        self._check_folder(folder)
 
     def _check_folder(self, folder: Path) -> None:
         """Refuse a fan-out folder that is, or lies behind, a symbolic link out of the store."""
@@ -288,6 +333,8 @@ class Store:
             raise StoredFileProblem(f"{relpath} is unreadable: {exc.strerror}") from None
         if stat.S_ISLNK(info.st_mode):
             raise StoredFileProblem(f"{relpath} is a symbolic link")
+        if not stat.S_ISREG(info.st_mode):
+            raise StoredFileProblem(f"{relpath} is not a regular file")
         if size is not None and info.st_size != size:
             raise StoredFileProblem(f"{relpath} has {info.st_size} bytes, not {size}")
         self._check_folder(path.parent)
@@ -307,8 +354,7 @@ class Store:
         a symbolic link planted in its place) is replaced by the good one."""
         relpath = stored_relpath(sha256, image_format)
         final = self.root / relpath
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self._check_folder(final.parent)
+        self._fan_out_folder(final.parent)
         os.chmod(staged, 0o444)  # stored files are never written again
         try:
             os.link(staged, final)
@@ -316,6 +362,8 @@ class Store:
             try:
                 self.read_stored(relpath, sha256=sha256)
             except StoredFileProblem:
+                if final.is_dir() and not final.is_symlink():
+                    shutil.rmtree(final)  # planted: no image is a folder
                 # An atomic repair (readers see the old file or the good one).
                 repair = final.with_name(f".{final.name}.{os.getpid()}.repair")
                 os.link(staged, repair)
@@ -332,11 +380,20 @@ class Store:
         return target
 
 
+def open_regular(path: Path) -> int:
+    """A descriptor of ``path`` for reading, refusing a symbolic link (ELOOP) and anything
+    but a regular file (a FIFO would block the reader forever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
 def sha256_of(path: Path) -> str:
-    """The sha256 of a file, never through a symbolic link."""
+    """The sha256 of a regular file, never through a symbolic link."""
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with open(fd, "rb") as handle:
+    with open(open_regular(path), "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -1,4 +1,5 @@
 import hashlib
+import json
 from pathlib import Path
 
 from gallery_snapshot.catalog import Catalog
@@ -148,3 +149,30 @@ def test_whole_downloads_of_a_dead_run_are_adopted_not_fetched_again(
     assert gallery.state.requests_for("/Jpg001.jpg") == [200]
     assert gallery.state.requests_for("/Jpg003.jpg") == [200, 200]
     assert list((out_dir / ".staging").iterdir()) == []  # the dead run's files are gone now
+
+
+def test_nothing_is_adopted_through_a_link_or_beyond_max_bytes(
+    gallery: DemoGallery, out_dir: Path, tmp_path: Path
+) -> None:
+    [dead] = fetch(gallery, out_dir, "Jpg001.jpg")
+    assert dead.bytes is not None and dead.sha256 is not None
+    # A planted staging "folder" that is a link to files outside, journal and all.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"secret")
+    entry = {"url": f"{gallery.base_url}/Jpg002.jpg", "file": "secret.jpg", "bytes": 6}
+    entry["sha256"] = hashlib.sha256(b"secret").hexdigest()
+    (outside / "received-x.jsonl").write_text(json.dumps(entry) + "\n")
+    (out_dir / ".staging" / "planted").symlink_to(outside)
+
+    store = Store(out_dir)
+    with store.snapshot_lock("next"):
+        assert sorted(store.sweep_stale_staging()) == [SNAPSHOT]
+        links = [link(gallery, "Jpg001.jpg", 1), link(gallery, "Jpg002.jpg", 2)]
+        small = options(gallery, out_dir, snapshot_id="next", max_bytes=dead.bytes - 1)
+        first, second = fetch_batch(links, small)
+    assert (outside / "secret.jpg").read_bytes() == b"secret"
+    assert first.status == "failed" and "larger than max-bytes" in (first.error or "")
+    # Fetched from its server, never taken from the planted folder.
+    assert gallery.state.requests_for("/Jpg002.jpg") == [200]
+    assert second.sha256 != entry["sha256"]

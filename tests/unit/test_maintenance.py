@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -93,9 +94,10 @@ def test_verify_names_each_problem_and_the_snapshots_referencing_it(
     assert cli("verify", "--out", str(out)) == 1
     lines = capsys.readouterr().out.splitlines()
     assert f"{paths[1]} is missing (snapshot 01-first, 02-second)" in lines
-    assert any(line.startswith(f"{paths[2]} has sha256 ") for line in lines)
+    assert any(line.startswith(f"{paths[2]} has 3 bytes, not ") for line in lines)
     assert f"{paths[3]} is a symbolic link (snapshot 01-first)" in lines
-    assert lines[-1].endswith("3 problem(s)")
+    assert any("03-junk/manifest.json is not a manifest" in line for line in lines)
+    assert lines[-1].endswith("4 problem(s)")
 
 
 def test_verify_refuses_a_manifest_path_outside_the_store(
@@ -188,3 +190,97 @@ def test_prune_needs_a_policy_and_says_so(
     assert capsys.readouterr().err.count("\n") == 1
     assert cli("prune", "--out", str(tmp_path / "nowhere"), "--keep-last", "1") == 1
     assert "holds no snapshots" in capsys.readouterr().err
+
+
+def tamper(out: Path, folder: str, **changes: Any) -> Path:
+    """Copy snapshot ``folder``'s manifest into a new folder with ``changes``."""
+    manifest = json.loads((out / "snapshots" / "01-a" / "manifest.json").read_text())
+    manifest.update(changes)
+    target = out / "snapshots" / folder
+    target.mkdir()
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("folder", "changes", "reason"),
+    [
+        ("00-evil", {"snapshot_id": "../../victim"}, "not a manifest"),
+        ("00-dot", {"snapshot_id": ".."}, "not a manifest"),
+        ("01-a.bak", {}, "names snapshot 01-a, not its folder's"),
+        ("00-deep", {}, "not a manifest"),
+    ],
+)
+def test_prune_refuses_manifests_it_cannot_trust_and_deletes_nothing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    folder: str,
+    changes: dict[str, Any],
+    reason: str,
+) -> None:
+    out = tmp_path / "store" / "out"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "important").write_text("keep me")
+    (out / "quarantine").mkdir(parents=True)
+    record_snapshot(out, "01-a", [1])
+    record_snapshot(out, "02-a", [2])
+    target = tamper(out, folder, **changes)
+    if folder == "00-deep":  # nesting deeper than the JSON parser's recursion
+        (target / "manifest.json").write_text("[" * 200_000 + "]" * 200_000)
+    ours = {".layout", ".lock"}
+    before = sorted(p for p in out.rglob("*") if p.is_file() and p.name not in ours)
+    assert cli("prune", "--out", str(out), "--keep-last", "1") == 1
+    err = capsys.readouterr().err
+    assert reason in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p for p in out.rglob("*") if p.is_file() and p.name not in ours) == before
+    assert (victim / "important").read_text() == "keep me"
+    assert cli("verify", "--out", str(out)) == 1
+    assert reason in capsys.readouterr().out
+
+
+def test_a_manifest_that_does_not_parse_stops_prune(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    record_snapshot(out, "01-a", [1])
+    record_snapshot(out, "02-a", [2])
+    newest = out / "snapshots" / "02-a" / "manifest.json"
+    newest.write_text(newest.read_text().replace('"images": [', '"images": [ ,'))
+    assert cli("prune", "--out", str(out), "--keep-last", "1") == 1
+    assert len(list((out / "images").rglob("*.jpg"))) == 2
+
+
+def test_prune_never_follows_links_out_of_the_store(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    record_snapshot(out, "01-a", [1])
+    record_snapshot(out, "02-a", [2])
+    outside = tmp_path / "outside"
+    precious = outside / "ff" / "ee" / ("ffee" + "0" * 60 + ".jpg")
+    precious.parent.mkdir(parents=True)
+    precious.write_text("precious")
+    (out / "images" / "ff").symlink_to(outside / "ff")
+    snap = tmp_path / "snap"
+    shutil.copytree(out / "snapshots" / "01-a", snap)
+    assert cli("prune", "--out", str(out), "--keep-last", "1") == 0
+    assert precious.read_text() == "precious"
+    (out / "snapshots" / "00-linked").symlink_to(snap)
+    assert cli("prune", "--out", str(out), "--keep-last", "1") == 1
+    assert (snap / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("keep_last", ["-5", "0", "x"])
+def test_keep_last_must_be_positive(tmp_path: Path, keep_last: str) -> None:
+    record_snapshot(tmp_path / "out", "01-a", [1])
+    assert cli("prune", "--out", str(tmp_path / "out"), "--keep-last", keep_last) == 2
+    assert (tmp_path / "out" / "snapshots" / "01-a" / "manifest.json").exists()
+
+
+def test_verify_and_a_dry_run_change_nothing_on_an_old_layout_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(Path(__file__).parent.parent / "data" / "legacy-store", out)
+    before = sorted(out.rglob("*"))
+    assert cli("verify", "--out", str(out)) == 1
+    assert cli("prune", "--out", str(out), "--keep-last", "1", "--dry-run") == 1
+    assert capsys.readouterr().err.count("has the old layout") == 2
+    assert sorted(out.rglob("*")) == before

@@ -23,6 +23,7 @@ def manifest(
             "rank": rank,
             "status": status,
             "path": f"images/h/{image_id}.jpg" if status in ("downloaded", "reused") else None,
+            "sha256": "0" * 64 if status in ("downloaded", "reused") else None,
             "error": None if status in ("downloaded", "reused") else "HTTP 404",
         }
         for rank, (image_id, status) in enumerate(statuses.items(), start=1)

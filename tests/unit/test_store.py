@@ -95,8 +95,37 @@ def test_a_fan_out_folder_linked_out_of_the_store_is_refused(tmp_path: Path) -> 
     (store.root / "images" / sha[:2]).symlink_to(elsewhere)
     with pytest.raises(StoredFileProblem, match="symbolic link"):
         store.read_stored(stored_relpath(sha, "JPEG"), sha256=sha)
-    with pytest.raises(StoredFileProblem, match="symbolic link"):
-        store.commit(staged_file(tmp_path, b"x"), sha256=sha, image_format="JPEG")
+    # Storing that content replaces the planted link by a real folder; nothing is written
+    # where the link pointed.
+    relpath = store.commit(staged_file(tmp_path, b"x"), sha256=sha, image_format="JPEG")
+    assert not (store.root / "images" / sha[:2]).is_symlink()
+    store.read_stored(relpath, sha256=sha)
+    assert sorted(p.name for p in elsewhere.rglob("*")) == sorted([sha[2:4], f"{sha}.jpg"])
+
+
+def test_a_fifo_in_the_store_is_refused_without_blocking(tmp_path: Path) -> None:
+    store = Store(tmp_path / "out")
+    sha = hashlib.sha256(b"x").hexdigest()
+    fifo = store.root / stored_relpath(sha, "JPEG")
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    with pytest.raises(StoredFileProblem, match="not a regular file"):
+        store.read_stored(stored_relpath(sha, "JPEG"), sha256=sha)
+    relpath = store.commit(staged_file(tmp_path, b"x"), sha256=sha, image_format="JPEG")
+    store.read_stored(relpath, sha256=sha)  # replaced by the real content
+
+
+@pytest.mark.parametrize("entry", [".staging", "index.sqlite", ".lock", "images"])
+def test_the_stores_own_entries_are_never_followed_through_a_link(
+    tmp_path: Path, entry: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (out / entry).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(StoreError, match="it is a symbolic link"):
+        Store(out).prepare()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 @given(st.text(min_size=0, max_size=300))

@@ -133,7 +133,9 @@ class StoreMachine(RuleBasedStateMachine):
 
     def _referenced(self) -> set[tuple[str, str]]:
         return {
-            pair for _, manifest in iter_manifests(self.out) for pair in stored_images(manifest)
+            (path, sha256)
+            for _, manifest in iter_manifests(self.out)
+            for path, sha256, _ in stored_images(manifest)
         }
 
     @invariant()
