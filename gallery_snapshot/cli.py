@@ -349,9 +349,9 @@ def run_snapshot(config: SnapshotConfig) -> tuple[dict[str, Any], str]:
 def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> None:
     print(f"snapshot {manifest['snapshot_id']} finished in {seconds:.1f} s")
     print(summary_table(manifest))
-    print(
-        f"manifest: {os.path.join(out_dir, 'snapshots', manifest['snapshot_id'], 'manifest.json')}"
-    )
+    snapshot = os.path.join(out_dir, "snapshots", manifest["snapshot_id"])
+    print(f"manifest: {os.path.join(snapshot, 'manifest.json')}")
+    print(f"page:     {os.path.join(snapshot, 'index.html')} (open it in a browser)")
     print(f"images:   {os.path.join(out_dir, 'images')}")
     if manifest["counts"]["invalid"]:
         print(f"invalid files quarantined under {os.path.join(out_dir, 'quarantine')}")

@@ -254,7 +254,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._redirect(f"{self.server.image_base}/removed.png")
         if image.body == "failing":
             state.log(path, 503)
-            return self._send(503, b"upstream unavailable", "text/plain")
+            # "Retry at once": the demo shows Retry-After honoured without waiting on it.
+            headers = {"Retry-After": "0"}
+            return self._send(503, b"upstream unavailable", "text/plain", headers=headers)
         state.log(path, 200)
         content_type = "text/html" if image.body == "html" else f"image/{image.ext}"
         self._send(200, image_bytes(image), content_type)
@@ -360,7 +362,10 @@ class DemoGallery:
                 raise
             self._server = DemoGalleryServer(self.state, host, 0)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="demo-gallery", daemon=True
+            # A short poll interval: stopping the gallery ends a demo run sooner.
+            target=lambda: self._server.serve_forever(poll_interval=0.05),
+            name="demo-gallery",
+            daemon=True,
         )
 
     @property
