@@ -10,17 +10,17 @@ the two ways of running stay one set of definitions.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import serve
+from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 from deployments.heartbeat import HEARTBEAT_ENV
-from flows.snapshot import gallery_snapshot
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 
@@ -32,12 +32,20 @@ def declared_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
     return list(document["deployments"])
 
 
+def entrypoint_flow(entrypoint: str) -> Flow[Any, Any]:
+    """The flow a module-path entrypoint (``flows.snapshot:gallery_snapshot``) names."""
+    module, _, name = entrypoint.partition(":")
+    flow: Flow[Any, Any] = getattr(importlib.import_module(module), name)
+    return flow
+
+
 def runner_deployment(declared: dict[str, Any]) -> RunnerDeployment:
     schedules = [
         Cron(schedule["cron"], timezone=schedule.get("timezone", "UTC"))
         for schedule in declared.get("schedules") or []
     ]
-    return gallery_snapshot.to_deployment(  # type: ignore[return-value]  # sync call
+    flow = entrypoint_flow(declared["entrypoint"])
+    return flow.to_deployment(  # type: ignore[return-value]  # sync call
         name=declared["name"],
         description=declared.get("description"),
         tags=declared.get("tags"),

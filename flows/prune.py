@@ -3,10 +3,12 @@ in each output folder (the ``prune-weekly`` deployment runs it)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.snapshot import resolve_out_dir
 from gallery_snapshot.config import PruneConfig
 from tasks.store import prune_out_dir
 
@@ -16,7 +18,10 @@ def gallery_prune(config: PruneConfig) -> list[dict[str, Any]]:
     """Prune every folder of ``config.out_dirs`` by the same policy."""
     logger = get_run_logger()
     reports = []
-    for out_dir in config.out_dirs:
+    for out_dir in map(resolve_out_dir, config.out_dirs):
+        if not Path(out_dir, "snapshots").is_dir():
+            logger.info("%s holds no snapshots yet: nothing to prune", out_dir)
+            continue
         report = prune_out_dir(
             out_dir,
             keep_last=config.keep_last,

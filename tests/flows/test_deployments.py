@@ -3,17 +3,22 @@
 import pytest
 
 from deployments.serve import declared_deployments, main, runner_deployment
-from gallery_snapshot.config import SnapshotConfig
+from gallery_snapshot.config import PruneConfig, SnapshotConfig
 
 
 def test_every_declared_deployment_is_valid_and_shares_the_definitions() -> None:
     declared = declared_deployments()
     names = [entry["name"] for entry in declared]
     assert names[0] == "demo" and len(names) >= 3
+    forms = {
+        "flows.snapshot:gallery_snapshot": SnapshotConfig,
+        "flows.prune:gallery_prune": PruneConfig,
+    }
     for entry in declared:
-        assert entry["entrypoint"] == "flows.snapshot:gallery_snapshot"  # no checkout needed
+        assert entry["entrypoint"] in forms  # module paths: no checkout needed
         assert entry["work_pool"]["name"] == "gallery-snapshot"
-        SnapshotConfig.model_validate(entry["parameters"]["config"])  # the UI form accepts it
+        forms[entry["entrypoint"]].model_validate(entry["parameters"]["config"])  # the UI form
+    assert [e["name"] for e in declared if "prune" in e["entrypoint"]] == ["prune-weekly"]
     scheduled = [entry for entry in declared if entry.get("schedules")]
     assert len(scheduled) >= 2
     assert all(not entry["parameters"]["config"].get("demo_gallery") for entry in scheduled)
@@ -23,6 +28,8 @@ def test_served_deployments_are_built_from_the_same_definitions() -> None:
     for entry in declared_deployments():
         served = runner_deployment(entry)
         assert served.name == entry["name"]
+        assert served.entrypoint is not None
+        assert served.entrypoint.rsplit(":", 1)[-1] == entry["entrypoint"].rsplit(":", 1)[-1]
         assert served.parameters == entry["parameters"]
         crons = [schedule.schedule.cron for schedule in served.schedules or []]  # type: ignore[union-attr]
         assert crons == [schedule["cron"] for schedule in entry.get("schedules") or []]

@@ -16,50 +16,8 @@ import pytest
 from gallery_snapshot.cli import main
 from gallery_snapshot.config import parse_duration
 from gallery_snapshot.maintenance import prune_store, snapshots_to_keep
-from gallery_snapshot.manifest import build_manifest, write_manifest
-from gallery_snapshot.models import ImageRecord
-from gallery_snapshot.store import Store
 from tests.support.images import image_bytes
-
-
-def store_image(out: Path, seed: int) -> tuple[str, str]:
-    import hashlib
-
-    data = image_bytes(seed)
-    staged = out / f"staged-{seed}"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    staged.write_bytes(data)
-    sha = hashlib.sha256(data).hexdigest()
-    return Store(out).commit(staged, sha256=sha, image_format="JPEG"), sha
-
-
-def record_snapshot(
-    out: Path, snapshot_id: str, seeds: list[int], *, source: str = "a", started: str = ""
-) -> None:
-    records = []
-    for rank, seed in enumerate(seeds, start=1):
-        path, sha = store_image(out, seed)
-        records.append(
-            ImageRecord(
-                url=f"http://h/{seed}.jpg",
-                id=str(seed),
-                rank=rank,
-                status="downloaded",
-                path=path,
-                sha256=sha,
-                bytes=(out / path).stat().st_size,
-            )
-        )
-    manifest = build_manifest(
-        snapshot_id=snapshot_id,
-        started_at=started or f"2026-11-{snapshot_id[:2]}T00:00:00+00:00",
-        finished_at="",
-        source={"kind": "urls", "urls_file": source},
-        link_count=len(seeds),
-        records=records,
-        skipped=[],
-    )
-    write_manifest(str(out), manifest)
+from tests.support.stores import record_snapshot, store_image
 
 
 def cli(*argv: str) -> int:
