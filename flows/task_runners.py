@@ -25,7 +25,10 @@ def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any
         return DaskTaskRunner(
             cluster_kwargs={"n_workers": plan.slots, "threads_per_worker": 1, "processes": True}
         )
-    return ThreadPoolTaskRunner(max_workers=plan.slots)
+    # A validation task waits for its download in a runner thread: twice the slots keeps
+    # ``plan.slots`` downloads running while validations wait (process and Dask runners
+    # resolve dependencies before a task takes a worker).
+    return ThreadPoolTaskRunner(max_workers=2 * plan.slots)
 
 
 def quiet_dask() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import posixpath
 import time
 from collections.abc import Iterable
@@ -165,8 +164,8 @@ def _stream_to(
                 raise Refused(f"larger than max-bytes (over {max_bytes})")
             digest.update(chunk)
             handle.write(chunk)
-        handle.flush()
-        os.fsync(handle.fileno())  # durable before validation can promote it into the store
+        # No fsync here: validation makes a batch durable with one filesystem sync before
+        # its images enter the index (an fsync per image cost ~0.5 ms of machine CPU).
     return digest.hexdigest(), size
 
 

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import FetchResult, ImageRecord, StoredImage
-from gallery_snapshot.store import Store, stored_relpath
+from gallery_snapshot.store import Store, stored_relpath, sync_filesystem
 
 # Our own max_pixels check decides; Pillow's warning would only be noise.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -88,6 +88,8 @@ def validate_fetched(
             if record.status == "downloaded":
                 stored.append((record.url, _stored_image(record)))
                 staged.append(Path(str(result.path)))
+        if stored:
+            sync_filesystem(store.root)  # the batch's files durable before the index names them
         Catalog(store.index_path).remember(stored)
         # Staged copies go only once the index knows their URLs: a run killed before that
         # leaves them (and their journal) for the next run to adopt, not to fetch again.
