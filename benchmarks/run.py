@@ -88,7 +88,7 @@ def wait_until_idle(pid: int, *, quiet: float = 2.0, limit: float = 120.0) -> fl
 class Services:
     """A Prefect server and the demo gallery, each in its own process."""
 
-    def __init__(self, work: Path, *, images: int, latency: float) -> None:
+    def __init__(self, work: Path, *, images: int, latency: float, gallery: bool = True) -> None:
         port = free_port()
         self.api_url = f"http://127.0.0.1:{port}/api"
         self.env = {
@@ -106,6 +106,10 @@ class Services:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        self._wait(f"{self.api_url}/health", None)
+        self.gallery: subprocess.Popen[bytes] | None = None
+        if not gallery:
+            return
         gallery_port = free_port()
         self.gallery = subprocess.Popen(
             [
@@ -123,7 +127,6 @@ class Services:
             stderr=subprocess.DEVNULL,
         )
         self.gallery_api = f"http://127.0.0.1:{gallery_port}/3"
-        self._wait(f"{self.api_url}/health", None)
         self._wait(f"{self.gallery_api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
 
     @staticmethod
@@ -141,8 +144,9 @@ class Services:
 
     def close(self) -> None:
         for process in (self.gallery, self.server):
-            process.terminate()
-            process.wait(timeout=30)
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
 
 
 def measure(run: Callable[[], None]) -> tuple[float, float]:
