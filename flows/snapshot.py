@@ -23,11 +23,28 @@ from gallery_snapshot.batching import plan_batches, split
 from gallery_snapshot.config import SnapshotConfig
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions
+from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.store import Store
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
 from tasks.report import artifact_key, publish_report
+
+
+class NoTracebackForSnapshotErrors(logging.Filter):
+    """A SnapshotError's message is the whole story (a rejected client id, spent credits): its
+    traceback, in the terminal and in the run's logs on the server, only buries it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], SnapshotError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+# At import: in the CLI's process and in every process a worker starts to run a deployment.
+for _logger in ("prefect.flow_runs", "prefect.task_runs"):
+    logging.getLogger(_logger).addFilter(NoTracebackForSnapshotErrors())
 
 
 def utc_now() -> str:

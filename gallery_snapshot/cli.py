@@ -8,7 +8,6 @@ its operations (the local server, setup) live in ``deployments/``.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shlex
 import sys
@@ -29,8 +28,10 @@ from gallery_snapshot.config import (
     IMGUR_IMAGE_HOST,
     SnapshotConfig,
 )
-from gallery_snapshot.errors import ConfigError, SnapshotError
+from gallery_snapshot.errors import ConfigError, SnapshotError, StoreError
 from gallery_snapshot.manifest import read_manifest, summary_table
+from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
+from gallery_snapshot.store import Store
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -71,6 +72,26 @@ def _formats(value: str) -> list[str]:
             f"unknown format {', '.join(unknown) or repr(value)}; choose from {', '.join(FORMATS)}"
         )
     return names
+
+
+def _port(value: str) -> int:
+    port = int(value) if value.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (0-65535)")
+    return port
+
+
+def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = kind(value)
+        except ValueError:
+            number = -1
+        if not number >= 0:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number >= 0")
+        return number
+
+    return parse
 
 
 def _add_download_options(
@@ -212,17 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the Imgur-compatible demo gallery on loopback, for manual runs.",
     )
     serve.set_defaults(handler=_serve_demo_gallery)
-    serve.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free)")
+    serve.add_argument("--port", type=_port, default=8765, help="port (default: 8765; 0: any free)")
     serve.add_argument(
         "--latency",
-        type=float,
+        type=_non_negative(float),
         default=0.0,
         metavar="SECONDS",
         help="delay before each image response (default: 0)",
     )
     serve.add_argument(
         "--images",
-        type=int,
+        type=_non_negative(int),
         default=0,
         metavar="N",
         help="serve N generated JPEGs instead of the demo catalogue",
@@ -293,27 +314,47 @@ def _validation_message(error: ValidationError) -> str:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    print(f"gallery-snapshot: error: {message}", file=sys.stderr)
+    print(error_line(message), end="", file=sys.stderr)
     raise SystemExit(code)
 
 
 def _check_client_id(config: SnapshotConfig) -> None:
     """Fail early and plainly when an Imgur source has no client id anywhere."""
-    if config.demo_gallery or config.source.kind == "urls":
-        return
-    if os.environ.get("IMGUR_CLIENT_ID", "").strip() or os.environ.get("PREFECT_API_URL"):
-        return  # with a server, the flow may still find the Secret block
+    if not _needs_client_id(config) or os.environ.get("PREFECT_API_URL"):
+        return  # with a server, the Secret block is looked up once the server is known
     raise ConfigError("IMGUR_CLIENT_ID is not set: export your Imgur client id (see README)")
 
 
-class _NoTracebackForSnapshotErrors(logging.Filter):
-    """A SnapshotError's message is the whole story; its traceback only buries it."""
+def _needs_client_id(config: SnapshotConfig) -> bool:
+    return (
+        not config.demo_gallery
+        and config.source.kind != "urls"
+        and not (os.environ.get("IMGUR_CLIENT_ID", "").strip())
+    )
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], SnapshotError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
+
+def _check_inputs(config: SnapshotConfig) -> None:
+    """What can be checked before Prefect starts: the URLs file is readable (ConfigError), the
+    output folder writable (StoreError), the client id set when no server may hold it."""
+    if path := config.source.urls_file:
+        try:
+            open(path, "rb").close()  # only whether it opens
+        except OSError as exc:
+            raise ConfigError(f"cannot read the URLs file {path}: {exc.strerror}") from None
+    _check_client_id(config)
+    Store(config.out_dir).prepare()
+
+
+def _check_secret_block(api_url: str) -> None:
+    """With a Prefect server and no IMGUR_CLIENT_ID, the Secret block must be there."""
+    from tasks.links import CLIENT_ID_BLOCK, resolve_client_id
+
+    if resolve_client_id() is None:
+        raise ConfigError(
+            f"IMGUR_CLIENT_ID is not set and the Prefect server at {api_url} has no Secret "
+            f"block {CLIENT_ID_BLOCK!r}: export your Imgur client id, or run "
+            "`gallery-snapshot setup` with it (see README)"
+        )
 
 
 def _prefect_defaults() -> None:
@@ -329,15 +370,42 @@ def _prefect_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
-def run_snapshot(config: SnapshotConfig) -> tuple[dict[str, Any], str]:
+class FlowRunHandle:
+    """The CLI's flow run once it runs: what an interrupt marks Cancelled on the server."""
+
+    def __init__(self) -> None:
+        self.flow_run_id: str | None = None
+
+    def run_name(self) -> str:
+        """The flow's own run name; on the way, the run's id."""
+        from prefect.runtime import flow_run
+
+        from flows.snapshot import run_name
+
+        self.flow_run_id = flow_run.id
+        return run_name()
+
+    def cancel(self) -> None:
+        if self.flow_run_id is None:
+            return
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelled
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(
+                self.flow_run_id, Cancelled(message="interrupted from the command line"), force=True
+            )
+
+
+def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[dict[str, Any], str]:
     """Run the flow in this process; return the manifest and the flow run's id, or raise
     SnapshotError."""
     from flows.snapshot import gallery_snapshot
 
-    for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).addFilter(_NoTracebackForSnapshotErrors())
-
-    state = gallery_snapshot(config, return_state=True)
+    flow = (
+        gallery_snapshot.with_options(flow_run_name=handle.run_name) if handle else gallery_snapshot
+    )
+    state = flow(config, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, SnapshotError):
         raise outcome
@@ -358,24 +426,36 @@ def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> No
 
 
 def _snapshot(args: argparse.Namespace) -> None:
+    handle = FlowRunHandle()
+    stop_on_signals(handle.cancel)
     try:
         config = _config_from(args, demo=args.command == "demo")
-        _check_client_id(config)
+        _check_inputs(config)
     except ValidationError as exc:
         _fail(_validation_message(exc), EXIT_USAGE)
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_FAILED)
     _prefect_defaults()
-    try:
-        from deployments.local_server import use_prefect_api
+    from deployments.local_server import configured_api_url, use_prefect_api
 
+    try:
         ui_url = use_prefect_api()
-        started = time.perf_counter()
-        manifest, flow_run_id = run_snapshot(config)
+        api_url = str(configured_api_url())
+        if _needs_client_id(config):
+            _check_secret_block(api_url)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
-        _fail("interrupted; stored images are intact, run the command again to finish", 130)
+    started = time.perf_counter()
+    try:
+        manifest, flow_run_id = run_watched(lambda: run_snapshot(config, handle), api_url)
+    except SnapshotError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except Exception as exc:  # a bug or a Prefect failure: still one line
+        _fail(f"the snapshot failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
     _print_summary(manifest, config.out_dir, time.perf_counter() - started)
     print(f"run page: {ui_url}/runs/flow-run/{flow_run_id}")
 

@@ -36,6 +36,39 @@ os.environ["PREFECT_SERVER_API_PORT"] = str(free_port())
 class PrefectServer:
     api_url: str
     env: dict[str, str]
+    home: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """``prefect server start`` on this server's port and home; return once healthy."""
+        port = self.api_url.rsplit(":", 1)[1].split("/")[0]
+        with open(self.home / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"{self.api_url}/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"prefect server did not start; see {self.home / 'server.log'}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
     def prefect(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Prefect's own CLI against this server."""
@@ -93,31 +126,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
     }
-    log = open(home / "server.log", "w")  # noqa: SIM115 - closed at teardown
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{api_url}/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(f"prefect server did not start; see {home / 'server.log'}")
-        time.sleep(0.5)
+    server = PrefectServer(api_url=api_url, env=env, home=home)
+    server.start()
     try:
-        yield PrefectServer(api_url=api_url, env=env)
+        yield server
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server.stop()

@@ -115,3 +115,62 @@ def test_demo_gallery_prints_a_command_that_reads_every_page() -> None:
     assert command[0].startswith("IMGUR_CLIENT_ID=")
     assert command[1] == str(installed)  # runnable as printed, without the venv on PATH
     assert command[command.index("--pages") + 1] == "5"
+
+
+@pytest.fixture
+def no_prefect_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the command gets as far as a Prefect server (starting or asking one)."""
+    import deployments.local_server
+
+    def refuse(**kwargs: object) -> str:
+        raise AssertionError("a Prefect server was asked for before the options were checked")
+
+    monkeypatch.setattr(deployments.local_server, "use_prefect_api", refuse)
+
+
+@pytest.mark.usefixtures("no_prefect_server")
+@pytest.mark.parametrize(
+    ("argv", "message", "status"),
+    [
+        (["--urls-file", "{tmp}/missing.txt"], "cannot read the URLs file", 2),
+        (["--urls-file", "{tmp}"], "cannot read the URLs file", 2),  # a folder
+        (["--out", "{tmp}/a-file"], "cannot write to the output folder", 1),
+        (["--out", "{tmp}/a-file/out"], "cannot write to the output folder", 1),
+    ],
+)
+def test_bad_files_are_found_before_any_prefect_server(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+    message: str,
+    status: int,
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "links.txt").write_text("https://i.imgur.com/a.jpg\n")
+    args = [arg.format(tmp=tmp_path) for arg in argv]
+    if "--urls-file" not in args:
+        args += ["--urls-file", str(tmp_path / "links.txt")]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    code, err = run_cli(capsys, "run", *args)
+    assert code == status
+    assert message in err and err.count("\n") == 1, err
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "99999"], "'99999' is not a port (0-65535)"),
+        (["--port", "-1"], "'-1' is not a port (0-65535)"),
+        (["--latency", "-1"], "'-1' is not a number >= 0"),
+        (["--latency", "nan"], "'nan' is not a number >= 0"),
+        (["--images", "-5"], "'-5' is not a number >= 0"),
+    ],
+)
+def test_demo_gallery_refuses_bad_numbers_in_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, err = run_cli(capsys, "demo-gallery", *argv)
+    assert code == 2
+    assert message in err and err.count("\n") == 1, err
