@@ -50,9 +50,11 @@ background on first use (gallery-snapshot server stop stops it).
 
 exit status:
   0    the snapshot completed (what happened to single images is in its manifest)
-  1    the snapshot could not complete (client id rejected, API unreachable, disk full)
+  1    the snapshot could not complete (client id rejected, API unreachable, disk full,
+       the Prefect API lost)
   2    bad options, or no client id
-  130  interrupted
+  130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM)
 """
 
 

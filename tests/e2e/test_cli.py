@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import requests
+
 from gallery_snapshot.demo_gallery import DemoGallery
 from tests.conftest import DEMO_COUNTS
 from tests.e2e.conftest import PrefectServer, manifests, run_args
@@ -159,3 +162,22 @@ def test_dask_runner_on_a_local_multi_process_cluster(
     assert result.returncode == 0, result.stderr
     [manifest] = manifests(out)
     assert manifest["counts"] == DEMO_COUNTS
+
+
+def test_a_missing_client_id_with_a_server_is_found_before_the_flow(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    block = "/block_types/slug/secret/block_documents/name/imgur-client-id"
+    if requests.get(f"{prefect_server.api_url}{block}", timeout=30).ok:
+        pytest.skip("an earlier test stored the Secret block imgur-client-id")
+    runs_before = prefect_server.api("POST", "/flow_runs/count", json={}).json()
+    with DemoGallery() as gallery:
+        result = prefect_server.snapshot(*run_args(gallery, tmp_path / "out"))
+        assert gallery.state.requests == []
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"gallery-snapshot: error: IMGUR_CLIENT_ID is not set and the Prefect server at "
+        f"{prefect_server.api_url} has no Secret block 'imgur-client-id': export your Imgur "
+        "client id, or run `gallery-snapshot setup` with it (see README)\n"
+    )
+    assert prefect_server.api("POST", "/flow_runs/count", json={}).json() == runs_before
