@@ -41,7 +41,9 @@ def end_now(message: str, code: int, stderr: int = 2) -> NoReturn:
     """One line on stderr (the file descriptor ``stderr``), then exit without waiting for any
     thread."""
     sys.stdout.flush()
-    os.write(stderr, error_line(message).encode(errors="replace"))
+    # On a line of its own: a thread may have left half a line (Prefect prints "All
+    # connection attempts failed" without a newline when the API goes away).
+    os.write(stderr, ("\n" + error_line(message)).encode(errors="replace"))
     os._exit(code)
 
 
