@@ -8,10 +8,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -24,6 +27,7 @@ from gallery_snapshot.config import SnapshotConfig
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions
 from gallery_snapshot.errors import SnapshotError
+from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.store import Store
 from tasks.links import fetch_links, filter_links
@@ -90,6 +94,32 @@ def demo_gallery_if_asked(config: SnapshotConfig) -> Iterator[SnapshotConfig]:
         yield config.model_copy(update={"source": source, "allowed_hosts": [gallery.image_host]})
 
 
+@contextlib.contextmanager
+def downloads_end_on_sigterm() -> Iterator[None]:
+    """Prefect cancels a worker's run with SIGTERM, which its handler turns into an exception
+    in the main thread; the task runner's shutdown would then wait for stuck downloads (up to
+    ``--deadline``). Cut them first. (The CLI runs the flow in a thread and ends its process
+    on a signal itself.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def cut_downloads_then_terminate(signum: int, frame: FrameType | None) -> None:
+        abort_exchanges()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, cut_downloads_then_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @flow(name="gallery-snapshot", flow_run_name=run_name)
 def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any]:  # noqa: B008
     """Take one snapshot of a gallery into ``config.out_dir`` and record it in a manifest."""
@@ -100,7 +130,11 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     key_prefix = artifact_key(deployment.name or config_label(config))
     store = Store(resolve_out_dir(config.out_dir))
     upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index
-    with demo_gallery_if_asked(config) as config, store.snapshot_lock(snapshot_id):
+    with (
+        downloads_end_on_sigterm(),
+        demo_gallery_if_asked(config) as config,
+        store.snapshot_lock(snapshot_id),
+    ):
         if swept := store.sweep_stale_staging():
             logger.info("removed staging files of %d interrupted run(s)", len(swept))
         listing = fetch_links(config.source, config.timeout, config.demo_gallery)

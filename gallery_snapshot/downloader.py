@@ -204,6 +204,8 @@ def fetch_one(
     deadline = Deadline(options.deadline)
     error = "no attempt made"
     for attempt in range(options.attempts):
+        if deadline.expired:  # aborted before this attempt
+            return FetchResult(link=link, status="failed", error=str(deadline.error()))
         retry_after = None
         try:
             with enforce(deadline), _open_stream(session, link, options, deadline) as response:

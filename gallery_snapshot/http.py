@@ -66,22 +66,26 @@ class Deadline:
 
     @property
     def remaining(self) -> float:
-        return max(0.0, self.at - time.monotonic())
+        return 0.0 if _ABORTED.is_set() else max(0.0, self.at - time.monotonic())
 
     @property
     def expired(self) -> bool:
-        return time.monotonic() >= self.at
+        return _ABORTED.is_set() or time.monotonic() >= self.at
 
     def timeout(self, limit: float) -> float:
         """``limit`` (a per-read timeout), cut to what is left (never 0, which means no wait)."""
         return max(0.001, min(limit, self.remaining))
 
     def error(self) -> DeadlineExceeded:
+        if _ABORTED.is_set():
+            return DeadlineExceeded("aborted: the run was cancelled")
         return DeadlineExceeded(f"deadline of {self.seconds:g} s exceeded")
 
     def _watch(self, sock: socket.socket) -> None:
         with _WATCHDOG.lock:
             self._sockets.append(sock)
+            if _ABORTED.is_set():
+                self._cut()
         _WATCHDOG.wake()
 
     def _cut(self) -> None:
@@ -130,6 +134,16 @@ class _Watchdog:
 
 _WATCHDOG = _Watchdog()
 _local = threading.local()
+_ABORTED = threading.Event()
+
+
+def abort_exchanges() -> None:
+    """End every exchange bounded by a ``Deadline`` in this process now, and every later one
+    at once: a cancelled run must not wait for stuck downloads (up to their deadline)."""
+    _ABORTED.set()
+    with _WATCHDOG.lock:
+        for deadline in _WATCHDOG._deadlines:
+            deadline._cut()
 
 
 @contextlib.contextmanager

@@ -277,3 +277,37 @@ def test_a_rejected_client_id_is_one_line_in_the_run_logs(
     assert not [m for m in messages if "Traceback" in m or m.count("\n") > 1], json.dumps(
         messages, indent=1
     )
+
+
+def test_cancelling_a_run_with_stuck_downloads_ends_its_process_on_sigterm(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with DemoGallery(bulk_catalogue(8, kilobytes=10)) as gallery:
+        stuck = [f"/B{n:07d}.jpg" for n in range(0, 8, 2)]
+        for path in stuck:  # one byte every 5 s: these downloads take hours
+            gallery.state.faults[path] = ["trickle=5"]
+        config = {
+            "source": {"api_url": gallery.api_url, "pages": 1},
+            "allowed_hosts": [gallery.image_host],
+            "out_dir": str(out),
+            "workers": 4,
+        }
+        with worker(prefect_server, tmp_path) as process:
+            run = run_deployment(prefect_server, "viral-hourly", config)
+            deadline = time.monotonic() + 120  # not a speed check: a hang bound
+            while not all(gallery.state.requests_for(path) for path in stuck):
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                time.sleep(0.2)
+            assert descendants(process.pid)  # the flow run's own process
+            cancel = prefect_server.prefect("flow-run", "cancel", run["id"])
+            assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+            while prefect_server.api("GET", f"/flow_runs/{run['id']}").json()["state_type"] != (
+                "CANCELLED"
+            ):
+                assert time.monotonic() < deadline + 120, (tmp_path / "worker.log").read_text()
+                time.sleep(0.5)
+            log = (tmp_path / "worker.log").read_text()
+    # It ended on Prefect's SIGTERM, its stuck downloads cut; without that, Prefect kills it
+    # with SIGKILL once its 30 s grace is over.
+    assert "Process exited with status code: -15" in log and "SIGKILL" not in log, log
