@@ -40,6 +40,10 @@ def url_key(url: str) -> str:
     return normalize_url(url)
 
 
+class DamagedIndex(StoreError):
+    """The index file is not a usable SQLite database."""
+
+
 class Catalog:
     """The URL index of one output folder. Opens a connection per call, so an instance is
     cheap, plain, and safe to use from any thread or process."""
@@ -58,10 +62,25 @@ class Catalog:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
             yield connection
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreError(
+                    f"the URL index {self.path} stayed locked by another process for 60 s"
+                ) from None
             raise self._explain(exc) from None
+        except sqlite3.DatabaseError as exc:
+            raise DamagedIndex(self._explain(exc)) from None
         finally:
             connection.close()
+
+    def is_damaged(self) -> bool:
+        """Whether the index file is not a usable database (a cheap probe, for start-up)."""
+        try:
+            with self._connect() as connection:
+                connection.execute("SELECT 1 FROM urls LIMIT 1").fetchall()
+        except DamagedIndex:
+            return True
+        return False
 
     def _explain(self, error: sqlite3.DatabaseError) -> StoreError:
         """SQLite says "disk I/O error" for a full disk; a small write next to the index

@@ -211,8 +211,14 @@ def fetch_one(
             with enforce(deadline), _open_stream(session, link, options, deadline) as response:
                 _check_status(response)
                 sha256, size = _stream_to(response, staged, options.max_bytes, deadline)
+            # ``stored``: what this URL gave before, when its stored copy proved damaged.
             return FetchResult(
-                link=link, status="fetched", path=str(staged), sha256=sha256, bytes=size
+                link=link,
+                status="fetched",
+                path=str(staged),
+                sha256=sha256,
+                bytes=size,
+                stored=stored,
             )
         except Gone as exc:
             staged.unlink(missing_ok=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,15 +35,22 @@ def needs_migration(store: Store) -> bool:
 
 
 def upgrade_store(store: Store) -> None:
-    """Migrate a folder of the old layout and rebuild a missing URL index (under the store's
-    exclusive lock); a no-op for a folder that is up to date."""
+    """Migrate a folder of the old layout and rebuild a missing or damaged URL index (under
+    the store's exclusive lock); a no-op for a folder that is up to date."""
     marker = store.root / LAYOUT_MARKER
-    if marker.is_file() and store.index_path.is_file():
+    catalog = Catalog(store.index_path)
+    if marker.is_file() and store.index_path.is_file() and not catalog.is_damaged():
         return
     with store.store_lock(exclusive=True):
         if not marker.is_file():
             _migrate_legacy_layout(store)
             write_atomically(marker, LAYOUT.encode())
+        if store.index_path.is_file() and catalog.is_damaged():
+            aside = store.index_path.with_name(f"index.sqlite.damaged-{int(time.time())}")
+            for suffix in ("-wal", "-shm"):  # SQLite would replay them into the new index
+                store.index_path.with_name(f"index.sqlite{suffix}").unlink(missing_ok=True)
+            os.replace(store.index_path, aside)
+            logger.warning("the URL index was damaged: kept as %s, rebuilt from manifests", aside)
         if not store.index_path.is_file():
             rebuild_index(store)
 

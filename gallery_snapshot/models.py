@@ -71,7 +71,7 @@ class FetchResult(BaseModel):
     path: str | None = None  # absolute path of the staged file (fetched)
     sha256: str | None = None
     bytes: int | None = None
-    stored: StoredImage | None = None  # reused
+    stored: StoredImage | None = None  # reused; or fetched again, its stored copy damaged
     error: str | None = None
 
 

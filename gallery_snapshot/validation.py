@@ -121,7 +121,8 @@ def _validate_one(
     )
     if result.status in ("gone", "failed"):
         return record.model_copy(update={"status": result.status})
-    if result.stored is not None:
+    if result.status == "reused":
+        assert result.stored is not None
         image = result.stored
         if image.format not in formats:
             reason = f"stored as {image.format}, not a wanted format ({', '.join(formats)})"
@@ -137,13 +138,20 @@ def _validate_one(
     assert result.path is not None and result.sha256 is not None
     staged = Path(result.path)
     known = {"sha256": result.sha256, "bytes": result.bytes}
+    # Fetched again because its stored copy proved damaged: judged as when it was stored, so
+    # the store is repaired even when this run does not want that format.
+    earlier = () if result.stored is None else (result.stored.format,)
     try:
-        info = inspect_image(staged, formats=formats, max_pixels=max_pixels)
+        info = inspect_image(staged, formats=(*formats, *earlier), max_pixels=max_pixels)
     except InvalidImage as exc:
         moved = store.relative(store.quarantine(staged, snapshot_id))
         return record.model_copy(
             update={"status": "invalid", "error": f"{exc} (quarantined as {moved})", **known}
         )
+    if info.format not in formats:
+        store.commit(staged, sha256=result.sha256, image_format=info.format)
+        reason = f"stored as {info.format}, not a wanted format ({', '.join(formats)})"
+        return record.model_copy(update={"status": "skipped", "error": reason})
     return record.model_copy(
         update={
             "status": "downloaded",

@@ -105,6 +105,15 @@ def test_a_later_run_never_moves_or_rejudges_what_an_earlier_one_stored(
     assert (out / image["path"]).read_bytes() == files[url]  # left where it was
     assert not (out / "quarantine").exists()
 
+    # Damaged, it is fetched again and judged as when it was stored: repaired, still skipped.
+    stored = out / image["path"]
+    stored.chmod(0o644)
+    stored.write_bytes(b"rot" + files[url][3:])
+    third = snapshot(out, urls_file(tmp_path, [url]), formats=("jpeg",))
+    assert [item["reason"][:13] for item in third["skipped"]] == ["stored as PNG"]
+    assert stored.read_bytes() == files[url]
+    assert not (out / "quarantine").exists()
+
 
 def test_urls_file_ids_are_whole_urls_so_same_names_are_not_duplicates(tmp_path: Path) -> None:
     listing = list_urls_file(
@@ -155,3 +164,20 @@ def test_a_lost_url_index_is_rebuilt_from_the_manifests(
     assert again["counts"]["reused"] == 3
     assert Catalog(out / "index.sqlite").count() == 3
     assert len(list(iter_manifests(out))) == 2
+
+
+def test_a_damaged_url_index_is_set_aside_and_rebuilt(
+    tmp_path: Path, servers: tuple[dict[str, bytes], list[ContentServer]]
+) -> None:
+    files, (one, _) = servers
+    urls = [f"http://127.0.0.1:{one.port}/{n}.jpg" for n in range(3)]
+    files.update({url: image_bytes(n) for n, url in enumerate(urls)})
+    out = tmp_path / "out"
+    snapshot(out, urls_file(tmp_path, urls))
+    for path in out.glob("index.sqlite-*"):
+        path.unlink()
+    (out / "index.sqlite").write_bytes(b"not a database" * 1000)
+    again = snapshot(out, urls_file(tmp_path, urls))
+    assert again["counts"]["reused"] == 3
+    [aside] = out.glob("index.sqlite.damaged-*")
+    assert aside.read_bytes() == b"not a database" * 1000
