@@ -46,6 +46,29 @@ from gallery_snapshot.sources import list_links
 Frames = list[str]
 
 
+def start_gallery(images: int, *, latency: float) -> tuple[subprocess.Popen[bytes], str]:
+    """The demo gallery with ``images`` bulk JPEGs in its own process, once it answers; and
+    its API's address."""
+    port = free_port()
+    gallery = subprocess.Popen(
+        [
+            str(BIN / "gallery-snapshot"),
+            "demo-gallery",
+            "--port",
+            str(port),
+            "--images",
+            str(images),
+            "--latency",
+            str(latency),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/3"
+    Services._wait(f"{api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
+    return gallery, api
+
+
 def _has(frames: Frames, text: str) -> bool:
     return any(text in frame for frame in frames)
 
@@ -275,30 +298,14 @@ def micro(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from PIL import Image
 
     from gallery_snapshot.downloader import DownloadOptions, _check_status, _open_stream, fetch_one
-    from gallery_snapshot.http import make_session
+    from gallery_snapshot.http import Deadline, make_session
     from gallery_snapshot.models import Link
     from gallery_snapshot.store import Store
     from gallery_snapshot.validation import inspect_image
 
-    port = free_port()
-    gallery = subprocess.Popen(
-        [
-            str(BIN / "gallery-snapshot"),
-            "demo-gallery",
-            "--port",
-            str(port),
-            "--images",
-            str(args.images),
-            "--latency",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    gallery, api = start_gallery(args.images, latency=0.0)
     results = []
     try:
-        api = f"http://127.0.0.1:{port}/3"
-        Services._wait(f"{api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
         listing = list_links(
             SourceSpec(api_url=api, pages=math.ceil(args.images / PER_PAGE)),
             client_id=DEMO_CLIENT_ID,
@@ -321,7 +328,7 @@ def micro(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         session = make_session(pool_size=1)
 
         def with_requests(link: Link) -> None:
-            with _open_stream(session, link, options) as response:
+            with _open_stream(session, link, options, Deadline(options.deadline)) as response:
                 _check_status(response)
                 for _ in response.iter_content(64 * 1024):
                     pass
@@ -443,10 +450,13 @@ def micro(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         results.append(
             per_item("Pillow: full-size decode (reference)", paths, full_decode, count=n)
         )
-        promoted = list(zip(paths, urls, strict=True))
+        hashed = [(path, hashlib.sha256(path.read_bytes()).hexdigest()) for path in paths]
         results.append(
             per_item(
-                "store.promote (mkdir + rename)", promoted, lambda pu: store.promote(*pu), count=n
+                "store.commit (link under the sha256 name)",
+                hashed,
+                lambda ph: store.commit(ph[0], sha256=ph[1], image_format="JPEG"),
+                count=n,
             )
         )
 
@@ -491,25 +501,9 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from gallery_snapshot.store import Store
     from gallery_snapshot.validation import inspect_image, validate_fetched
 
-    port = free_port()
-    gallery = subprocess.Popen(
-        [
-            str(BIN / "gallery-snapshot"),
-            "demo-gallery",
-            "--port",
-            str(port),
-            "--images",
-            str(args.images),
-            "--latency",
-            str(args.latency),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    gallery, api = start_gallery(args.images, latency=args.latency)
     results: list[dict[str, Any]] = []
     try:
-        api = f"http://127.0.0.1:{port}/3"
-        Services._wait(f"{api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
         links = list_links(
             SourceSpec(api_url=api, pages=math.ceil(args.images / PER_PAGE)),
             client_id=DEMO_CLIENT_ID,

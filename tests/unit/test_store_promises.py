@@ -150,14 +150,22 @@ def test_a_planted_symlink_is_never_read_through(
     assert secret.read_bytes() == image_bytes(99)
 
 
-def test_a_lost_url_index_is_rebuilt_from_the_manifests(
+def snapshot_of_three(
     tmp_path: Path, servers: tuple[dict[str, bytes], list[ContentServer]]
-) -> None:
+) -> tuple[Path, list[str]]:
+    """A store holding one snapshot of three images; its folder and the URLs."""
     files, (one, _) = servers
     urls = [f"http://127.0.0.1:{one.port}/{n}.jpg" for n in range(3)]
     files.update({url: image_bytes(n) for n, url in enumerate(urls)})
     out = tmp_path / "out"
     snapshot(out, urls_file(tmp_path, urls))
+    return out, urls
+
+
+def test_a_lost_url_index_is_rebuilt_from_the_manifests(
+    tmp_path: Path, servers: tuple[dict[str, bytes], list[ContentServer]]
+) -> None:
+    out, urls = snapshot_of_three(tmp_path, servers)
     for path in out.glob("index.sqlite*"):
         path.unlink()
     again = snapshot(out, urls_file(tmp_path, urls))
@@ -169,11 +177,7 @@ def test_a_lost_url_index_is_rebuilt_from_the_manifests(
 def test_a_damaged_url_index_is_set_aside_and_rebuilt(
     tmp_path: Path, servers: tuple[dict[str, bytes], list[ContentServer]]
 ) -> None:
-    files, (one, _) = servers
-    urls = [f"http://127.0.0.1:{one.port}/{n}.jpg" for n in range(3)]
-    files.update({url: image_bytes(n) for n, url in enumerate(urls)})
-    out = tmp_path / "out"
-    snapshot(out, urls_file(tmp_path, urls))
+    out, urls = snapshot_of_three(tmp_path, servers)
     for path in out.glob("index.sqlite-*"):
         path.unlink()
     (out / "index.sqlite").write_bytes(b"not a database" * 1000)
