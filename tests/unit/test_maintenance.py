@@ -134,9 +134,9 @@ def test_durations(text: str, hours: int) -> None:
     assert parse_duration(text) == timedelta(hours=hours)
 
 
-@pytest.mark.parametrize("text", ["", "7", "d", "7 d", "-1d", "1x"])
+@pytest.mark.parametrize("text", ["", "7", "d", "7 d", "-1d", "1x", "99999999999y"])
 def test_bad_durations_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="is not a duration"):
+    with pytest.raises(ValueError, match=r"is not a duration|longer than any calendar"):
         parse_duration(text)
 
 

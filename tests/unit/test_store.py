@@ -103,6 +103,17 @@ def test_a_fan_out_folder_linked_out_of_the_store_is_refused(tmp_path: Path) -> 
     assert sorted(p.name for p in elsewhere.rglob("*")) == sorted([sha[2:4], f"{sha}.jpg"])
 
 
+def test_a_folder_planted_at_a_stored_path_is_replaced(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "out")
+    sha = hashlib.sha256(b"x").hexdigest()
+    planted = store.root / stored_relpath(sha, "JPEG")
+    (planted / "inside").mkdir(parents=True)
+    relpath = store.commit(staged_file(tmp_path, b"x"), sha256=sha, image_format="JPEG")
+    store.read_stored(relpath, sha256=sha)
+
+
 def test_a_fifo_in_the_store_is_refused_without_blocking(tmp_path: Path) -> None:
     store = Store(tmp_path / "out")
     sha = hashlib.sha256(b"x").hexdigest()
