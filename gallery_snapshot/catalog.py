@@ -73,6 +73,13 @@ class Catalog:
         finally:
             connection.close()
 
+    def create(self) -> None:
+        """Create the (empty) index: once, in one process, before tasks use it. Switching a
+        new database to WAL mode does not wait for a lock held by another process, so two
+        workers creating it at once could fail with "database is locked"."""
+        with self._connect():
+            pass
+
     def is_damaged(self) -> bool:
         """Whether the index file is not a usable database (a cheap probe, for start-up)."""
         try:

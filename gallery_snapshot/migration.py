@@ -62,7 +62,9 @@ def rebuild_index(store: Store) -> int:
         for image in manifest["images"]:
             if (stored := _stored_image(image)) is not None:
                 entries[image["url"]] = stored
-    Catalog(store.index_path).remember(entries.items())
+    catalog = Catalog(store.index_path)
+    catalog.create()
+    catalog.remember(entries.items())
     if entries:
         logger.info(
             "rebuilt the URL index of %s from its manifests: %d URLs", store.root, len(entries)

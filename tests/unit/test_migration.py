@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,13 @@ def test_an_old_layout_folder_is_migrated_losing_nothing_it_still_had(
 
     upgrade_store(Store(out))  # a second use changes nothing
     assert {path for path in (out / "images").rglob("*") if path.is_file()} == stored
+
+
+def test_a_new_folder_gets_its_url_index_before_any_task(tmp_path: Path) -> None:
+    """Made once, in WAL mode, by the flow's process: two Dask workers creating it at once
+    failed with "database is locked" (a new database's switch to WAL does not wait)."""
+    store = Store(tmp_path / "out")
+    upgrade_store(store)
+    with sqlite3.connect(store.index_path) as index:
+        assert index.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert Catalog(store.index_path).count() == 0
