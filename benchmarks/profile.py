@@ -37,36 +37,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import BIN, PER_PAGE, Services, free_port, process_cpu, wait_until_idle
+from benchmarks.run import (
+    BIN,
+    PER_PAGE,
+    Services,
+    process_cpu,
+    start_gallery,
+    wait_until_idle,
+)
 from gallery_snapshot.config import SourceSpec
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID
 from gallery_snapshot.sources import list_links
 
 # Rules, first match wins: (component, test on the sample's frames, leaf first).
 Frames = list[str]
-
-
-def start_gallery(images: int, *, latency: float) -> tuple[subprocess.Popen[bytes], str]:
-    """The demo gallery with ``images`` bulk JPEGs in its own process, once it answers; and
-    its API's address."""
-    port = free_port()
-    gallery = subprocess.Popen(
-        [
-            str(BIN / "gallery-snapshot"),
-            "demo-gallery",
-            "--port",
-            str(port),
-            "--images",
-            str(images),
-            "--latency",
-            str(latency),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{port}/3"
-    Services._wait(f"{api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
-    return gallery, api
 
 
 def _has(frames: Frames, text: str) -> bool:

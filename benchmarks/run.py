@@ -85,6 +85,32 @@ def wait_until_idle(pid: int, *, quiet: float = 2.0, limit: float = 120.0) -> fl
     return last
 
 
+def start_gallery(
+    images: int, *, latency: float, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The demo gallery with ``images`` bulk JPEGs in its own process, once it answers; and
+    its API's address."""
+    port = free_port()
+    gallery = subprocess.Popen(
+        [
+            str(BIN / "gallery-snapshot"),
+            "demo-gallery",
+            "--port",
+            str(port),
+            "--images",
+            str(images),
+            "--latency",
+            str(latency),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/3"
+    Services._wait(f"{api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
+    return gallery, api
+
+
 class Services:
     """A Prefect server and the demo gallery, each in its own process."""
 
@@ -110,24 +136,7 @@ class Services:
         self.gallery: subprocess.Popen[bytes] | None = None
         if not gallery:
             return
-        gallery_port = free_port()
-        self.gallery = subprocess.Popen(
-            [
-                str(BIN / "gallery-snapshot"),
-                "demo-gallery",
-                "--port",
-                str(gallery_port),
-                "--images",
-                str(images),
-                "--latency",
-                str(latency),
-            ],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.gallery_api = f"http://127.0.0.1:{gallery_port}/3"
-        self._wait(f"{self.gallery_api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
+        self.gallery, self.gallery_api = start_gallery(images, latency=latency, env=self.env)
 
     @staticmethod
     def _wait(url: str, client_id: str | None) -> None:
