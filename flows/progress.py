@@ -23,7 +23,7 @@ from prefect.task_runners import TaskRunner
 
 from gallery_snapshot.downloader import DownloadOptions
 from gallery_snapshot.manifest import status_counts
-from gallery_snapshot.models import ImageRecord, Link
+from gallery_snapshot.models import ImageRecord, Link, StoredImage
 from tasks.images import download_images, validate_images
 
 PROGRESS_SECONDS = 2.0
@@ -42,15 +42,19 @@ def submit_batches(
     *,
     options: DownloadOptions,
     validation: dict[str, Any],
+    known: dict[str, StoredImage] | None = None,
 ) -> list[Batch]:
     submitted: list[Batch] = []
     start = 0
     for links in batches:
         name = span(start, len(links))
         start += len(links)
+        parameters: dict[str, Any] = {"links": links, "options": options}
+        if known is not None:  # reuse decided by the flow (an object store's one LIST)
+            parameters["known"] = {link.url: known[link.url] for link in links if link.url in known}
         fetched = runner.submit(
             download_images.with_options(task_run_name=f"download_images{name}"),
-            parameters={"links": links, "options": options},
+            parameters=parameters,
         )
         checked = runner.submit(
             validate_images.with_options(task_run_name=f"validate_images{name}"),
@@ -75,13 +79,16 @@ def download_all(
     *,
     options: DownloadOptions,
     validation: dict[str, Any],
-    staging: Path,
+    staging: Path | None,
     progress_key: str,
+    known: dict[str, StoredImage] | None = None,
 ) -> list[ImageRecord]:
-    """Download and validate every batch; return the records of all images."""
+    """Download and validate every batch; return the records of all images. ``staging`` is
+    where downloads wait for validation (None: they travel in task results); ``known``, the
+    stored images to reuse, when the flow decided that (else each batch looks up its own)."""
     logger = get_run_logger()
     total = sum(len(links) for links in batches)
-    pending = submit_batches(runner, batches, options=options, validation=validation)
+    pending = submit_batches(runner, batches, options=options, validation=validation, known=known)
     progress: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call
         0.0, key=progress_key, description="Images downloaded and validated, %"
     )
@@ -98,7 +105,8 @@ def download_all(
             else:
                 waiting.append((fetched, checked))
         # Staged files leave staging as their batch validates: never let the count go back.
-        now = max(downloaded, min(total, len(records) + staged_count(staging)))
+        staged = 0 if staging is None else staged_count(staging)
+        now = max(downloaded, min(total, len(records) + staged))
         if now != downloaded or len(waiting) != len(pending):
             logger.info(
                 "%d/%d images fetched, %d validated (%s)",

@@ -29,6 +29,8 @@ from gallery_snapshot.downloader import DownloadOptions
 from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.migration import upgrade_store
+from gallery_snapshot.object_store import is_object_url
+from gallery_snapshot.output import open_store
 from gallery_snapshot.store import Store
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
@@ -78,7 +80,10 @@ def run_name() -> str:
 
 def resolve_out_dir(out_dir: str) -> str:
     """A relative ``out_dir`` (a deployment's, say) is under ``~/gallery-snapshot`` of the
-    machine running the flow: a worker runs each flow in a temporary folder."""
+    machine running the flow: a worker runs each flow in a temporary folder. An object-store
+    URL stays as it is."""
+    if is_object_url(out_dir):
+        return out_dir
     path = Path(out_dir).expanduser()
     return str(path if path.is_absolute() else Path.home() / "gallery-snapshot" / path)
 
@@ -128,14 +133,18 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     logging.getLogger("gallery_snapshot").setLevel(logging.INFO)
     started_at, snapshot_id, clock = utc_now(), new_snapshot_id(), time.monotonic()
     key_prefix = artifact_key(deployment.name or config_label(config))
-    store = Store(resolve_out_dir(config.out_dir))
-    upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index
+    store = open_store(resolve_out_dir(config.out_dir))
+    if isinstance(store, Store):
+        upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index
+    else:
+        store.check_access()  # wrong credentials or a missing bucket: stop before any write
+    out_dir = str(store.root) if isinstance(store, Store) else store.url
     with (
         downloads_end_on_sigterm(),
         demo_gallery_if_asked(config) as config,
         store.snapshot_lock(snapshot_id),
     ):
-        if swept := store.sweep_stale_staging():
+        if isinstance(store, Store) and (swept := store.sweep_stale_staging()):
             logger.info("removed staging files of %d interrupted run(s)", len(swept))
         listing = fetch_links(config.source, config.timeout, config.demo_gallery)
         selection = filter_links(listing.links, config)
@@ -152,8 +161,9 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             cpus=os.cpu_count() or 1,
         )
         batches = split(selection.selected, plan.batch_count)
+        urls = [link.url for link in selection.selected]
         options = DownloadOptions(
-            out_dir=str(store.root),
+            out_dir=out_dir,
             snapshot_id=snapshot_id,
             allowed_hosts=frozenset(config.allowed_hosts),
             timeout=config.timeout,
@@ -168,16 +178,17 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                 batches,
                 options=options,
                 validation={
-                    "out_dir": str(store.root),
+                    "out_dir": out_dir,
                     "snapshot_id": snapshot_id,
                     "formats": config.pillow_formats,
                     "max_pixels": config.max_pixels,
                 },
-                staging=store.staging_dir(snapshot_id),
+                staging=store.staging_dir(snapshot_id) if isinstance(store, Store) else None,
+                known=None if isinstance(store, Store) else store.lookup(urls),
                 progress_key=artifact_key(key_prefix, "progress"),
             )
         summary = record_manifest(
-            out_dir=str(store.root),
+            out_dir=out_dir,
             snapshot_id=snapshot_id,
             started_at=started_at,
             finished_at=utc_now(),
@@ -187,7 +198,7 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             skipped=listing.skipped + selection.skipped,
         )
     publish_report(
-        out_dir=str(store.root),
+        out_dir=out_dir,
         manifest_path=summary["manifest"],
         seconds=time.monotonic() - clock,
         key_prefix=key_prefix,

@@ -30,8 +30,9 @@ from gallery_snapshot.config import (
 )
 from gallery_snapshot.errors import ConfigError, SnapshotError, StoreError
 from gallery_snapshot.manifest import read_manifest, summary_table
+from gallery_snapshot.object_store import is_object_url
+from gallery_snapshot.output import check_output, location
 from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
-from gallery_snapshot.store import Store
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -109,8 +110,10 @@ def _add_download_options(
     group.add_argument(
         "--out",
         default=out_default,
-        metavar="DIR",
-        help=f"output folder for images, manifests, quarantine (default: {out_default})",
+        metavar="DIR|URL",
+        help="output folder for images, manifests, quarantine, or an object store: "
+        "s3://BUCKET/PREFIX (also gs://, az://, file://), credentials and endpoint from "
+        f"AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL (default: {out_default})",
     )
     group.add_argument(
         "--runner",
@@ -294,7 +297,7 @@ def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
     options: dict[str, Any] = {
         "source": source,
         "formats": args.formats,
-        "out_dir": os.path.abspath(args.out),
+        "out_dir": args.out if is_object_url(args.out) else os.path.abspath(args.out),
         "runner": args.runner,
         "workers": args.workers,
         "timeout": args.timeout,
@@ -344,7 +347,7 @@ def _check_inputs(config: SnapshotConfig) -> None:
         except OSError as exc:
             raise ConfigError(f"cannot read the URLs file {path}: {exc.strerror}") from None
     _check_client_id(config)
-    Store(config.out_dir).prepare()
+    check_output(config.out_dir)
 
 
 def _check_secret_block(api_url: str) -> None:
@@ -419,12 +422,12 @@ def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[dict[st
 def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> None:
     print(f"snapshot {manifest['snapshot_id']} finished in {seconds:.1f} s")
     print(summary_table(manifest))
-    snapshot = os.path.join(out_dir, "snapshots", manifest["snapshot_id"])
-    print(f"manifest: {os.path.join(snapshot, 'manifest.json')}")
-    print(f"page:     {os.path.join(snapshot, 'index.html')} (open it in a browser)")
-    print(f"images:   {os.path.join(out_dir, 'images')}")
+    snapshot = f"snapshots/{manifest['snapshot_id']}"
+    print(f"manifest: {location(out_dir, f'{snapshot}/manifest.json')}")
+    print(f"page:     {location(out_dir, f'{snapshot}/index.html')} (open it in a browser)")
+    print(f"images:   {location(out_dir, 'images')}")
     if manifest["counts"]["invalid"]:
-        print(f"invalid files quarantined under {os.path.join(out_dir, 'quarantine')}")
+        print(f"invalid files quarantined under {location(out_dir, 'quarantine')}")
 
 
 def _snapshot(args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gallery_snapshot.object_store import check_object_url, is_object_url
 from gallery_snapshot.selection import normalize_host
 
 IMGUR_API_URL = "https://api.imgur.com/3"
@@ -108,7 +109,11 @@ class SnapshotConfig(BaseModel):
     allowed_hosts: list[str] = Field(
         [IMGUR_IMAGE_HOST], min_length=1, description="Hosts images may be downloaded from."
     )
-    out_dir: str = Field("snapshots", description="Output folder: store, manifests, quarantine.")
+    out_dir: str = Field(
+        "snapshots",
+        description="Output folder, or object store (s3://BUCKET/PREFIX, gs://…, az://…): "
+        "store, manifests, quarantine.",
+    )
     runner: Runner = Field("threads", description="Task runner for the download step.")
     workers: int = Field(8, ge=1, le=512, description="Concurrent downloads in all.")
     timeout: float = Field(30.0, gt=0, le=600, description="Connect and read timeout, seconds.")
@@ -136,6 +141,11 @@ class SnapshotConfig(BaseModel):
             if not _HOST.match(checked):
                 raise ValueError(f"{host!r} is not a hostname")
         return normalized
+
+    @field_validator("out_dir")
+    @classmethod
+    def _output(cls, out_dir: str) -> str:
+        return check_object_url(out_dir) if is_object_url(out_dir) else out_dir
 
     @field_validator("formats")
     @classmethod
@@ -170,12 +180,19 @@ class PruneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    out_dirs: list[str] = Field(["snapshots"], min_length=1, description="Output folders.")
+    out_dirs: list[str] = Field(
+        ["snapshots"], min_length=1, description="Output folders or object-store URLs."
+    )
     keep_last: int | None = Field(None, ge=1, description="Latest snapshots to keep per source.")
     keep_within: str | None = Field(
         None, description="Keep snapshots within this of a source's latest: 12h, 7d, 2w, 6m, 1y."
     )
     dry_run: bool = Field(False, description="Report what would go; change nothing.")
+
+    @field_validator("out_dirs")
+    @classmethod
+    def _outputs(cls, out_dirs: list[str]) -> list[str]:
+        return [SnapshotConfig._output(out_dir) for out_dir in out_dirs]
 
     @field_validator("keep_within")
     @classmethod

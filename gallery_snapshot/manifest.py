@@ -6,21 +6,24 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
 
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import ImageRecord, SkippedLink
-from gallery_snapshot.store import Store, open_regular, write_atomically
+from gallery_snapshot.object_store import ObjectStore, is_object_url
+from gallery_snapshot.output import read_file, write_file
+from gallery_snapshot.store import open_regular
 
 STATUSES = ("downloaded", "reused", "invalid", "gone", "failed")
 STORED = ("downloaded", "reused")
 COUNT_KEYS = ("links", "selected", *STATUSES, "skipped")
 
 logger = logging.getLogger(__name__)
+Where = TypeVar("Where")
 
 
 def status_counts(records: list[ImageRecord]) -> str:
@@ -64,11 +67,17 @@ def build_manifest(
     }
 
 
+MANIFEST_NAME = "manifest.json"
+
+
+def manifest_relpath(snapshot_id: str) -> str:
+    return f"snapshots/{snapshot_id}/{MANIFEST_NAME}"
+
+
 def write_manifest(out_dir: str, manifest: dict[str, Any]) -> str:
-    """Write the manifest atomically; return its path."""
-    path = Store(out_dir).manifest_path(manifest["snapshot_id"])
-    write_atomically(path, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
-    return str(path)
+    """Write the manifest atomically (one PUT on an object store); return its location."""
+    data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
+    return write_file(out_dir, manifest_relpath(manifest["snapshot_id"]), data)
 
 
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -94,22 +103,54 @@ class ManifestProblem(StoreError):
     """A file under ``snapshots/`` that cannot be read or trusted as a manifest."""
 
 
-def read_manifest(path: str | Path, *, folder_name: str | None = None) -> dict[str, Any]:
-    """A manifest as written by ``write_manifest`` (a regular file, never through a link);
-    ManifestProblem when the file is not one, or (given ``folder_name``) belongs to another
-    snapshot's folder."""
+def read_manifest(location: str | Path, *, folder_name: str | None = None) -> dict[str, Any]:
+    """A manifest as written by ``write_manifest`` (locally a regular file, never read through
+    a link; or an object's URL); ManifestProblem when it is not one, or (given
+    ``folder_name``) belongs to another snapshot's folder."""
+    where = str(location)
+    base, _, relpath = where.rpartition("/snapshots/")
     try:
-        with open(open_regular(Path(path)), encoding="utf-8") as handle:
-            manifest = json.load(handle)
-        _Shape.model_validate(manifest)
+        if is_object_url(where) and base:
+            data = read_file(base, f"snapshots/{relpath}")
+        else:
+            with open(open_regular(Path(location)), "rb") as handle:
+                data = handle.read()
     except OSError as exc:
-        raise ManifestProblem(f"cannot read {path}: {exc.strerror}") from None
+        raise ManifestProblem(f"cannot read {where}: {exc.strerror}") from None
+    except (StoreError, LookupError) as exc:  # obstore's NotFoundError is a LookupError
+        raise ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}") from None
+    return parse_manifest(data, where=where, folder_name=folder_name)
+
+
+def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data)
+        _Shape.model_validate(manifest)
     except (ValueError, RecursionError) as exc:  # JSON's and pydantic's errors are ValueErrors
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ManifestProblem(f"{path} is not a manifest: {reason}") from None
+        raise ManifestProblem(f"{where} is not a manifest: {reason}") from None
     if folder_name is not None and manifest["snapshot_id"] != folder_name:
-        raise ManifestProblem(f"{path} names snapshot {manifest['snapshot_id']}, not its folder's")
+        raise ManifestProblem(f"{where} names snapshot {manifest['snapshot_id']}, not its folder's")
     return manifest  # type: ignore[no-any-return]
+
+
+def scan_object_manifests(
+    store: ObjectStore,
+) -> Iterator[tuple[str, dict[str, Any] | ManifestProblem]]:
+    """``scan_manifests`` on an object store: one LIST, then a GET per manifest."""
+    keys = sorted(
+        info.key
+        for info in store.listing("snapshots/")
+        if info.key.count("/") == 2 and info.key.endswith(f"/{MANIFEST_NAME}")
+    )
+    for key in keys:
+        where = store.location(key)
+        try:
+            yield where, parse_manifest(store.get(key), where=where, folder_name=key.split("/")[1])
+        except ManifestProblem as problem:
+            yield where, problem
+        except (StoreError, LookupError) as exc:
+            yield where, ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}")
 
 
 def scan_manifests(out_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any] | ManifestProblem]]:
@@ -132,16 +173,33 @@ def scan_manifests(out_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any] |
 def iter_manifests(
     out_dir: str | Path, *, strict: bool = False
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """The readable manifests of ``out_dir``, oldest first, with their paths. Any other file
-    is skipped with a warning, or, when ``strict`` (prune must know everything a snapshot
-    references), raises ManifestProblem."""
-    for path, manifest in scan_manifests(out_dir):
+    """The readable manifests of the folder ``out_dir``, oldest first, with their paths."""
+    return readable(scan_manifests(out_dir), strict=strict)
+
+
+def manifests_anywhere(out_dir: str, *, strict: bool = False) -> Iterator[dict[str, Any]]:
+    """The readable manifests of a folder or an object store, oldest first."""
+    if is_object_url(out_dir):
+        scan: Iterator[tuple[Any, dict[str, Any] | ManifestProblem]] = scan_object_manifests(
+            ObjectStore(out_dir)
+        )
+    else:
+        scan = scan_manifests(out_dir)
+    return (manifest for _, manifest in readable(scan, strict=strict))
+
+
+def readable(
+    scan: Iterable[tuple[Where, dict[str, Any] | ManifestProblem]], *, strict: bool
+) -> Iterator[tuple[Where, dict[str, Any]]]:
+    """The manifests of ``scan``. Anything else is skipped with a warning, or, when
+    ``strict`` (prune must know everything a snapshot references), raises ManifestProblem."""
+    for where, manifest in scan:
         if isinstance(manifest, ManifestProblem):
             if strict:
                 raise manifest
             logger.warning("skipping %s", manifest)
         else:
-            yield path, manifest
+            yield where, manifest
 
 
 def source_key(source: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ cross process boundaries and serve as Prefect task inputs and cache keys."""
 
 from __future__ import annotations
 
+import builtins
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -69,6 +70,9 @@ class FetchResult(BaseModel):
     link: Link
     status: FetchStatus
     path: str | None = None  # absolute path of the staged file (fetched)
+    # The fetched bytes themselves, when the store is an object store: the next step may run
+    # on another machine, and no task can read another one's disk.
+    content: builtins.bytes | None = None  # (the field "bytes" shadows the builtin here)
     sha256: str | None = None
     bytes: int | None = None
     stored: StoredImage | None = None  # reused; or fetched again, its stored copy damaged

@@ -6,13 +6,12 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
 
-from gallery_snapshot.manifest import COUNT_KEYS, STORED, iter_manifests, source_key
-from gallery_snapshot.store import Store, write_atomically
+from gallery_snapshot.manifest import COUNT_KEYS, STORED, manifests_anywhere, source_key
+from gallery_snapshot.output import read_file, write_file
 
 CONTACT_SHEET = "contact-sheet.jpg"
 
@@ -23,7 +22,7 @@ def previous_manifest(out_dir: str, manifest: dict[str, Any]) -> dict[str, Any] 
     source = source_key(manifest["source"])
     earlier = [
         other
-        for _, other in iter_manifests(out_dir)
+        for other in manifests_anywhere(out_dir)
         if other["snapshot_id"] < manifest["snapshot_id"] and source_key(other["source"]) == source
     ]
     return max(earlier, key=lambda other: str(other["snapshot_id"]), default=None)
@@ -105,7 +104,8 @@ def markdown_report(
 
 @dataclass(frozen=True)
 class ContactSheet:
-    path: Path
+    location: str  # a path, or an object's URL
+    data: bytes
     shown: int
     stored: int
 
@@ -122,7 +122,6 @@ def write_contact_sheet(
 ) -> ContactSheet | None:
     """A JPEG of thumbnails of the snapshot's first ``limit`` stored images (in rank order),
     each labelled with its rank, next to the manifest; None when there is nothing to show."""
-    store = Store(out_dir)
     stored = [image for image in manifest["images"] if image["status"] in STORED]
     shown = stored[:limit]
     if not shown:
@@ -132,7 +131,7 @@ def write_contact_sheet(
     sheet = Image.new("RGB", (columns * thumb, rows * thumb), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     for index, image_record in enumerate(shown):
-        with Image.open(store.root / image_record["path"]) as image:
+        with Image.open(io.BytesIO(read_file(out_dir, image_record["path"]))) as image:
             image.draft("RGB", (thumb, thumb))  # JPEGs decode at a fraction of full size
             tile = image.convert("RGB")
         tile.thumbnail((thumb - 4, thumb - 4))
@@ -144,6 +143,6 @@ def write_contact_sheet(
         draw.text((left + 4, top + 4), label, fill=(255, 255, 255))
     buffer = io.BytesIO()
     sheet.save(buffer, "JPEG", quality=80)
-    target = store.manifest_path(manifest["snapshot_id"]).with_name(CONTACT_SHEET)
-    write_atomically(target, buffer.getvalue())
-    return ContactSheet(path=target, shown=len(shown), stored=len(stored))
+    data = buffer.getvalue()
+    target = write_file(out_dir, f"snapshots/{manifest['snapshot_id']}/{CONTACT_SHEET}", data)
+    return ContactSheet(location=target, data=data, shown=len(shown), stored=len(stored))

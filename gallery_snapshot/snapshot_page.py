@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gallery_snapshot.manifest import COUNT_KEYS, STORED
-from gallery_snapshot.store import Store, is_stored_relpath, write_atomically
+from gallery_snapshot.output import write_file
+from gallery_snapshot.store import is_stored_relpath
 
 PAGE_NAME = "index.html"
 _STYLE = """
@@ -77,6 +78,5 @@ def render_page(manifest: dict[str, Any]) -> str:
 
 def write_snapshot_page(out_dir: str, manifest: dict[str, Any]) -> str:
     """Write ``snapshots/<id>/index.html``; return its path."""
-    path = Store(out_dir).snapshot_dir(manifest["snapshot_id"]) / PAGE_NAME
-    write_atomically(path, render_page(manifest).encode("utf-8"))
-    return str(path)
+    relpath = f"snapshots/{manifest['snapshot_id']}/{PAGE_NAME}"
+    return write_file(out_dir, relpath, render_page(manifest).encode("utf-8"))

@@ -7,16 +7,21 @@ decoding, so a decompression bomb is rejected without allocating it.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from PIL import Image, UnidentifiedImageError
 
 from gallery_snapshot.catalog import Catalog
+from gallery_snapshot.downloader import staged_name
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import FetchResult, ImageRecord, StoredImage
+from gallery_snapshot.object_store import ObjectStore
+from gallery_snapshot.output import open_store
 from gallery_snapshot.store import Store, stored_relpath, sync_filesystem
 
 # Our own max_pixels check decides; Pillow's warning would only be noise.
@@ -35,7 +40,7 @@ class ImageInfo:
 
 
 def inspect_image(
-    path: Path, *, formats: tuple[str, ...], max_pixels: int, decode: bool = True
+    path: Path | BinaryIO, *, formats: tuple[str, ...], max_pixels: int, decode: bool = True
 ) -> ImageInfo:
     """Check that ``path`` is an image of one of ``formats`` (Pillow names, e.g. "JPEG").
 
@@ -66,6 +71,59 @@ def inspect_image(
         raise InvalidImage(f"cannot decode: {exc}") from None
 
 
+class _Keeper(Protocol):
+    """Where a judged download goes: the local store (its staged file) or an object store
+    (its bytes)."""
+
+    def source(self, result: FetchResult) -> Path | BinaryIO: ...
+
+    def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str: ...
+
+    def quarantine(self, result: FetchResult, snapshot_id: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class _LocalKeeper:
+    store: Store
+
+    def source(self, result: FetchResult) -> Path:
+        return Path(str(result.path))
+
+    def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str:
+        # An indexed image's staged copy stays until the index names it (see validate_fetched).
+        assert result.sha256 is not None
+        return self.store.commit(
+            self.source(result),
+            sha256=result.sha256,
+            image_format=image_format,
+            keep_source=indexed,
+        )
+
+    def quarantine(self, result: FetchResult, snapshot_id: str) -> str:
+        return self.store.relative(self.store.quarantine(self.source(result), snapshot_id))
+
+
+@dataclass(frozen=True)
+class _ObjectKeeper:
+    store: ObjectStore
+
+    def source(self, result: FetchResult) -> BinaryIO:
+        assert result.content is not None
+        return io.BytesIO(result.content)
+
+    def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str:
+        assert result.sha256 is not None and result.content is not None
+        relpath = stored_relpath(result.sha256, image_format)
+        self.store.put(relpath, result.content)  # one PUT of the whole, validated content
+        return relpath
+
+    def quarantine(self, result: FetchResult, snapshot_id: str) -> str:
+        assert result.content is not None
+        relpath = f"quarantine/{snapshot_id}/{staged_name(result.link)}"
+        self.store.put(relpath, result.content)
+        return relpath
+
+
 def validate_fetched(
     results: Iterable[FetchResult],
     *,
@@ -77,13 +135,37 @@ def validate_fetched(
     """Turn fetch results into manifest records: validated downloads are stored under their
     content's name and remembered in the URL index, invalid ones go to quarantine. A reused
     image is never judged again; one of a format this run does not want is ``skipped``."""
-    store = Store(out_dir)
+    store = open_store(out_dir)
+    if isinstance(store, ObjectStore):
+        keeper = _ObjectKeeper(store)
+        records = [_validate_one(r, keeper, snapshot_id, formats, max_pixels) for r in results]
+        # Index entries after the images they name: a reader never finds one without its image.
+        store.remember(
+            (record.url, _stored_image(record))
+            for record in records
+            if record.status == "downloaded"
+        )
+        return records
+    return _validate_into_folder(
+        results, store=store, snapshot_id=snapshot_id, formats=formats, max_pixels=max_pixels
+    )
+
+
+def _validate_into_folder(
+    results: Iterable[FetchResult],
+    *,
+    store: Store,
+    snapshot_id: str,
+    formats: tuple[str, ...],
+    max_pixels: int,
+) -> list[ImageRecord]:
+    keeper = _LocalKeeper(store)
     records: list[ImageRecord] = []
     stored: list[tuple[str, StoredImage]] = []
     staged: list[Path] = []
     try:
         for result in results:
-            record = _validate_one(result, store, snapshot_id, formats, max_pixels)
+            record = _validate_one(result, keeper, snapshot_id, formats, max_pixels)
             records.append(record)
             if record.status == "downloaded":
                 stored.append((record.url, _stored_image(record)))
@@ -113,7 +195,11 @@ def _stored_image(record: ImageRecord) -> StoredImage:
 
 
 def _validate_one(
-    result: FetchResult, store: Store, snapshot_id: str, formats: tuple[str, ...], max_pixels: int
+    result: FetchResult,
+    keeper: _Keeper,
+    snapshot_id: str,
+    formats: tuple[str, ...],
+    max_pixels: int,
 ) -> ImageRecord:
     link = result.link
     record = ImageRecord(
@@ -135,29 +221,28 @@ def _validate_one(
                 **image.model_dump(),
             }
         )
-    assert result.path is not None and result.sha256 is not None
-    staged = Path(result.path)
+    assert result.sha256 is not None
     known = {"sha256": result.sha256, "bytes": result.bytes}
     # Fetched again because its stored copy proved damaged: judged as when it was stored, so
     # the store is repaired even when this run does not want that format.
     earlier = () if result.stored is None else (result.stored.format,)
     try:
-        info = inspect_image(staged, formats=(*formats, *earlier), max_pixels=max_pixels)
+        info = inspect_image(
+            keeper.source(result), formats=(*formats, *earlier), max_pixels=max_pixels
+        )
     except InvalidImage as exc:
-        moved = store.relative(store.quarantine(staged, snapshot_id))
+        moved = keeper.quarantine(result, snapshot_id)
         return record.model_copy(
             update={"status": "invalid", "error": f"{exc} (quarantined as {moved})", **known}
         )
     if info.format not in formats:
-        store.commit(staged, sha256=result.sha256, image_format=info.format)
+        keeper.keep(result, info.format, indexed=False)
         reason = f"stored as {info.format}, not a wanted format ({', '.join(formats)})"
         return record.model_copy(update={"status": "skipped", "error": reason})
     return record.model_copy(
         update={
             "status": "downloaded",
-            "path": store.commit(
-                staged, sha256=result.sha256, image_format=info.format, keep_source=True
-            ),
+            "path": keeper.keep(result, info.format, indexed=True),
             "width": info.width,
             "height": info.height,
             "format": info.format,

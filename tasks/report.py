@@ -45,12 +45,12 @@ def publish_report(
     if sheet is None:
         return None
     # Inlined, so the UI shows it wherever the file lives (a worker's disk, say).
-    encoded = base64.b64encode(sheet.path.read_bytes()).decode("ascii")
+    encoded = base64.b64encode(sheet.data).decode("ascii")
     create_markdown_artifact(
         f"**{sheet.note}**, each labelled with its rank.\n\n"
         f"![contact sheet of snapshot {snapshot_id}](data:image/jpeg;base64,{encoded})\n\n"
-        f"Written to `{sheet.path}`\n",
+        f"Written to `{sheet.location}`\n",
         key=artifact_key(key_prefix, "contact-sheet"),
         description=f"Thumbnails of snapshot {snapshot_id}",
     )
-    return str(sheet.path)
+    return sheet.location

@@ -110,9 +110,9 @@ def test_contact_sheet_tiles_the_stored_images(tmp_path: Path) -> None:
         stored_image(tmp_path, image_id, color)
     sheet = write_contact_sheet(str(tmp_path), shown, thumb=100)
     assert sheet is not None
-    assert sheet.path == tmp_path / "snapshots" / "s" / "contact-sheet.jpg"
+    assert sheet.location == str(tmp_path / "snapshots" / "s" / "contact-sheet.jpg")
     assert (sheet.shown, sheet.stored, sheet.note) == (2, 2, "all 2 shown, in rank order")
-    with Image.open(sheet.path) as image:
+    with Image.open(sheet.location) as image:
         assert image.size == (200, 100)
         rgb = image.convert("RGB")
         red, _, blue = rgb.getpixel((50, 50))
@@ -130,5 +130,5 @@ def test_capped_contact_sheet_says_how_many_it_shows(tmp_path: Path) -> None:
     sheet = write_contact_sheet(str(tmp_path), many, thumb=50, columns=2, limit=3)
     assert sheet is not None
     assert sheet.note == "3 of 5 shown, in rank order"
-    with Image.open(sheet.path) as image:
+    with Image.open(sheet.location) as image:
         assert image.size == (100, 100)

@@ -1,0 +1,300 @@
+"""The store on object storage: ``s3://BUCKET/PREFIX`` (and ``gs://``, ``az://``, ``file://``).
+
+Same layout as the local store, so the same manifests and paths describe both: images under
+``images/ab/cd/<sha256>.<ext>``, each put by one PUT of its whole, validated content (an object
+store has no rename, and a content name never needs one); ``snapshots/<id>/manifest.json``
+written last. No SQLite on an object store: the URL index is one zero-byte object per URL under
+``index/``, its key carrying what a reuse needs (``index/<url hash>/<sha256>.<FORMAT>.<bytes>.
+<width>x<height>``), so one LIST of ``index/`` and one of ``images/`` answer every reuse
+question of a run: O(listing pages), never a request per image.
+
+Built on obstore (Rust ``object_store``): one small dependency for S3, GCS, Azure and local
+files, conditional PUTs (for locks), and several times less CPU per request than s3fs's
+aiobotocore. Credentials and endpoint come from the standard environment only
+(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ``AWS_REGION``, …);
+the URL names a place, never a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import obstore
+from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
+from obstore.store import from_url
+
+from gallery_snapshot.catalog import url_key
+from gallery_snapshot.errors import StoreError
+from gallery_snapshot.models import StoredImage
+from gallery_snapshot.store import STORED_PATH, stored_relpath
+
+OBJECT_SCHEMES = frozenset({"s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "file"})
+INDEX_PREFIX = "index/"
+LOCK_PREFIX = "locks/"
+PRUNE_LOCK = "locks/prune"
+# A snapshot lock older than this is taken for the leftover of a killed run.
+STALE_LOCK = timedelta(hours=24)
+_INDEX_ENTRY = re.compile(
+    r"^index/([0-9a-f]{64})/([0-9a-f]{64})\.([A-Z0-9]{2,8})\.(\d+)\.(\d+)x(\d+)$"
+)
+
+
+def is_object_url(out_dir: str) -> bool:
+    """Whether ``out_dir`` names an object store (``s3://…``) rather than a local folder."""
+    return urlsplit(out_dir).scheme.lower() in OBJECT_SCHEMES
+
+
+def check_object_url(url: str) -> str:
+    """``url`` as the store's canonical URL (no trailing slash), or a one-line ValueError."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in OBJECT_SCHEMES:
+        raise ValueError(f"not an object-store URL: {url}")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise ValueError(
+            "an object-store URL names a bucket and prefix only "
+            "(credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, never the URL)"
+        )
+    if parts.scheme.lower() != "file" and not parts.netloc:
+        raise ValueError(f"no bucket in {url} (expected {parts.scheme}://BUCKET/PREFIX)")
+    if any(part in (".", "..") for part in parts.path.split("/")):
+        raise ValueError(f"'.' and '..' are not allowed in {url}")
+    return url.rstrip("/")
+
+
+def _one_line(exc: BaseException) -> str:
+    """obstore's messages carry a multi-line debug dump: keep the first line, without the
+    service's XML body."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = text.split(": <?xml", 1)[0]
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+_STATUS = re.compile(r"status code: (\d{3})")
+_UNREACHABLE = ("error sending request", "Connection refused", "dns error", "timed out")
+
+
+def describe_failure(url: str, exc: BaseException) -> str:
+    """One line a person can act on, from obstore's long debug text."""
+    text = _one_line(exc)
+    status = _STATUS.search(str(exc))
+    code = int(status.group(1)) if status else None
+    if code in (401, 403) or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return (
+            f"access to {url} refused (HTTP {code or 403}): check AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY"
+        )
+    if code == 404 or "NoSuchBucket" in text:
+        return f"{url}: no such bucket (HTTP 404)"
+    if any(sign in str(exc) for sign in _UNREACHABLE):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or "the default endpoint"
+        return f"cannot reach the object store of {url} at {endpoint}: {text}"
+    return f"cannot use {url}: {text}"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime
+
+
+def index_key(url: str, image: StoredImage) -> str:
+    digest = hashlib.sha256(url_key(url).encode("utf-8")).hexdigest()
+    return (
+        f"{INDEX_PREFIX}{digest}/{image.sha256}.{image.format}.{image.bytes}."
+        f"{image.width}x{image.height}"
+    )
+
+
+def parse_index_key(key: str) -> tuple[str, StoredImage] | None:
+    """(url hash, image) of an index key; None for a key of another shape."""
+    match = _INDEX_ENTRY.match(key)
+    if match is None:
+        return None
+    url_hash, sha256, image_format, size, width, height = match.groups()
+    image = StoredImage(
+        sha256=sha256, format=image_format, bytes=int(size), width=int(width), height=int(height)
+    )
+    return url_hash, image
+
+
+class ObjectStore:
+    """One output location on object storage. Plain: holds its URL and opens its client
+    lazily, so an instance is cheap in any process (a Dask worker builds its own)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = check_object_url(url)
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> Any:
+        scheme = urlsplit(self.url).scheme.lower()
+        build: Any = from_url  # its overloads type each store's options separately
+        try:
+            if scheme == "file":
+                return build(self.url, mkdir=True)
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            options = {
+                "connect_timeout": "10s",
+                "timeout": "60s",
+                # S3-compatible services on a private network (MinIO, moto) often speak http.
+                "allow_http": bool(endpoint and endpoint.startswith("http://")),
+            }
+            retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=60)}
+            return build(self.url, client_options=options, retry_config=retry)
+        except (BaseError, ValueError, OSError) as exc:
+            raise StoreError(describe_failure(self.url, exc)) from None
+
+    def location(self, key: str) -> str:
+        return f"{self.url}/{key}"
+
+    # Plain object operations, every failure one line.
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        try:
+            obstore.put(self.client, key, data, mode="create" if create_only else "overwrite")
+        except AlreadyExistsError:
+            raise
+        except (BaseError, OSError) as exc:
+            raise StoreError(describe_failure(self.url, exc)) from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return bytes(obstore.get(self.client, key).bytes())
+        except NotFoundError:
+            raise
+        except (BaseError, OSError) as exc:
+            raise StoreError(describe_failure(self.url, exc)) from None
+
+    def listing(self, prefix: str) -> Iterator[ObjectInfo]:
+        try:
+            for page in obstore.list(self.client, prefix, chunk_size=1000):
+                for entry in page:
+                    yield ObjectInfo(
+                        key=entry["path"], size=int(entry["size"]), modified=entry["last_modified"]
+                    )
+        except (BaseError, OSError) as exc:
+            raise StoreError(describe_failure(self.url, exc)) from None
+
+    def delete(self, keys: Iterable[str]) -> None:
+        try:
+            obstore.delete(self.client, list(keys))
+        except (BaseError, OSError) as exc:
+            raise StoreError(describe_failure(self.url, exc)) from None
+
+    def check_access(self) -> None:
+        """One LIST request: wrong credentials, a missing bucket or an unreachable endpoint
+        stop the run here, before anything is written."""
+        for _ in self.listing(LOCK_PREFIX):
+            break
+
+    # The store's own operations.
+
+    def stored_sizes(self) -> dict[str, int]:
+        """Every stored image's key (``images/…``) and size."""
+        return {
+            info.key: info.size for info in self.listing("images/") if STORED_PATH.match(info.key)
+        }
+
+    def lookup(self, urls: Iterable[str]) -> dict[str, StoredImage]:
+        """The stored image each of ``urls`` gave before, when that image is still stored
+        whole (its object there, of the recorded size): one LIST of the index and one of
+        the images, whatever the number of URLs."""
+        wanted = {hashlib.sha256(url_key(url).encode("utf-8")).hexdigest(): url for url in urls}
+        newest: dict[str, tuple[datetime, StoredImage]] = {}
+        for info in self.listing(INDEX_PREFIX):
+            parsed = parse_index_key(info.key)
+            if parsed is None or parsed[0] not in wanted:
+                continue
+            url_hash, image = parsed
+            if url_hash not in newest or info.modified > newest[url_hash][0]:
+                newest[url_hash] = (info.modified, image)
+        if not newest:
+            return {}
+        sizes = self.stored_sizes()
+        return {
+            wanted[url_hash]: image
+            for url_hash, (_, image) in newest.items()
+            if sizes.get(stored_relpath(image.sha256, image.format)) == image.bytes
+        }
+
+    def remember(self, entries: Iterable[tuple[str, StoredImage]]) -> None:
+        """Record which image each URL gave: a zero-byte object per URL, put after the image."""
+        for url, image in entries:
+            self.put(index_key(url, image), b"")
+
+    # Locks: a snapshot and a prune must not overlap (prune deletes what nothing references).
+
+    @staticmethod
+    def snapshot_lock_key(snapshot_id: str) -> str:
+        return f"{LOCK_PREFIX}snapshot-{snapshot_id}"
+
+    def running_snapshots(self, *, now: datetime | None = None) -> list[str]:
+        """Lock keys of snapshots in progress (younger than ``STALE_LOCK``)."""
+        now = now or datetime.now(UTC)
+        return [
+            info.key
+            for info in self.listing(f"{LOCK_PREFIX}snapshot-")
+            if now - info.modified < STALE_LOCK
+        ]
+
+    def prune_running(self) -> bool:
+        return any(info.key == PRUNE_LOCK for info in self.listing(PRUNE_LOCK))
+
+    @contextlib.contextmanager
+    def snapshot_lock(self, snapshot_id: str) -> Iterator[None]:
+        """Announce a snapshot in progress; refuse while a prune runs."""
+        key = self.snapshot_lock_key(snapshot_id)
+        self.put(key, b"")
+        try:
+            if self.prune_running():
+                raise StoreError(
+                    f"a prune is running on {self.url} ({self.location(PRUNE_LOCK)}): "
+                    "try again when it has finished"
+                )
+            yield
+        finally:
+            self.delete([key])
+
+    @contextlib.contextmanager
+    def prune_lock(self) -> Iterator[None]:
+        """Hold the store alone: one prune at a time (a conditional PUT), and none while a
+        snapshot runs (each side announces itself first, then checks for the other)."""
+        try:
+            self.put(PRUNE_LOCK, b"", create_only=True)
+        except AlreadyExistsError:
+            raise StoreError(
+                f"another prune is running on {self.url} (if it died, delete "
+                f"{self.location(PRUNE_LOCK)})"
+            ) from None
+        try:
+            if running := self.running_snapshots():
+                names = ", ".join(key.removeprefix(f"{LOCK_PREFIX}snapshot-") for key in running)
+                raise StoreError(
+                    f"snapshot(s) in progress on {self.url}: {names}; prune when they have "
+                    f"finished (a lock older than {STALE_LOCK} is taken for a killed run's)"
+                )
+            yield
+        finally:
+            self.delete([PRUNE_LOCK])
+
+    def write(self, key: str, data: bytes) -> str:
+        """Put a whole file (a manifest, a page); return its URL."""
+        self.put(key, data)
+        return self.location(key)

@@ -1,0 +1,57 @@
+"""Where a snapshot goes: a local folder (``Store``) or an object store (``ObjectStore``).
+
+The few operations every step needs on either, chosen by the shape of ``out_dir``: a path, or
+a URL such as ``s3://bucket/prefix``. Images themselves take each store's own path (a local
+commit links a synced staging file; an object store gets one PUT of validated bytes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gallery_snapshot.object_store import ObjectStore, is_object_url
+from gallery_snapshot.store import Store, open_regular, write_atomically
+
+AnyStore = Store | ObjectStore
+
+
+def open_store(out_dir: str) -> AnyStore:
+    return ObjectStore(out_dir) if is_object_url(out_dir) else Store(out_dir)
+
+
+def check_output(out_dir: str) -> None:
+    """Fail with one line (StoreError) when ``out_dir`` cannot take a snapshot: a folder that
+    cannot be written, an object store refusing our credentials or without its bucket."""
+    store = open_store(out_dir)
+    if isinstance(store, ObjectStore):
+        store.check_access()
+    else:
+        store.prepare()
+
+
+def location(out_dir: str, relpath: str) -> str:
+    """What to show a person for ``relpath`` of the store: a path, or the object's URL."""
+    if is_object_url(out_dir):
+        return f"{out_dir.rstrip('/')}/{relpath}"
+    return os.path.join(out_dir, *relpath.split("/"))
+
+
+def write_file(out_dir: str, relpath: str, data: bytes) -> str:
+    """Write a whole file of the store (a manifest, a page, a contact sheet) atomically;
+    return its location."""
+    store = open_store(out_dir)
+    if isinstance(store, ObjectStore):
+        return store.write(relpath, data)
+    path = store.root / relpath
+    write_atomically(path, data)
+    return str(path)
+
+
+def read_file(out_dir: str, relpath: str) -> bytes:
+    """A file of the store (never read through a link on a local disk)."""
+    store = open_store(out_dir)
+    if isinstance(store, ObjectStore):
+        return store.get(relpath)
+    with open(open_regular(Path(store.root, relpath)), "rb") as handle:
+        return handle.read()
