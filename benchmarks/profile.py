@@ -89,8 +89,8 @@ def classify(frames: Frames) -> str:
             return "download: requests"
         if _has(frames, "image_path") or _has(frames, "is_file"):
             return "download: store lookup (is_file)"
-        if _has(frames, "make_session"):
-            return "download: session setup"
+        if _has(frames, "image_client") or _has(frames, "ImageClient.__init__"):
+            return "download: client setup"
         if _has(frames, "concurrent/futures") or _has(frames, "threading.py"):
             return "download: thread pool"
         return "download: other"
@@ -123,11 +123,8 @@ def stream_lines() -> dict[str, str]:
     source, first = inspect.getsourcelines(downloader._stream_to)
     names = {
         "digest.update": "sha256",
-        "handle.write": "file write",
-        "os.fsync": "fsync",
-        "handle.flush": "flush",
-        "open(target": "open staging file",
-        "iter_content": "read body (iter_content)",
+        "sink.write": "file write",
+        "response.stream": "read body (urllib3 stream)",
     }
     lines = {}
     for offset, text in enumerate(source):
@@ -282,7 +279,7 @@ def micro(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from PIL import Image
 
     from gallery_snapshot.downloader import DownloadOptions, _check_status, _open_stream, fetch_one
-    from gallery_snapshot.http import Deadline, make_session
+    from gallery_snapshot.http import Deadline, image_client, make_session
     from gallery_snapshot.models import Link
     from gallery_snapshot.store import Store
     from gallery_snapshot.validation import inspect_image
@@ -309,21 +306,34 @@ def micro(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         )
 
         # HTTP clients: fetch and drain each body, nothing else
+        client = image_client(pool_size=1)
+
+        def with_project(link: Link) -> None:
+            with _open_stream(client, link, options, Deadline(options.deadline)) as response:
+                _check_status(response)
+                for _ in response.stream(64 * 1024):
+                    pass
+
+        results.append(
+            per_item(
+                "GET: project (_open_stream over urllib3 + stream)",
+                links,
+                with_project,
+                count=n,
+                gallery_pid=pid,
+            )
+        )
+
         session = make_session(pool_size=1)
 
-        def with_requests(link: Link) -> None:
-            with _open_stream(session, link, options, Deadline(options.deadline)) as response:
-                _check_status(response)
+        def with_requests(url: str) -> None:
+            with session.get(url, stream=True, allow_redirects=False, timeout=30) as response:
                 for _ in response.iter_content(64 * 1024):
                     pass
 
         results.append(
             per_item(
-                "GET: requests (project's _open_stream + iter_content)",
-                links,
-                with_requests,
-                count=n,
-                gallery_pid=pid,
+                "GET: requests Session, streamed", urls, with_requests, count=n, gallery_pid=pid
             )
         )
         session.close()
@@ -450,16 +460,15 @@ def micro(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         options2 = DownloadOptions(
             out_dir=str(fresh.root), snapshot_id="profile", allowed_hosts=frozenset({"127.0.0.1"})
         )
-        with make_session(pool_size=1) as session2:
-            results.append(
-                per_item(
-                    "fetch_one (whole download step, 1 thread)",
-                    links,
-                    lambda link: fetch_one(session2, link, fresh, options2),
-                    count=n,
-                    gallery_pid=pid,
-                )
+        results.append(
+            per_item(
+                "fetch_one (whole download step, 1 thread)",
+                links,
+                lambda link: fetch_one(client, link, fresh, options2),
+                count=n,
+                gallery_pid=pid,
             )
+        )
     finally:
         gallery.terminate()
         gallery.wait(timeout=30)
@@ -480,7 +489,7 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 
     from gallery_snapshot.batching import plan_batches, split
     from gallery_snapshot.downloader import DownloadOptions, fetch_batch, fetch_one
-    from gallery_snapshot.http import make_session
+    from gallery_snapshot.http import image_client, make_session
     from gallery_snapshot.models import FetchResult, Link
     from gallery_snapshot.store import Store
     from gallery_snapshot.validation import inspect_image, validate_fetched
@@ -537,15 +546,16 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                     check.result()
 
         def one_pool(out: Path) -> None:
-            """No batches: one pool of ``workers`` threads over one session; each thread
+            """No batches: one pool of ``workers`` threads over one client; each thread
             validates and stores its own image right after downloading it."""
             store = Store(out)
             opts = options(out, workers)
             store.staging_dir("direct").mkdir(parents=True)
-            with make_session(pool_size=workers) as session, cf.ThreadPoolExecutor(workers) as pool:
+            client = image_client(pool_size=workers)
+            with cf.ThreadPoolExecutor(workers) as pool:
                 list(
                     pool.map(
-                        lambda link: validate(out, [fetch_one(session, link, store, opts)]), links
+                        lambda link: validate(out, [fetch_one(client, link, store, opts)]), links
                     )
                 )
 
