@@ -183,6 +183,7 @@ class ObjectStore:
             raise StoreError(describe_failure(self.url, exc)) from None
 
     def listing(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects under the folder-like ``prefix`` (obstore lists whole path segments)."""
         try:
             for page in obstore.list(self.client, prefix, chunk_size=1000):
                 for entry in page:
@@ -250,12 +251,12 @@ class ObjectStore:
         now = now or datetime.now(UTC)
         return [
             info.key
-            for info in self.listing(f"{LOCK_PREFIX}snapshot-")
-            if now - info.modified < STALE_LOCK
+            for info in self.listing(LOCK_PREFIX)
+            if info.key.startswith(f"{LOCK_PREFIX}snapshot-") and now - info.modified < STALE_LOCK
         ]
 
     def prune_running(self) -> bool:
-        return any(info.key == PRUNE_LOCK for info in self.listing(PRUNE_LOCK))
+        return any(info.key == PRUNE_LOCK for info in self.listing(LOCK_PREFIX))
 
     @contextlib.contextmanager
     def snapshot_lock(self, snapshot_id: str) -> Iterator[None]:

@@ -1,0 +1,224 @@
+"""The object store through obstore's local backend (``file://``): the same code path as S3,
+minus the network (tests/e2e/test_object_storage.py runs it against a real S3 server)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gallery_snapshot.errors import StoreError
+from gallery_snapshot.models import StoredImage
+from gallery_snapshot.object_store import (
+    PRUNE_LOCK,
+    ObjectStore,
+    check_object_url,
+    describe_failure,
+    index_key,
+    is_object_url,
+    parse_index_key,
+)
+from gallery_snapshot.output import location, read_file, write_file
+from gallery_snapshot.store import stored_relpath
+
+
+def image_of(content: bytes, image_format: str = "JPEG") -> StoredImage:
+    return StoredImage(
+        sha256=hashlib.sha256(content).hexdigest(),
+        format=image_format,
+        bytes=len(content),
+        width=3,
+        height=2,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore(f"file://{tmp_path}/bucket")
+
+
+def put_image(store: ObjectStore, content: bytes) -> StoredImage:
+    image = image_of(content)
+    store.put(stored_relpath(image.sha256, image.format), content)
+    return image
+
+
+@pytest.mark.parametrize(
+    ("out_dir", "expected"),
+    [
+        ("s3://bucket/prefix", True),
+        ("S3://bucket", True),
+        ("gs://bucket/p", True),
+        ("az://account/container", True),
+        ("file:///tmp/x", True),
+        ("/tmp/s3://x", False),
+        ("snapshots", False),
+        ("C:\\snapshots", False),
+        ("https://example.org/x", False),
+    ],
+)
+def test_only_object_store_schemes_name_an_object_store(out_dir: str, expected: bool) -> None:
+    assert is_object_url(out_dir) is expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3://AKIA:secret@bucket/p", "credentials come from AWS_ACCESS_KEY_ID"),
+        ("s3://bucket/p?versionId=1", "bucket and prefix only"),
+        ("s3:///prefix", "no bucket"),
+        ("s3://bucket/a/../b", "'..' are not allowed"),
+    ],
+)
+def test_a_url_that_is_not_a_plain_place_is_refused(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_object_url(url)
+
+
+def test_a_trailing_slash_does_not_make_another_store() -> None:
+    assert check_object_url("s3://bucket/prefix/") == "s3://bucket/prefix"
+
+
+@given(
+    url=st.text(min_size=1, max_size=80),
+    content=st.binary(max_size=64),
+    image_format=st.sampled_from(["JPEG", "PNG", "GIF", "WEBP"]),
+    size=st.integers(0, 10**12),
+    width=st.integers(1, 10**6),
+    height=st.integers(1, 10**6),
+)
+def test_an_index_key_gives_back_the_image_it_was_made_of(
+    url: str, content: bytes, image_format: str, size: int, width: int, height: int
+) -> None:
+    image = StoredImage(
+        sha256=hashlib.sha256(content).hexdigest(),
+        format=image_format,
+        bytes=size,
+        width=width,
+        height=height,
+    )
+    key = index_key(f"https://i.example.org/{url}", image)
+    parsed = parse_index_key(key)
+    assert parsed is not None and parsed[1] == image
+    assert len(key) < 1024  # S3's limit on a key
+
+
+def test_keys_of_another_shape_are_not_index_entries() -> None:
+    assert parse_index_key("index/abc/def.JPEG.1.1x1") is None
+    assert parse_index_key("images/ab/cd/x.jpg") is None
+
+
+def test_lookup_reuses_only_what_is_stored_whole(store: ObjectStore) -> None:
+    kept = put_image(store, b"kept image")
+    store.remember([("https://i.example.org/kept.jpg", kept)])
+    missing = image_of(b"never stored")
+    store.remember([("https://i.example.org/missing.jpg", missing)])
+    truncated = put_image(store, b"whole image")
+    store.put(stored_relpath(truncated.sha256, "JPEG"), b"whole")  # shorter than recorded
+    store.remember([("https://i.example.org/truncated.jpg", truncated)])
+
+    found = store.lookup(
+        [
+            "https://i.example.org/kept.jpg",
+            "https://i.example.org/missing.jpg",
+            "https://i.example.org/truncated.jpg",
+            "https://i.example.org/unknown.jpg",
+        ]
+    )
+    assert found == {"https://i.example.org/kept.jpg": kept}
+
+
+def test_lookup_matches_urls_as_the_local_index_does(store: ObjectStore) -> None:
+    image = put_image(store, b"content")
+    store.remember([("https://I.Example.org:443/a.jpg", image)])
+    assert store.lookup(["https://i.example.org/a.jpg"]) == {"https://i.example.org/a.jpg": image}
+    assert store.lookup(["https://i.example.org/a.jpg?size=large"]) == {}
+
+
+def test_the_newest_entry_of_a_url_wins(store: ObjectStore, tmp_path: Path) -> None:
+    url = "https://i.example.org/changed.jpg"
+    old, new = put_image(store, b"old content"), put_image(store, b"new content")
+    store.remember([(url, old)])
+    stale = tmp_path / "bucket" / index_key(url, old)
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    store.remember([(url, new)])
+    assert store.lookup([url]) == {url: new}
+
+
+def test_a_snapshot_waits_for_a_running_prune(store: ObjectStore) -> None:
+    with (
+        store.prune_lock(),
+        pytest.raises(StoreError, match="a prune is running"),
+        store.snapshot_lock("s1"),
+    ):
+        pass
+    assert list(store.listing("locks/")) == []
+
+
+def test_a_prune_waits_for_running_snapshots_and_for_another_prune(store: ObjectStore) -> None:
+    with (
+        store.snapshot_lock("20261125T000000Z-abcdef"),
+        pytest.raises(StoreError, match=r"in progress.*20261125T000000Z-abcdef"),
+        store.prune_lock(),
+    ):
+        pass
+    with store.prune_lock():
+        with pytest.raises(StoreError, match="another prune is running"), store.prune_lock():
+            pass
+        assert [info.key for info in store.listing("locks/")] == [PRUNE_LOCK]
+    assert list(store.listing("locks/")) == []
+
+
+def test_a_killed_snapshots_lock_stops_prunes_for_a_day_only(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    store.put(store.snapshot_lock_key("killed"), b"")
+    with pytest.raises(StoreError, match="killed"), store.prune_lock():
+        pass
+    day_ago = time.time() - 24 * 3600 - 60
+    os.utime(tmp_path / "bucket" / store.snapshot_lock_key("killed"), (day_ago, day_ago))
+    with store.prune_lock():
+        pass
+
+
+def test_files_of_the_store_are_written_and_read_whole(store: ObjectStore) -> None:
+    where = write_file(store.url, "snapshots/s/manifest.json", b"{}")
+    assert (
+        where
+        == f"{store.url}/snapshots/s/manifest.json"
+        == location(store.url, "snapshots/s/manifest.json")
+    )
+    assert read_file(store.url, "snapshots/s/manifest.json") == b"{}"
+
+
+class _Failure(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Error performing GET http://x/b - Server returned non-2xx status code: "
+            "403 Forbidden: <?xml",
+            "refused (HTTP 403): check AWS_ACCESS_KEY_ID",
+        ),
+        (
+            "Error performing list request: status code: 404 Not Found\nDebug source: ...",
+            "no such bucket",
+        ),
+        (
+            "Error performing GET http://127.0.0.1:1/b in 1ms - HTTP error: error sending request",
+            "cannot reach the object store",
+        ),
+    ],
+)
+def test_failures_are_one_line_a_person_can_act_on(text: str, expected: str) -> None:
+    message = describe_failure("s3://b/p", _Failure(text))
+    assert expected in message
+    assert "\n" not in message and "<?xml" not in message
