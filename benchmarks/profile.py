@@ -306,7 +306,7 @@ def micro(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         )
 
         # HTTP clients: fetch and drain each body, nothing else
-        client = image_client(pool_size=1)
+        client = image_client()
 
         def with_project(link: Link) -> None:
             with _open_stream(client, link, options, Deadline(options.deadline)) as response:
@@ -551,7 +551,7 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             store = Store(out)
             opts = options(out, workers)
             store.staging_dir("direct").mkdir(parents=True)
-            client = image_client(pool_size=workers)
+            client = image_client()
             with cf.ThreadPoolExecutor(workers) as pool:
                 list(
                     pool.map(

@@ -244,7 +244,8 @@ def _short(exc: Exception) -> str:
 
 
 def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchResult]:
-    """Fetch a batch over one connection pool with ``options.threads`` threads, in link order."""
+    """Fetch a batch with ``options.threads`` threads over the process's connection pools, in
+    link order."""
     store = Store(options.out_dir)
     staging = store.staging_dir(options.snapshot_id)
     staging.mkdir(parents=True, exist_ok=True)
@@ -275,12 +276,11 @@ def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchRe
             )
         return result
 
-    session = image_client(pool_size=options.threads)
+    session = image_client()  # the process's: its connections outlive the batch
     try:
         if options.threads <= 1:
             return [fetch(link) for link in links]
         with ThreadPoolExecutor(options.threads, thread_name_prefix="download") as pool:
             return list(pool.map(fetch, links))
     finally:
-        session.close()
         journal.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import socket
 import threading
@@ -120,16 +121,26 @@ class ImageClient:
             timeout=Timeout(connect=timeout, read=timeout),
         )
 
-    def close(self) -> None:
-        self._direct.clear()
-        with self._lock:
-            for manager in self._via.values():
-                manager.clear()
+
+# Idle connections kept per host by the process's client: as many as ``--workers`` allows, so
+# concurrent batches sharing it never close each other's (an unused slot costs nothing).
+KEPT_CONNECTIONS = 512
+
+_shared: tuple[tuple[int, frozenset[tuple[str, str]]], ImageClient] | None = None
+_shared_lock = threading.Lock()
 
 
-def image_client(*, pool_size: int) -> ImageClient:
-    """A client for a batch's image GETs, with the environment's proxies."""
-    return ImageClient(pool_size=pool_size, proxies=getproxies())
+def image_client() -> ImageClient:
+    """This process's client for image GETs, with the environment's proxies. Batches share it,
+    so a batch reuses the connections of the batches before it instead of reconnecting. A
+    forked process, or a change of the proxy variables, gets a new one."""
+    global _shared
+    proxies = getproxies()
+    key = (os.getpid(), frozenset(proxies.items()))
+    with _shared_lock:
+        if _shared is None or _shared[0] != key:
+            _shared = (key, ImageClient(pool_size=KEPT_CONNECTIONS, proxies=proxies))
+        return _shared[1]
 
 
 class MalformedResponse(Exception):

@@ -1,8 +1,11 @@
-"""The image client: proxies from the environment, as requests honoured them."""
+"""The image client: proxies from the environment, as requests honoured them; connections
+kept across batches."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,41 @@ def test_no_proxy_hosts_are_reached_directly(
     result = fetch_one_url(f"{server.base_url}/a.jpg", "127.0.0.1", tmp_path)
     assert result.status == "fetched"
     assert trap.connections == 0
+
+
+class _CountingServer(ThreadingHTTPServer):
+    daemon_threads = True
+    connections = 0
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _CountingServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1  # one handler per connection
+
+    def do_GET(self) -> None:
+        body = image_bytes(3)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.usefixtures("no_proxy_settings")
+def test_batches_reuse_the_connections_of_the_batches_before(tmp_path: Path) -> None:
+    server = _CountingServer(("127.0.0.1", 0), _KeepAliveHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for name in ("a.jpg", "b.jpg", "c.jpg"):  # three batches, one after the other
+            assert fetch_one_url(f"{base}/{name}", "127.0.0.1", tmp_path).status == "fetched"
+        assert server.connections == 1
+    finally:
+        server.shutdown()
+        server.server_close()
