@@ -3,13 +3,13 @@ in each output folder (the ``prune-weekly`` deployment runs it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from flows.snapshot import resolve_out_dir
 from gallery_snapshot.config import PruneConfig
+from gallery_snapshot.output import has_snapshots
 from tasks.store import prune_out_dir
 
 
@@ -19,7 +19,7 @@ def gallery_prune(config: PruneConfig) -> list[dict[str, Any]]:
     logger = get_run_logger()
     reports = []
     for out_dir in map(resolve_out_dir, config.out_dirs):
-        if not Path(out_dir, "snapshots").is_dir():
+        if not has_snapshots(out_dir):
             logger.info("%s holds no snapshots yet: nothing to prune", out_dir)
             continue
         report = prune_out_dir(

@@ -13,6 +13,7 @@ from gallery_snapshot.errors import ConfigError, SnapshotError
 from gallery_snapshot.maintenance import prune_store, verify_store
 
 T = TypeVar("T")
+OUT_HELP = "output folder, or object store (s3://BUCKET/PREFIX, …) (default: snapshots)"
 
 
 def add_store_commands(commands: Any) -> None:
@@ -24,7 +25,7 @@ def add_store_commands(commands: Any) -> None:
         "per problem (missing, wrong sha256, symbolic link, unreadable) and a summary. "
         "Exit 0 when all hold, 1 otherwise.",
     )
-    verify.add_argument("--out", default="snapshots", metavar="DIR", help="output folder")
+    verify.add_argument("--out", default="snapshots", metavar="DIR|URL", help=OUT_HELP)
     verify.set_defaults(handler=_verify)
 
     prune = commands.add_parser(
@@ -34,7 +35,7 @@ def add_store_commands(commands: Any) -> None:
         "--keep-within of the latest; remove the other manifests, then every stored image "
         "that no kept snapshot references. Waits for running snapshots of the folder.",
     )
-    prune.add_argument("--out", default="snapshots", metavar="DIR", help="output folder")
+    prune.add_argument("--out", default="snapshots", metavar="DIR|URL", help=OUT_HELP)
     prune.add_argument(
         "--keep-last", type=_positive, metavar="N", help="latest snapshots to keep, per source"
     )

@@ -8,26 +8,33 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.errors import ConfigError, StoreError
 from gallery_snapshot.manifest import (
     ManifestProblem,
     iter_manifests,
+    readable,
     scan_manifests,
+    scan_object_manifests,
     source_key,
     stored_images,
 )
 from gallery_snapshot.migration import needs_migration, upgrade_store
+from gallery_snapshot.object_store import INDEX_PREFIX, ObjectStore, is_object_url, parse_index_key
 from gallery_snapshot.store import STORED_PATH, Store, StoredFileProblem
 
 Progress = Callable[[int, int], None]
+
+
+class ReadStored(Protocol):
+    def __call__(self, relpath: str, *, sha256: str, size: int | None = None) -> None: ...
 
 
 @dataclass
@@ -42,40 +49,53 @@ def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyRep
     (missing, symbolic link, not a regular file, unreadable, wrong size or sha256, a path
     outside the store), naming the snapshots that reference it, and one per file under
     ``snapshots/`` that is not a readable manifest. Changes nothing."""
+    if is_object_url(out_dir):
+        objects = ObjectStore(out_dir)
+        return _verify(scan_object_manifests(objects), objects.read_stored, progress, threads=16)
     store = _existing_store(out_dir)
+    with store.read_lock():
+        return _verify(scan_manifests(store.root), store.read_stored, progress)
+
+
+def _verify(
+    scan: Iterable[tuple[object, dict[str, Any] | ManifestProblem]],
+    read_stored: ReadStored,
+    progress: Progress | None,
+    *,
+    threads: int = min(8, 2 * (os.cpu_count() or 1)),
+) -> VerifyReport:
     report = VerifyReport()
     wanted: dict[str, tuple[str, int | None, list[str]]] = {}  # path -> sha256, size, ids
-    with store.read_lock():
-        for _, manifest in scan_manifests(store.root):
-            if isinstance(manifest, ManifestProblem):
-                report.problems.append(str(manifest))
-                continue
-            report.snapshots += 1
-            for relpath, sha256, size in stored_images(manifest):
-                expected, _, snapshots = wanted.setdefault(relpath, (sha256, size, []))
-                snapshots.append(manifest["snapshot_id"])
-                if expected != sha256:
-                    report.problems.append(
-                        f"{relpath} is recorded with two sha256s ({expected}, {sha256})"
-                    )
+    for _, manifest in scan:
+        if isinstance(manifest, ManifestProblem):
+            report.problems.append(str(manifest))
+            continue
+        report.snapshots += 1
+        for relpath, sha256, size in stored_images(manifest):
+            expected, _, snapshots = wanted.setdefault(relpath, (sha256, size, []))
+            snapshots.append(manifest["snapshot_id"])
+            if expected != sha256:
+                report.problems.append(
+                    f"{relpath} is recorded with two sha256s ({expected}, {sha256})"
+                )
 
-        def check(item: tuple[str, tuple[str, int | None, list[str]]]) -> str | None:
-            relpath, (sha256, size, snapshots) = item
-            try:
-                store.read_stored(relpath, sha256=sha256, size=size)
-            except StoredFileProblem as exc:
-                named = ", ".join(snapshots[:3])
-                more = f" and {len(snapshots) - 3} more" if len(snapshots) > 3 else ""
-                return f"{exc} (snapshot {named}{more})"
-            return None
+    def check(item: tuple[str, tuple[str, int | None, list[str]]]) -> str | None:
+        relpath, (sha256, size, snapshots) = item
+        try:
+            read_stored(relpath, sha256=sha256, size=size)
+        except StoredFileProblem as exc:
+            named = ", ".join(snapshots[:3])
+            more = f" and {len(snapshots) - 3} more" if len(snapshots) > 3 else ""
+            return f"{exc} (snapshot {named}{more})"
+        return None
 
-        report.files = len(wanted)
-        with ThreadPoolExecutor(min(8, 2 * (os.cpu_count() or 1))) as pool:
-            for done, problem in enumerate(pool.map(check, wanted.items()), start=1):
-                if problem:
-                    report.problems.append(problem)
-                if progress:
-                    progress(done, report.files)
+    report.files = len(wanted)
+    with ThreadPoolExecutor(threads) as pool:
+        for done, problem in enumerate(pool.map(check, wanted.items()), start=1):
+            if problem:
+                report.problems.append(problem)
+            if progress:
+                progress(done, report.files)
     return report
 
 
@@ -149,6 +169,10 @@ def prune_store(
         raise ConfigError("say what to keep: --keep-last N and/or --keep-within DURATION")
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"--keep-last must be at least 1, not {keep_last}")
+    if is_object_url(out_dir):
+        return prune_objects(
+            ObjectStore(out_dir), keep_last=keep_last, keep_within=keep_within, dry_run=dry_run
+        )
     if dry_run:
         store = _existing_store(out_dir)
     else:
@@ -159,12 +183,12 @@ def prune_store(
     report = PruneReport()
     with store.store_lock(exclusive=True):
         manifests = {m["snapshot_id"]: (p, m) for p, m in iter_manifests(store.root, strict=True)}
-        keep = snapshots_to_keep(
-            [m for _, m in manifests.values()], keep_last=keep_last, keep_within=keep_within
+        referenced = plan_prune(
+            {sid: m for sid, (_, m) in manifests.items()},
+            report,
+            keep_last=keep_last,
+            keep_within=keep_within,
         )
-        report.kept = sorted(keep)
-        report.removed = sorted(manifests.keys() - keep)
-        referenced = {path for sid in keep for path, _, _ in stored_images(manifests[sid][1])}
         if not dry_run:
             for snapshot_id in report.removed:
                 path, _ = manifests[snapshot_id]
@@ -193,6 +217,62 @@ def prune_store(
                         folder.rmdir()
         if not dry_run:
             report.urls_forgotten = Catalog(store.index_path).retain(kept_sha256s)
+    return report
+
+
+def plan_prune(
+    manifests: dict[str, dict[str, Any]],
+    report: PruneReport,
+    *,
+    keep_last: int | None,
+    keep_within: timedelta | None,
+) -> set[str]:
+    """Fill ``report.kept`` and ``report.removed``; return the stored paths kept snapshots
+    reference."""
+    keep = snapshots_to_keep(list(manifests.values()), keep_last=keep_last, keep_within=keep_within)
+    report.kept = sorted(keep)
+    report.removed = sorted(manifests.keys() - keep)
+    return {path for sid in keep for path, _, _ in stored_images(manifests[sid])}
+
+
+def prune_objects(
+    store: ObjectStore, *, keep_last: int | None, keep_within: timedelta | None, dry_run: bool
+) -> PruneReport:
+    """``prune_store`` on an object store: under its prune lock (none while a snapshot runs),
+    each removed snapshot's manifest first, then its other objects, then every image no kept
+    snapshot references, then the index entries of images gone."""
+    report = PruneReport()
+    with contextlib.nullcontext() if dry_run else store.prune_lock():
+        manifests = {
+            m["snapshot_id"]: m for _, m in readable(scan_object_manifests(store), strict=True)
+        }
+        if not manifests:
+            raise StoreError(f"{store.url} holds no snapshots")
+        referenced = plan_prune(manifests, report, keep_last=keep_last, keep_within=keep_within)
+        if not dry_run:
+            for snapshot_id in report.removed:
+                folder = f"snapshots/{snapshot_id}/"
+                store.delete([f"{folder}manifest.json"])  # the record first
+                rest = [info.key for info in store.listing(folder)]
+                rest += [info.key for info in store.listing(f"quarantine/{snapshot_id}/")]
+                store.delete(rest)
+        unreferenced = [
+            info
+            for info in store.listing("images/")
+            if STORED_PATH.match(info.key) and info.key not in referenced
+        ]
+        report.files_removed = len(unreferenced)
+        report.bytes_removed = sum(info.size for info in unreferenced)
+        if not dry_run:
+            store.delete(info.key for info in unreferenced)
+            kept = {match.group(3) for path in referenced if (match := STORED_PATH.match(path))}
+            forgotten = [
+                info.key
+                for info in store.listing(INDEX_PREFIX)
+                if (entry := parse_index_key(info.key)) is None or entry[1].sha256 not in kept
+            ]
+            store.delete(forgotten)
+            report.urls_forgotten = len(forgotten)
     return report
 
 

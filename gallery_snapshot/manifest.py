@@ -117,7 +117,7 @@ def read_manifest(location: str | Path, *, folder_name: str | None = None) -> di
                 data = handle.read()
     except OSError as exc:
         raise ManifestProblem(f"cannot read {where}: {exc.strerror}") from None
-    except (StoreError, LookupError) as exc:  # obstore's NotFoundError is a LookupError
+    except StoreError as exc:
         raise ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}") from None
     return parse_manifest(data, where=where, folder_name=folder_name)
 
@@ -149,8 +149,10 @@ def scan_object_manifests(
             yield where, parse_manifest(store.get(key), where=where, folder_name=key.split("/")[1])
         except ManifestProblem as problem:
             yield where, problem
-        except (StoreError, LookupError) as exc:
-            yield where, ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}")
+        except OSError as exc:
+            yield where, ManifestProblem(f"cannot read {where}: {exc.strerror}")
+        except StoreError as exc:
+            yield where, ManifestProblem(f"cannot read {where}: {exc}")
 
 
 def scan_manifests(out_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any] | ManifestProblem]]:

@@ -18,6 +18,7 @@ the URL names a place, never a secret.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -34,7 +35,12 @@ from obstore.store import from_url
 from gallery_snapshot.catalog import url_key
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import StoredImage
-from gallery_snapshot.store import STORED_PATH, stored_relpath
+from gallery_snapshot.store import (
+    STORED_PATH,
+    StoredFileProblem,
+    is_stored_relpath,
+    stored_relpath,
+)
 
 OBJECT_SCHEMES = frozenset({"s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "file"})
 INDEX_PREFIX = "index/"
@@ -177,8 +183,8 @@ class ObjectStore:
     def get(self, key: str) -> bytes:
         try:
             return bytes(obstore.get(self.client, key).bytes())
-        except NotFoundError:
-            raise
+        except (NotFoundError, FileNotFoundError):  # S3's, and the local backend's
+            raise FileNotFoundError(errno.ENOENT, "no such object", self.location(key)) from None
         except (BaseError, OSError) as exc:
             raise StoreError(describe_failure(self.url, exc)) from None
 
@@ -234,6 +240,22 @@ class ObjectStore:
             for url_hash, (_, image) in newest.items()
             if sizes.get(stored_relpath(image.sha256, image.format)) == image.bytes
         }
+
+    def read_stored(self, relpath: str, *, sha256: str, size: int | None = None) -> None:
+        """Check that the stored object ``relpath`` holds content ``sha256`` (of ``size``
+        bytes); StoredFileProblem if not."""
+        if not is_stored_relpath(relpath, sha256):
+            raise StoredFileProblem(f"{relpath!r} is not the stored path of sha256 {sha256}")
+        try:
+            content = self.get(relpath)
+        except FileNotFoundError:
+            raise StoredFileProblem(f"{relpath} is missing") from None
+        except StoreError as exc:
+            raise StoredFileProblem(f"{relpath}: {exc}") from None
+        if size is not None and len(content) != size:
+            raise StoredFileProblem(f"{relpath} has {len(content)} bytes, not {size}")
+        if (actual := hashlib.sha256(content).hexdigest()) != sha256:
+            raise StoredFileProblem(f"{relpath} has sha256 {actual}, not {sha256}")
 
     def remember(self, entries: Iterable[tuple[str, StoredImage]]) -> None:
         """Record which image each URL gave: a zero-byte object per URL, put after the image."""

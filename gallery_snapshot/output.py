@@ -30,6 +30,13 @@ def check_output(out_dir: str) -> None:
         store.prepare()
 
 
+def has_snapshots(out_dir: str) -> bool:
+    store = open_store(out_dir)
+    if isinstance(store, ObjectStore):
+        return any(True for _ in store.listing("snapshots/"))
+    return (store.root / "snapshots").is_dir()
+
+
 def location(out_dir: str, relpath: str) -> str:
     """What to show a person for ``relpath`` of the store: a path, or the object's URL."""
     if is_object_url(out_dir):

@@ -1,0 +1,129 @@
+"""verify and prune on an object store (obstore's ``file://`` backend), through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from gallery_snapshot.manifest import build_manifest, write_manifest
+from gallery_snapshot.models import ImageRecord, StoredImage
+from gallery_snapshot.object_store import ObjectStore
+from gallery_snapshot.store import stored_relpath
+from tests.support.images import image_bytes
+from tests.unit.test_maintenance import cli
+
+
+def record_snapshot(store: ObjectStore, snapshot_id: str, seeds: list[int]) -> None:
+    """Images, index entries, a quarantined file and the manifest, as a run writes them."""
+    records = []
+    for rank, seed in enumerate(seeds, start=1):
+        data = image_bytes(seed)
+        image = StoredImage(
+            sha256=hashlib.sha256(data).hexdigest(),
+            format="JPEG",
+            bytes=len(data),
+            width=1,
+            height=1,
+        )
+        store.put(stored_relpath(image.sha256, "JPEG"), data)
+        store.remember([(f"http://h/{seed}.jpg", image)])
+        records.append(
+            ImageRecord(
+                url=f"http://h/{seed}.jpg",
+                id=str(seed),
+                rank=rank,
+                status="downloaded",
+                path=stored_relpath(image.sha256, "JPEG"),
+                sha256=image.sha256,
+                bytes=image.bytes,
+            )
+        )
+    store.put(f"quarantine/{snapshot_id}/9-bad.jpg", b"junk")
+    manifest = build_manifest(
+        snapshot_id=snapshot_id,
+        started_at=f"2026-11-{snapshot_id[:2]}T00:00:00+00:00",
+        finished_at="",
+        source={"kind": "urls", "urls_file": "a"},
+        link_count=len(seeds),
+        records=records,
+        skipped=[],
+    )
+    write_manifest(store.url, manifest)
+
+
+def keys(store: ObjectStore, prefix: str) -> set[str]:
+    return {info.key for info in store.listing(prefix)}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore(f"file://{tmp_path}/bucket/snaps")
+
+
+def test_prune_keeps_what_kept_snapshots_reference_and_deletes_the_rest(
+    store: ObjectStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_snapshot(store, "01-old", [1, 2, 3])
+    record_snapshot(store, "02-new", [1, 2])
+    only_old = stored_relpath(hashlib.sha256(image_bytes(3)).hexdigest(), "JPEG")
+    before = {key for prefix in ("images/", "index/", "snapshots/") for key in keys(store, prefix)}
+
+    assert cli("prune", "--out", store.url, "--keep-last", "1", "--dry-run") == 0
+    assert "would remove 1 snapshots and 1 stored files" in capsys.readouterr().out
+    after_dry_run = {
+        k for prefix in ("images/", "index/", "snapshots/") for k in keys(store, prefix)
+    }
+    assert after_dry_run == before and not keys(store, "locks/")
+
+    assert cli("prune", "--out", store.url, "--keep-last", "1") == 0
+    assert "removed 1 snapshots and 1 stored files" in capsys.readouterr().out
+    assert only_old not in keys(store, "images/") and len(keys(store, "images/")) == 2
+    assert len(keys(store, "index/")) == 2  # the URL of the deleted image is forgotten
+    assert not any(key.startswith("snapshots/01-old/") for key in keys(store, "snapshots/"))
+    assert not keys(store, "quarantine/01-old/") and keys(store, "quarantine/02-new/")
+    assert not keys(store, "locks/")
+    assert cli("verify", "--out", store.url) == 0
+    assert "verified 2 stored files referenced by 1 snapshots" in capsys.readouterr().out
+
+
+def test_verify_names_missing_and_damaged_objects(
+    store: ObjectStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_snapshot(store, "01-first", [1, 2, 3])
+    first, second, _ = (
+        stored_relpath(hashlib.sha256(image_bytes(seed)).hexdigest(), "JPEG") for seed in (1, 2, 3)
+    )
+    store.delete([first])
+    store.put(second, b"rot")
+    store.put("snapshots/02-junk/manifest.json", b'["not a manifest"]')
+    assert cli("verify", "--out", store.url) == 1
+    out = capsys.readouterr().out
+    assert f"{first} is missing (snapshot 01-first)" in out
+    assert f"{second} has 3 bytes, not {len(image_bytes(2))}" in out
+    assert "02-junk/manifest.json is not a manifest" in out
+    assert "3 problem(s)" in out
+
+
+def test_prune_refuses_while_a_snapshot_runs_and_changes_nothing(
+    store: ObjectStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_snapshot(store, "01-old", [1])
+    record_snapshot(store, "02-new", [2])
+    with store.snapshot_lock("03-running"):
+        assert cli("prune", "--out", store.url, "--keep-last", "1") == 1
+        assert "03-running" in capsys.readouterr().err
+        assert len(keys(store, "images/")) == 2
+    assert keys(store, "locks/") == set()
+
+
+def test_prune_refuses_a_store_with_an_unreadable_manifest(
+    store: ObjectStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_snapshot(store, "01-old", [1])
+    record_snapshot(store, "02-new", [2])
+    store.put("snapshots/03-broken/manifest.json", b"{")
+    assert cli("prune", "--out", store.url, "--keep-last", "1") == 1
+    assert "03-broken/manifest.json is not a manifest" in capsys.readouterr().err
+    assert len(keys(store, "images/")) == 2 and not keys(store, "locks/")
