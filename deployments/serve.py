@@ -19,6 +19,8 @@ import yaml
 from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
+from prefect.utilities.asyncutils import run_coro_as_sync
+from prefect.utilities.templating import resolve_variables
 
 from deployments.heartbeat import HEARTBEAT_ENV
 
@@ -41,7 +43,11 @@ def entrypoint_flow(entrypoint: str) -> Flow[Any, Any]:
 
 def runner_deployment(declared: dict[str, Any]) -> RunnerDeployment:
     schedules = [
-        Cron(schedule["cron"], timezone=schedule.get("timezone", "UTC"))
+        Cron(
+            schedule["cron"],
+            timezone=schedule.get("timezone", "UTC"),
+            active=schedule.get("active", True),
+        )
         for schedule in declared.get("schedules") or []
     ]
     flow = entrypoint_flow(declared["entrypoint"])
@@ -49,7 +55,8 @@ def runner_deployment(declared: dict[str, Any]) -> RunnerDeployment:
         name=declared["name"],
         description=declared.get("description"),
         tags=declared.get("tags"),
-        parameters=declared.get("parameters"),
+        # ``{{ prefect.variables.NAME }}`` read now, as ``prefect deploy`` does.
+        parameters=run_coro_as_sync(resolve_variables(declared.get("parameters") or {})),
         schedules=schedules or None,
     )
 

@@ -1,6 +1,7 @@
 """prefect.yaml's deployments, and their no-work-pool twins in deployments/serve.py."""
 
 import pytest
+from prefect.variables import Variable
 
 from deployments.serve import declared_deployments, main, runner_deployment
 from gallery_snapshot.config import PruneConfig, SnapshotConfig
@@ -25,14 +26,32 @@ def test_every_declared_deployment_is_valid_and_shares_the_definitions() -> None
 
 
 def test_served_deployments_are_built_from_the_same_definitions() -> None:
+    Variable.set("gallery_snapshot_bucket", "test-bucket", overwrite=True)
     for entry in declared_deployments():
         served = runner_deployment(entry)
         assert served.name == entry["name"]
         assert served.entrypoint is not None
         assert served.entrypoint.rsplit(":", 1)[-1] == entry["entrypoint"].rsplit(":", 1)[-1]
-        assert served.parameters == entry["parameters"]
+        template = "{{ prefect.variables.gallery_snapshot_bucket }}"
+        expected = {
+            name: value.replace(template, "test-bucket") if isinstance(value, str) else value
+            for name, value in entry["parameters"]["config"].items()
+        }
+        assert served.parameters["config"] == expected
         crons = [schedule.schedule.cron for schedule in served.schedules or []]  # type: ignore[union-attr]
         assert crons == [schedule["cron"] for schedule in entry.get("schedules") or []]
+        actives = [schedule.active for schedule in served.schedules or []]
+        assert actives == [
+            schedule.get("active", True) for schedule in entry.get("schedules") or []
+        ]
+
+
+def test_a_deployment_writes_to_the_object_store_the_variable_names() -> None:
+    (entry,) = [e for e in declared_deployments() if e["name"] == "viral-to-object-store"]
+    Variable.set("gallery_snapshot_bucket", "my-bucket", overwrite=True)
+    config = SnapshotConfig.model_validate(runner_deployment(entry).parameters["config"])
+    assert config.out_dir == "s3://my-bucket/snapshots/viral"
+    assert [schedule.get("active") for schedule in entry["schedules"]] == [False]
 
 
 def test_serving_an_unknown_deployment_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
