@@ -135,13 +135,16 @@ def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -
 
 
 def scan_object_manifests(
-    store: ObjectStore,
+    store: ObjectStore, *, newest_first: bool = False
 ) -> Iterator[tuple[str, dict[str, Any] | ManifestProblem]]:
-    """``scan_manifests`` on an object store: one LIST, then a GET per manifest."""
+    """``scan_manifests`` on an object store: one LIST, then a GET per manifest read."""
     keys = sorted(
-        info.key
-        for info in store.listing("snapshots/")
-        if info.key.count("/") == 2 and info.key.endswith(f"/{MANIFEST_NAME}")
+        (
+            info.key
+            for info in store.listing("snapshots/")
+            if info.key.count("/") == 2 and info.key.endswith(f"/{MANIFEST_NAME}")
+        ),
+        reverse=newest_first,
     )
     for key in keys:
         where = store.location(key)
@@ -155,13 +158,16 @@ def scan_object_manifests(
             yield where, ManifestProblem(f"cannot read {where}: {exc}")
 
 
-def scan_manifests(out_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any] | ManifestProblem]]:
-    """Every snapshot folder's manifest, oldest first, or the problem that stops reading it.
-    Folders without a manifest (a run that died before recording) are passed over."""
+def scan_manifests(
+    out_dir: str | Path, *, newest_first: bool = False
+) -> Iterator[tuple[Path, dict[str, Any] | ManifestProblem]]:
+    """Every snapshot folder's manifest, oldest (or newest) first, or the problem that stops
+    reading it; each read only when reached. Folders without a manifest (a run that died
+    before recording) are passed over."""
     snapshots = Path(out_dir, "snapshots")
     if not snapshots.is_dir() or snapshots.is_symlink():
         return
-    for folder in sorted(snapshots.iterdir()):
+    for folder in sorted(snapshots.iterdir(), reverse=newest_first):
         path = folder / "manifest.json"
         if folder.is_symlink():
             yield path, ManifestProblem(f"{folder} is a symbolic link")
@@ -179,14 +185,16 @@ def iter_manifests(
     return readable(scan_manifests(out_dir), strict=strict)
 
 
-def manifests_anywhere(out_dir: str, *, strict: bool = False) -> Iterator[dict[str, Any]]:
-    """The readable manifests of a folder or an object store, oldest first."""
+def manifests_anywhere(
+    out_dir: str, *, strict: bool = False, newest_first: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The readable manifests of a folder or an object store, oldest (or newest) first."""
     if is_object_url(out_dir):
         scan: Iterator[tuple[Any, dict[str, Any] | ManifestProblem]] = scan_object_manifests(
-            ObjectStore(out_dir)
+            ObjectStore(out_dir), newest_first=newest_first
         )
     else:
-        scan = scan_manifests(out_dir)
+        scan = scan_manifests(out_dir, newest_first=newest_first)
     return (manifest for _, manifest in readable(scan, strict=strict))
 
 

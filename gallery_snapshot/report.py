@@ -18,14 +18,13 @@ CONTACT_SHEET = "contact-sheet.jpg"
 
 def previous_manifest(out_dir: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The latest earlier manifest of the same source in ``out_dir``, if any (files that are
-    not manifests are skipped with a warning)."""
+    not manifests are skipped with a warning). Read newest first, so a store of a year of
+    hourly snapshots reads a few manifests, not all of them (a GET each on object storage)."""
     source = source_key(manifest["source"])
-    earlier = [
-        other
-        for other in manifests_anywhere(out_dir)
-        if other["snapshot_id"] < manifest["snapshot_id"] and source_key(other["source"]) == source
-    ]
-    return max(earlier, key=lambda other: str(other["snapshot_id"]), default=None)
+    for other in manifests_anywhere(out_dir, newest_first=True):
+        if other["snapshot_id"] < manifest["snapshot_id"] and source_key(other["source"]) == source:
+            return other
+    return None
 
 
 def stored_ids(manifest: dict[str, Any]) -> list[str]:

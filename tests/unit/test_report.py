@@ -1,8 +1,10 @@
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
+from gallery_snapshot import manifest as manifest_module
 from gallery_snapshot.manifest import write_manifest
 from gallery_snapshot.report import (
     changes,
@@ -79,6 +81,29 @@ def test_changes_and_report_against_the_previous_snapshot_of_the_same_source(
     assert "- new: 1 (c)" in report and "- dropped out: 1 (b)" in report
     assert "First snapshot" in markdown_report(old, None)
     assert previous_manifest(out, old) is None
+
+
+@pytest.mark.parametrize("object_store", [False, True])
+def test_the_previous_snapshot_is_found_without_reading_every_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, object_store: bool
+) -> None:
+    out = f"file://{tmp_path}/bucket" if object_store else str(tmp_path)
+    history = [
+        manifest(f"202601{day:02d}T000000Z-aaaaaa", {"a": "downloaded"}) for day in range(1, 29)
+    ]
+    for each in history:
+        write_manifest(out, each)
+    parsed: list[str] = []
+    real_parse = manifest_module.parse_manifest
+
+    def counting_parse(data: bytes, **kwargs: Any) -> dict[str, Any]:
+        parsed.append(kwargs["where"])
+        return real_parse(data, **kwargs)
+
+    monkeypatch.setattr(manifest_module, "parse_manifest", counting_parse)
+    previous = previous_manifest(out, history[-1])
+    assert previous is not None and previous["snapshot_id"] == history[-2]["snapshot_id"]
+    assert len(parsed) == 2  # the current one, then its predecessor: not all 28
 
 
 def test_summary_is_a_vertical_table_with_duration_and_rate() -> None:
