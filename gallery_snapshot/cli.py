@@ -424,7 +424,8 @@ def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> No
     print(summary_table(manifest))
     snapshot = f"snapshots/{manifest['snapshot_id']}"
     print(f"manifest: {location(out_dir, f'{snapshot}/manifest.json')}")
-    print(f"page:     {location(out_dir, f'{snapshot}/index.html')} (open it in a browser)")
+    hint = "" if is_object_url(out_dir) else " (open it in a browser)"
+    print(f"page:     {location(out_dir, f'{snapshot}/index.html')}{hint}")
     print(f"images:   {location(out_dir, 'images')}")
     if manifest["counts"]["invalid"]:
         print(f"invalid files quarantined under {location(out_dir, 'quarantine')}")
