@@ -12,6 +12,20 @@ from gallery_snapshot.batching import BatchPlan
 from gallery_snapshot.config import SnapshotConfig
 
 
+class BatchThreadPoolTaskRunner(ThreadPoolTaskRunner[Any]):
+    """Threads for the download step: ``slots`` download task runs at a time (the flow keeps
+    no more in flight) and as many threads again for their validations, which the flow submits
+    as each download completes, so a validation never waits for its download in a thread a
+    download could use."""
+
+    def __init__(self, *, slots: int) -> None:
+        super().__init__(max_workers=2 * slots)
+        self.slots = slots
+
+    def duplicate(self) -> BatchThreadPoolTaskRunner:
+        return type(self)(slots=self.slots)
+
+
 def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any]:
     """Threads (default), processes, or Dask, with ``plan.slots`` concurrent task runs."""
     if config.runner == "processes":
@@ -25,10 +39,14 @@ def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any
         return DaskTaskRunner(
             cluster_kwargs={"n_workers": plan.slots, "threads_per_worker": 1, "processes": True}
         )
-    # A validation task waits for its download in a runner thread: twice the slots keeps
-    # ``plan.slots`` downloads running while validations wait (process and Dask runners
-    # resolve dependencies before a task takes a worker).
-    return ThreadPoolTaskRunner(max_workers=2 * plan.slots)
+    return BatchThreadPoolTaskRunner(slots=plan.slots)
+
+
+def download_slots(runner: TaskRunner[Any]) -> int | None:
+    """How many download task runs to keep in flight on ``runner``: the thread runner's slots;
+    None (all at once) for process and Dask runners, whose queues hold what their workers
+    cannot run yet."""
+    return runner.slots if isinstance(runner, BatchThreadPoolTaskRunner) else None
 
 
 def quiet_dask() -> None:
