@@ -22,6 +22,7 @@ import errno
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,8 +47,10 @@ OBJECT_SCHEMES = frozenset({"s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "
 INDEX_PREFIX = "index/"
 LOCK_PREFIX = "locks/"
 PRUNE_LOCK = "locks/prune"
-# A snapshot lock older than this is taken for the leftover of a killed run.
-STALE_LOCK = timedelta(hours=24)
+# A live lock is put again every LOCK_REFRESH; one not refreshed for STALE_LOCK is a killed
+# run's leftover (an object store has no lock that dies with its process, as flock does).
+LOCK_REFRESH = timedelta(minutes=1)
+STALE_LOCK = timedelta(minutes=10)
 _INDEX_ENTRY = re.compile(
     r"^index/([0-9a-f]{64})/([0-9a-f]{64})\.([A-Z0-9]{2,8})\.(\d+)\.(\d+)x(\d+)$"
 )
@@ -268,54 +271,78 @@ class ObjectStore:
     def snapshot_lock_key(snapshot_id: str) -> str:
         return f"{LOCK_PREFIX}snapshot-{snapshot_id}"
 
-    def running_snapshots(self, *, now: datetime | None = None) -> list[str]:
-        """Lock keys of snapshots in progress (younger than ``STALE_LOCK``)."""
+    def _live_locks(self, *, now: datetime | None = None) -> dict[str, datetime]:
+        """Lock keys refreshed within ``STALE_LOCK``, with their last refresh."""
         now = now or datetime.now(UTC)
-        return [
-            info.key
+        return {
+            info.key: info.modified
             for info in self.listing(LOCK_PREFIX)
-            if info.key.startswith(f"{LOCK_PREFIX}snapshot-") and now - info.modified < STALE_LOCK
-        ]
+            if now - info.modified < STALE_LOCK
+        }
+
+    def running_snapshots(self) -> list[str]:
+        """Lock keys of snapshots in progress."""
+        return sorted(key for key in self._live_locks() if key != PRUNE_LOCK)
 
     def prune_running(self) -> bool:
-        return any(info.key == PRUNE_LOCK for info in self.listing(LOCK_PREFIX))
+        return PRUNE_LOCK in self._live_locks()
+
+    @contextlib.contextmanager
+    def _held(self, key: str) -> Iterator[None]:
+        """Keep the lock object ``key`` fresh while the block runs; delete it after."""
+        stop = threading.Event()
+
+        def refresh() -> None:
+            while not stop.wait(LOCK_REFRESH.total_seconds()):
+                with contextlib.suppress(StoreError):  # the next refresh may get through
+                    self.put(key, b"")
+
+        keeper = threading.Thread(target=refresh, name=f"refresh {key}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
+            self.delete([key])
 
     @contextlib.contextmanager
     def snapshot_lock(self, snapshot_id: str) -> Iterator[None]:
         """Announce a snapshot in progress; refuse while a prune runs."""
         key = self.snapshot_lock_key(snapshot_id)
         self.put(key, b"")
-        try:
+        with self._held(key):
             if self.prune_running():
                 raise StoreError(
                     f"a prune is running on {self.url} ({self.location(PRUNE_LOCK)}): "
                     "try again when it has finished"
                 )
             yield
-        finally:
-            self.delete([key])
 
     @contextlib.contextmanager
     def prune_lock(self) -> Iterator[None]:
         """Hold the store alone: one prune at a time (a conditional PUT), and none while a
         snapshot runs (each side announces itself first, then checks for the other)."""
+        if (
+            PRUNE_LOCK
+            in {info.key for info in self.listing(LOCK_PREFIX)} - self._live_locks().keys()
+        ):
+            self.delete([PRUNE_LOCK])  # a killed prune's
         try:
             self.put(PRUNE_LOCK, b"", create_only=True)
         except AlreadyExistsError:
             raise StoreError(
-                f"another prune is running on {self.url} (if it died, delete "
-                f"{self.location(PRUNE_LOCK)})"
+                f"another prune is running on {self.url} (its lock "
+                f"{self.location(PRUNE_LOCK)} is refreshed every {LOCK_REFRESH})"
             ) from None
-        try:
+        with self._held(PRUNE_LOCK):
             if running := self.running_snapshots():
                 names = ", ".join(key.removeprefix(f"{LOCK_PREFIX}snapshot-") for key in running)
                 raise StoreError(
                     f"snapshot(s) in progress on {self.url}: {names}; prune when they have "
-                    f"finished (a lock older than {STALE_LOCK} is taken for a killed run's)"
+                    f"finished (a lock not refreshed for {STALE_LOCK} is a killed run's)"
                 )
             yield
-        finally:
-            self.delete([PRUNE_LOCK])
 
     def write(self, key: str, data: bytes) -> str:
         """Put a whole file (a manifest, a page); return its URL."""

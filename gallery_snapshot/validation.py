@@ -138,13 +138,14 @@ def validate_fetched(
     store = open_store(out_dir)
     if isinstance(store, ObjectStore):
         keeper = _ObjectKeeper(store)
-        records = [_validate_one(r, keeper, snapshot_id, formats, max_pixels) for r in results]
-        # Index entries after the images they name: a reader never finds one without its image.
-        store.remember(
-            (record.url, _stored_image(record))
-            for record in records
-            if record.status == "downloaded"
-        )
+        records: list[ImageRecord] = []
+        for result in results:
+            record = _validate_one(result, keeper, snapshot_id, formats, max_pixels)
+            records.append(record)
+            if record.status == "downloaded":
+                # Its index entry right after its image (never before: an entry never names a
+                # missing image), so a run killed mid-batch loses no stored image to the next.
+                store.remember([(record.url, _stored_image(record))])
         return records
     return _validate_into_folder(
         results, store=store, snapshot_id=snapshot_id, formats=formats, max_pixels=max_pixels

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gallery_snapshot import object_store
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import StoredImage
 from gallery_snapshot.object_store import (
@@ -174,16 +176,47 @@ def test_a_prune_waits_for_running_snapshots_and_for_another_prune(store: Object
     assert list(store.listing("locks/")) == []
 
 
-def test_a_killed_snapshots_lock_stops_prunes_for_a_day_only(
+def age(tmp_path: Path, key: str, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(tmp_path / "bucket" / key, (then, then))
+
+
+def test_a_killed_snapshots_lock_stops_prunes_for_ten_minutes_only(
     store: ObjectStore, tmp_path: Path
 ) -> None:
     store.put(store.snapshot_lock_key("killed"), b"")
+    age(tmp_path, store.snapshot_lock_key("killed"), 9 * 60)
     with pytest.raises(StoreError, match="killed"), store.prune_lock():
         pass
-    day_ago = time.time() - 24 * 3600 - 60
-    os.utime(tmp_path / "bucket" / store.snapshot_lock_key("killed"), (day_ago, day_ago))
+    age(tmp_path, store.snapshot_lock_key("killed"), 11 * 60)
     with store.prune_lock():
         pass
+
+
+def test_a_killed_prunes_lock_is_taken_over_once_stale(store: ObjectStore, tmp_path: Path) -> None:
+    store.put(PRUNE_LOCK, b"")
+    with pytest.raises(StoreError, match="a prune is running"), store.snapshot_lock("s1"):
+        pass
+    age(tmp_path, PRUNE_LOCK, 11 * 60)
+    with store.snapshot_lock("s1"):
+        pass
+    with store.prune_lock():
+        assert store.prune_running()
+    assert list(store.listing("locks/")) == []
+
+
+def test_a_held_lock_is_kept_fresh(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(object_store, "LOCK_REFRESH", timedelta(seconds=0.05))
+    key = store.snapshot_lock_key("long")
+    with store.snapshot_lock("long"):
+        age(tmp_path, key, 11 * 60)
+        assert store.running_snapshots() == []
+        deadline = time.monotonic() + 10
+        while not store.running_snapshots() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.running_snapshots() == [key]
 
 
 def test_files_of_the_store_are_written_and_read_whole(store: ObjectStore) -> None:
