@@ -3,6 +3,8 @@ gallery with N generated JPEGs behind an injected per-image latency L.
 
     make bench                                  # N=2000, L=100 ms, the default set of runs
     .venv/bin/python -m benchmarks.run --images 20000 --runs threads:64 --no-baselines
+    .venv/bin/python -m benchmarks.run --images 100000 --latency 0.02 --runs threads:64 \
+        --no-baselines --no-img2dataset --no-warm       # the large snapshot: RSS, report tail
 
 It starts a Prefect server and the demo gallery (each in its own process), runs every design
 on the same links, and writes benchmarks/results/<time>.json and .md. For the project, the
@@ -55,7 +57,8 @@ PEER_NOTES = [
     "- phase_s: the project's from its task runs (first download start to last validation"
     " end); img2dataset's from its shard stats (first shard start to last shard end)."
     " end_to_end_s: the flow call / the `download()` call; process_s: the whole command"
-    " (interpreter start, imports, run).",
+    " (interpreter start, imports, run). report_tail_s: the project's last validation end to"
+    " its report's end (manifest, page and artifacts written).",
     "- x img2dataset: project images/s over img2dataset's at the same concurrency.",
 ]
 
@@ -246,17 +249,19 @@ def run_peer(
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """``x img2dataset`` on each project download row: its images/s over img2dataset's at the
-    same concurrency (none for the warm re-run, which downloads nothing)."""
+    same concurrency (none for the warm re-run, which downloads nothing, nor for the CLI's
+    wall-time rows)."""
     peers = {r["concurrency"]: r["images_per_s"] for r in rows if r["design"] == PEER_DESIGN}
     for entry in rows:
         theirs = peers.get(entry["concurrency"])
         project = entry["design"].startswith("project:") and "warm" not in entry["design"]
-        if project and theirs:
+        if project and theirs and "images_per_s" in entry:
             entry["x_img2dataset"] = round(entry["images_per_s"] / theirs, 2)
 
 
-def phase_seconds(api_url: str, flow_run_id: str) -> float:
-    """First download start to last validation end, from the server's task runs."""
+def phase_seconds(api_url: str, flow_run_id: str) -> tuple[float, float]:
+    """First download start to last validation end, and from there to the end of the report
+    (manifest, page and report written), from the server's task runs."""
     runs: list[dict[str, Any]] = []
     while True:
         page = requests.post(
@@ -270,7 +275,9 @@ def phase_seconds(api_url: str, flow_run_id: str) -> float:
     phase = [run for run in runs if run["name"].startswith(("download_images", "validate_images"))]
     starts = [datetime.fromisoformat(run["start_time"]) for run in phase]
     ends = [datetime.fromisoformat(run["end_time"]) for run in phase]
-    return (max(ends) - min(starts)).total_seconds()
+    [report] = [run for run in runs if run["name"].startswith("publish_report")]
+    tail = datetime.fromisoformat(report["end_time"]) - max(ends)
+    return (max(ends) - min(starts)).total_seconds(), tail.total_seconds()
 
 
 def run_project(
@@ -307,8 +314,70 @@ def run_project(
     result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     result["process_s"] = process_s
     result["server_cpu_s"] = wait_until_idle(services.server.pid) - server_cpu
-    result["phase_s"] = phase_seconds(services.api_url, result["flow_run_id"])
+    result["phase_s"], result["tail_s"] = phase_seconds(services.api_url, result["flow_run_id"])
     return result
+
+
+def run_cli(services: Services, out: Path, runner: str, workers: int, pages: int) -> float:
+    """Wall seconds of the whole ``gallery-snapshot run`` command, the server already up."""
+    started = time.perf_counter()
+    command = subprocess.run(
+        [
+            str(BIN / "gallery-snapshot"),
+            "run",
+            "--api-url",
+            services.gallery_api,
+            "--allow-host",
+            "127.0.0.1",
+            "--runner",
+            runner,
+            "--workers",
+            str(workers),
+            "--pages",
+            str(pages),
+            "--out",
+            str(out),
+        ],
+        env=services.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if command.returncode != 0:
+        raise RuntimeError(f"gallery-snapshot run failed: {command.stderr[-2000:]}")
+    wait_until_idle(services.server.pid)  # the next run starts on an idle server
+    return wall
+
+
+def cli_rows(services: Services, args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """``gallery-snapshot run`` at each of ``--runs``: the wall time a user waits, to set
+    against img2dataset's whole command (its process_s)."""
+    rows = []
+    for spec in args.runs.split(","):
+        runner, _, workers_text = spec.partition(":")
+        workers = int(workers_text or 8)
+        walls = [
+            run_cli(
+                services,
+                Path(tempfile.mkdtemp(dir=work)),
+                runner,
+                workers,
+                math.ceil(args.images / PER_PAGE),
+            )
+            for _ in range(args.repeat)
+        ]
+        rows.append(
+            {
+                "design": f"project: `gallery-snapshot run`, {runner}",
+                "concurrency": workers,
+                "images": args.images,
+                "process_s": round(statistics.median(walls), 2),
+                "runs": len(walls),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def child(args: argparse.Namespace) -> None:
@@ -363,6 +432,8 @@ def project_rows(services: Services, args: argparse.Namespace, work: Path) -> li
             samples.append(result)
         rows.append(summarize(f"project: {runner}", workers, args, samples))
         print(json.dumps(rows[-1]), flush=True)
+    if args.no_warm:
+        return rows
     warm_runner, _, warm_workers = args.runs.split(",")[-1].partition(":")
     warm = []
     for _ in range(args.repeat):
@@ -405,6 +476,7 @@ def summarize(
         ),
         end_to_end_s=round(median(s["wall_s"] for s in samples), 2),
         process_s=round(median(s["process_s"] for s in samples), 2),
+        report_tail_s=round(median(s["tail_s"] for s in samples), 2),
         runs=len(samples),
     )
 
@@ -422,6 +494,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "server_cpu_ms_per_image",
         "end_to_end_s",
         "process_s",
+        "report_tail_s",
         "x_img2dataset",
         "runs",
     ]
@@ -469,6 +542,10 @@ def main(argv: list[str] | None = None) -> None:
         help="images for the sequential baseline (it is slow)",
     )
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--no-warm", action="store_true", help="skip the warm re-run")
+    parser.add_argument(
+        "--cli", action="store_true", help="also time the whole `gallery-snapshot run` command"
+    )
     parser.add_argument("--no-img2dataset", action="store_true", help="skip the img2dataset peer")
     parser.add_argument(
         "--img2dataset-concurrency",
@@ -499,6 +576,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.img2dataset_concurrency:
                 rows += run_peer(links, args, work, services.env)
             rows += project_rows(services, args, work)
+            if args.cli:
+                rows += cli_rows(services, args, work)
             add_ratios(rows)
         finally:
             services.close()
