@@ -30,7 +30,7 @@ from gallery_snapshot.config import (
 )
 from gallery_snapshot.errors import ConfigError, SnapshotError, StoreError
 from gallery_snapshot.manifest import read_manifest, summary_table
-from gallery_snapshot.object_store import is_object_url
+from gallery_snapshot.object_store import is_object_url, names_a_url
 from gallery_snapshot.output import check_output, location
 from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
 
@@ -297,7 +297,7 @@ def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
     options: dict[str, Any] = {
         "source": source,
         "formats": args.formats,
-        "out_dir": args.out if is_object_url(args.out) else os.path.abspath(args.out),
+        "out_dir": args.out if names_a_url(args.out) else os.path.abspath(args.out),
         "runner": args.runner,
         "workers": args.workers,
         "timeout": args.timeout,

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gallery_snapshot.object_store import check_object_url, is_object_url
+from gallery_snapshot.object_store import check_object_url, names_a_url
 from gallery_snapshot.selection import normalize_host
 
 IMGUR_API_URL = "https://api.imgur.com/3"
@@ -145,7 +145,7 @@ class SnapshotConfig(BaseModel):
     @field_validator("out_dir")
     @classmethod
     def _output(cls, out_dir: str) -> str:
-        return check_object_url(out_dir) if is_object_url(out_dir) else out_dir
+        return check_object_url(out_dir) if names_a_url(out_dir) else out_dir
 
     @field_validator("formats")
     @classmethod

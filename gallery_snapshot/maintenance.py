@@ -27,7 +27,8 @@ from gallery_snapshot.manifest import (
     stored_images,
 )
 from gallery_snapshot.migration import needs_migration, upgrade_store
-from gallery_snapshot.object_store import INDEX_PREFIX, ObjectStore, is_object_url, parse_index_key
+from gallery_snapshot.object_store import INDEX_PREFIX, ObjectStore, parse_index_key
+from gallery_snapshot.output import open_store
 from gallery_snapshot.store import STORED_PATH, Store, StoredFileProblem
 
 Progress = Callable[[int, int], None]
@@ -49,8 +50,9 @@ def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyRep
     (missing, symbolic link, not a regular file, unreadable, wrong size or sha256, a path
     outside the store), naming the snapshots that reference it, and one per file under
     ``snapshots/`` that is not a readable manifest. Changes nothing."""
-    if is_object_url(out_dir):
-        objects = ObjectStore(out_dir)
+    if isinstance(objects := open_store(out_dir), ObjectStore):
+        if not any(True for _ in objects.listing("snapshots/")):
+            raise StoreError(f"{objects.url} holds no snapshots")
         return _verify(scan_object_manifests(objects), objects.read_stored, progress, threads=16)
     store = _existing_store(out_dir)
     with store.read_lock():
@@ -169,10 +171,8 @@ def prune_store(
         raise ConfigError("say what to keep: --keep-last N and/or --keep-within DURATION")
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"--keep-last must be at least 1, not {keep_last}")
-    if is_object_url(out_dir):
-        return prune_objects(
-            ObjectStore(out_dir), keep_last=keep_last, keep_within=keep_within, dry_run=dry_run
-        )
+    if isinstance(objects := open_store(out_dir), ObjectStore):
+        return prune_objects(objects, keep_last=keep_last, keep_within=keep_within, dry_run=dry_run)
     if dry_run:
         store = _existing_store(out_dir)
     else:
@@ -269,7 +269,7 @@ def prune_objects(
             forgotten = [
                 info.key
                 for info in store.listing(INDEX_PREFIX)
-                if (entry := parse_index_key(info.key)) is None or entry[1].sha256 not in kept
+                if (entry := parse_index_key(info.key)) is not None and entry[1].sha256 not in kept
             ]
             store.delete(forgotten)
             report.urls_forgotten = len(forgotten)

@@ -56,25 +56,50 @@ _INDEX_ENTRY = re.compile(
 )
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not a drive letter
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def names_a_url(out_dir: str) -> bool:
+    """Whether ``out_dir`` is written as a URL (``s3://…``, ``file:…``), supported or not,
+    rather than a folder: a URL never silently becomes a folder named ``http:``."""
+    return bool(_URL.match(out_dir)) and ("://" in out_dir or out_dir.lower().startswith("file:"))
+
+
 def is_object_url(out_dir: str) -> bool:
     """Whether ``out_dir`` names an object store (``s3://…``) rather than a local folder."""
-    return urlsplit(out_dir).scheme.lower() in OBJECT_SCHEMES
+    return names_a_url(out_dir) and urlsplit(out_dir).scheme.lower() in OBJECT_SCHEMES
 
 
 def check_object_url(url: str) -> str:
     """``url`` as the store's canonical URL (no trailing slash), or a one-line ValueError."""
     parts = urlsplit(url)
-    if parts.scheme.lower() not in OBJECT_SCHEMES:
-        raise ValueError(f"not an object-store URL: {url}")
+    scheme = parts.scheme.lower()
+    if scheme not in OBJECT_SCHEMES:
+        raise ValueError(
+            f"{scheme}:// is not a store this tool writes to: use a folder, s3://BUCKET/PREFIX, "
+            "gs://BUCKET/PREFIX, az://ACCOUNT/CONTAINER/PREFIX or file:///ABSOLUTE/PATH"
+        )
     if "@" in parts.netloc or parts.query or parts.fragment:
         raise ValueError(
             "an object-store URL names a bucket and prefix only "
             "(credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, never the URL)"
         )
-    if parts.scheme.lower() != "file" and not parts.netloc:
-        raise ValueError(f"no bucket in {url} (expected {parts.scheme}://BUCKET/PREFIX)")
     if any(part in (".", "..") for part in parts.path.split("/")):
         raise ValueError(f"'.' and '..' are not allowed in {url}")
+    if not all(char.isprintable() for char in url) or "%" in url:
+        raise ValueError(f"{url!r}: control characters and %-escapes are not allowed")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or not url[5:].startswith("//"):
+            raise ValueError(f"{url}: a file URL is file:///ABSOLUTE/PATH")
+        if not parts.path.strip("/"):
+            raise ValueError(f"{url}: not the file system's root; name a folder below it")
+        return url.rstrip("/")
+    if not _BUCKET.match(parts.netloc):
+        raise ValueError(
+            f"{url}: expected {scheme}://BUCKET/PREFIX (a bucket name, no port: the endpoint "
+            "comes from AWS_ENDPOINT_URL)"
+        )
     return url.rstrip("/")
 
 
@@ -82,8 +107,41 @@ def _one_line(exc: BaseException) -> str:
     """obstore's messages carry a multi-line debug dump: keep the first line, without the
     service's XML body."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = text.split(": <?xml", 1)[0]
+    text = _redacted(text.split(": <?xml", 1)[0])
+    text = "".join(char if char.isprintable() else "?" for char in text)
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+_USERINFO = re.compile(r"(?<=//)[^/@\s]*@")
+
+
+def _redacted(text: str) -> str:
+    """``text`` without the ``user:password@`` of any URL in it."""
+    return _USERINFO.sub("***@", text)
+
+
+def _checked_endpoint() -> str | None:
+    """The S3 endpoint from the environment, once it is a URL the client can use (a malformed
+    one makes the Rust client panic); StoreError otherwise."""
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if (endpoint := os.environ.get(name)) is None:
+            continue
+        try:
+            parts = urlsplit(endpoint)
+            usable = (
+                parts.scheme in ("http", "https")
+                and bool(parts.hostname)
+                and (parts.port is None or parts.port > 0)
+            )
+        except ValueError:  # a bad port or IPv6 literal
+            usable = False
+        if not usable:
+            raise StoreError(
+                f"{name}={_redacted(endpoint)!r} is not an endpoint: expected "
+                "http(s)://HOST[:PORT], e.g. http://127.0.0.1:9000"
+            )
+        return endpoint
+    return None
 
 
 _STATUS = re.compile(r"status code: (\d{3})")
@@ -104,7 +162,7 @@ def describe_failure(url: str, exc: BaseException) -> str:
         return f"{url}: no such bucket (HTTP 404)"
     if any(sign in str(exc) for sign in _UNREACHABLE):
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or "the default endpoint"
-        return f"cannot reach the object store of {url} at {endpoint}: {text}"
+        return f"cannot reach the object store of {url} at {_redacted(endpoint)}: {text}"
     return f"cannot use {url}: {text}"
 
 
@@ -155,10 +213,10 @@ class ObjectStore:
     def _connect(self) -> Any:
         scheme = urlsplit(self.url).scheme.lower()
         build: Any = from_url  # its overloads type each store's options separately
-        try:
+        with self._reported():
             if scheme == "file":
                 return build(self.url, mkdir=True)
-            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            endpoint = _checked_endpoint()
             options = {
                 "connect_timeout": "10s",
                 "timeout": "60s",
@@ -167,46 +225,57 @@ class ObjectStore:
             }
             retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=60)}
             return build(self.url, client_options=options, retry_config=retry)
-        except (BaseError, ValueError, OSError) as exc:
-            raise StoreError(describe_failure(self.url, exc)) from None
 
     def location(self, key: str) -> str:
         return f"{self.url}/{key}"
 
     # Plain object operations, every failure one line.
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+    @contextlib.contextmanager
+    def _reported(self) -> Iterator[None]:
+        """obstore's errors as one StoreError line; its expected answers (an object that
+        exists, or not) pass through."""
         try:
-            obstore.put(self.client, key, data, mode="create" if create_only else "overwrite")
-        except AlreadyExistsError:
+            yield
+        except (AlreadyExistsError, FileNotFoundError, StoreError):
             raise
-        except (BaseError, OSError) as exc:
+        except (BaseError, OSError, ValueError) as exc:
             raise StoreError(describe_failure(self.url, exc)) from None
+        except BaseException as exc:
+            # The Rust client panics on settings it cannot use (an AWS_REGION with a newline):
+            # a BaseException, which nothing else would catch before the traceback.
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise StoreError(
+                f"cannot use {self.url}: the object-store client failed ({_one_line(exc)}); "
+                "check AWS_ENDPOINT_URL and AWS_REGION"
+            ) from None
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        with self._reported():
+            obstore.put(self.client, key, data, mode="create" if create_only else "overwrite")
 
     def get(self, key: str) -> bytes:
-        try:
-            return bytes(obstore.get(self.client, key).bytes())
-        except (NotFoundError, FileNotFoundError):  # S3's, and the local backend's
-            raise FileNotFoundError(errno.ENOENT, "no such object", self.location(key)) from None
-        except (BaseError, OSError) as exc:
-            raise StoreError(describe_failure(self.url, exc)) from None
+        with self._reported():
+            try:
+                return bytes(obstore.get(self.client, key).bytes())
+            except (NotFoundError, FileNotFoundError):  # S3's, and the local backend's
+                raise FileNotFoundError(
+                    errno.ENOENT, "no such object", self.location(key)
+                ) from None
 
     def listing(self, prefix: str) -> Iterator[ObjectInfo]:
         """Objects under the folder-like ``prefix`` (obstore lists whole path segments)."""
-        try:
+        with self._reported():
             for page in obstore.list(self.client, prefix, chunk_size=1000):
                 for entry in page:
                     yield ObjectInfo(
                         key=entry["path"], size=int(entry["size"]), modified=entry["last_modified"]
                     )
-        except (BaseError, OSError) as exc:
-            raise StoreError(describe_failure(self.url, exc)) from None
 
     def delete(self, keys: Iterable[str]) -> None:
-        try:
+        with self._reported():
             obstore.delete(self.client, list(keys))
-        except (BaseError, OSError) as exc:
-            raise StoreError(describe_failure(self.url, exc)) from None
 
     def check_access(self) -> None:
         """One LIST request: wrong credentials, a missing bucket or an unreachable endpoint
@@ -301,10 +370,15 @@ class ObjectStore:
         keeper.start()
         try:
             yield
-        finally:
+        except BaseException:
             stop.set()
             keeper.join()
-            self.delete([key])
+            with contextlib.suppress(StoreError):  # the error that stopped the block says more
+                self.delete([key])
+            raise
+        stop.set()
+        keeper.join()
+        self.delete([key])
 
     @contextlib.contextmanager
     def snapshot_lock(self, snapshot_id: str) -> Iterator[None]:

@@ -10,14 +10,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gallery_snapshot.object_store import ObjectStore, is_object_url
+from gallery_snapshot.errors import ConfigError
+from gallery_snapshot.object_store import ObjectStore, is_object_url, names_a_url
 from gallery_snapshot.store import Store, open_regular, write_atomically
 
 AnyStore = Store | ObjectStore
 
 
 def open_store(out_dir: str) -> AnyStore:
-    return ObjectStore(out_dir) if is_object_url(out_dir) else Store(out_dir)
+    """The store ``out_dir`` names; ConfigError for a URL of no store this tool writes to."""
+    if not names_a_url(out_dir):
+        return Store(out_dir)
+    try:
+        return ObjectStore(out_dir)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_output(out_dir: str) -> None:

@@ -136,6 +136,9 @@ def no_prefect_server(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--urls-file", "{tmp}"], "cannot read the URLs file", 2),  # a folder
         (["--out", "{tmp}/a-file"], "cannot write to the output folder", 1),
         (["--out", "{tmp}/a-file/out"], "cannot write to the output folder", 1),
+        (["--out", "http://bucket/snaps"], "http:// is not a store this tool writes to", 2),
+        (["--out", "file:///"], "not the file system's root", 2),
+        (["--out", "s3://key:secret@bucket/p"], "credentials come from AWS_ACCESS_KEY_ID", 2),
     ],
 )
 def test_bad_files_are_found_before_any_prefect_server(

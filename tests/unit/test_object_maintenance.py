@@ -127,3 +127,32 @@ def test_prune_refuses_a_store_with_an_unreadable_manifest(
     assert cli("prune", "--out", store.url, "--keep-last", "1") == 1
     assert "03-broken/manifest.json is not a manifest" in capsys.readouterr().err
     assert len(keys(store, "images/")) == 2 and not keys(store, "locks/")
+
+
+def test_prune_deletes_only_index_entries_of_its_own_shape(
+    store: ObjectStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_snapshot(store, "01-old", [1, 3])
+    record_snapshot(store, "02-new", [1])
+    store.put("index/README.txt", b"someone else's")
+    store.put("index/site/page.html", b"<html>")
+    assert cli("prune", "--out", store.url, "--keep-last", "1") == 0
+    assert {"index/README.txt", "index/site/page.html"} <= keys(store, "index/")
+    assert len(keys(store, "index/")) == 3  # theirs, and the kept image's URL
+
+
+def test_verify_of_an_empty_prefix_is_a_failure_not_all_hold(
+    store: ObjectStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("verify", "--out", f"{store.url}/typo") == 1
+    assert "holds no snapshots" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["verify", "prune"])
+def test_a_url_of_no_supported_store_is_one_line_and_exit_2(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = ["--keep-last", "1"] if command == "prune" else []
+    assert cli(command, "--out", "http://bucket/prefix", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "http:// is not a store this tool writes to" in err

@@ -23,6 +23,7 @@ from gallery_snapshot.object_store import (
     describe_failure,
     index_key,
     is_object_url,
+    names_a_url,
     parse_index_key,
 )
 from gallery_snapshot.output import location, read_file, write_file
@@ -62,6 +63,7 @@ def put_image(store: ObjectStore, content: bytes) -> StoredImage:
         ("snapshots", False),
         ("C:\\snapshots", False),
         ("https://example.org/x", False),
+        ("file:relative", True),
     ],
 )
 def test_only_object_store_schemes_name_an_object_store(out_dir: str, expected: bool) -> None:
@@ -69,11 +71,68 @@ def test_only_object_store_schemes_name_an_object_store(out_dir: str, expected: 
 
 
 @pytest.mark.parametrize(
+    ("out_dir", "expected"),
+    [
+        ("http://bucket/p", True),
+        ("gcs://b", True),
+        ("file:x", True),
+        ("C:\\x", False),
+        ("a:b", False),
+    ],
+)
+def test_a_url_of_an_unknown_store_is_still_a_url(out_dir: str, expected: bool) -> None:
+    assert names_a_url(out_dir) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("AWS_ENDPOINT_URL", "", "is not an endpoint"),
+        ("AWS_ENDPOINT_URL", "not a url", "is not an endpoint"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:99999", "is not an endpoint"),
+        ("AWS_ENDPOINT_URL", "http://[::1", "is not an endpoint"),
+        ("AWS_REGION", "us east\n1", "check AWS_ENDPOINT_URL and AWS_REGION"),
+    ],
+)
+def test_settings_the_client_cannot_use_are_one_line_not_a_panic(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(StoreError, match=message) as raised:
+        ObjectStore("s3://bucket/prefix").check_access()
+    assert "\n" not in str(raised.value)
+
+
+def test_a_password_in_the_endpoint_never_reaches_a_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://proxyuser:SuperSecret999@127.0.0.1:9")
+    failure = _Failure(
+        "Error performing GET http://proxyuser:SuperSecret999@127.0.0.1:9/b "
+        "in 1ms - HTTP error: error sending request"
+    )
+    message = describe_failure("s3://b/p", failure)
+    assert "cannot reach" in message and "SuperSecret999" not in message
+
+
+@pytest.mark.parametrize(
     ("url", "message"),
     [
         ("s3://AKIA:secret@bucket/p", "credentials come from AWS_ACCESS_KEY_ID"),
         ("s3://bucket/p?versionId=1", "bucket and prefix only"),
-        ("s3:///prefix", "no bucket"),
+        ("s3:///prefix", "expected s3://BUCKET/PREFIX"),
+        ("s3://bucket:99/prefix", "no port"),
+        ("s3://bucket/p%00x", "control characters and %-escapes"),
+        ("s3://bucket/a\nb", "control characters"),
+        ("file://", "not the file system's root"),
+        ("file:///", "not the file system's root"),
+        ("file:relative/x", "file:///ABSOLUTE/PATH"),
+        ("file://host/x", "file:///ABSOLUTE/PATH"),
+        ("http://bucket/p", "http:// is not a store this tool writes to"),
+        ("gcs://bucket/p", "gcs:// is not a store"),
         ("s3://bucket/a/../b", "'..' are not allowed"),
     ],
 )
