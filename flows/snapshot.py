@@ -187,6 +187,8 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                 known=None if isinstance(store, Store) else store.lookup(urls),
                 progress_key=artifact_key(key_prefix, "progress"),
             )
+        if not isinstance(store, Store):
+            records = store.settle(snapshot_id, records)
         summary = record_manifest(
             out_dir=out_dir,
             snapshot_id=snapshot_id,

@@ -250,6 +250,12 @@ def prune_objects(
             raise StoreError(f"{store.url} holds no snapshots")
         referenced = plan_prune(manifests, report, keep_last=keep_last, keep_within=keep_within)
         if not dry_run:
+            store.confirm_alone()
+            # A snapshot that finished since the first read keeps every image it names.
+            for _, newer in readable(
+                scan_object_manifests(store, skip=set(manifests)), strict=True
+            ):
+                referenced.update(path for path, _, _ in stored_images(newer))
             for snapshot_id in report.removed:
                 folder = f"snapshots/{snapshot_id}/"
                 store.delete([f"{folder}manifest.json"])  # the record first

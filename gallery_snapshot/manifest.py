@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,14 +135,17 @@ def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -
 
 
 def scan_object_manifests(
-    store: ObjectStore, *, newest_first: bool = False
+    store: ObjectStore, *, newest_first: bool = False, skip: Collection[str] = ()
 ) -> Iterator[tuple[str, dict[str, Any] | ManifestProblem]]:
-    """``scan_manifests`` on an object store: one LIST, then a GET per manifest read."""
+    """``scan_manifests`` on an object store: one LIST, then a GET per manifest read (none
+    for the snapshot ids in ``skip``)."""
     keys = sorted(
         (
             info.key
             for info in store.listing("snapshots/")
-            if info.key.count("/") == 2 and info.key.endswith(f"/{MANIFEST_NAME}")
+            if info.key.count("/") == 2
+            and info.key.endswith(f"/{MANIFEST_NAME}")
+            and info.key.split("/")[1] not in skip
         ),
         reverse=newest_first,
     )

@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,7 @@ from obstore.store import from_url
 
 from gallery_snapshot.catalog import url_key
 from gallery_snapshot.errors import StoreError
-from gallery_snapshot.models import StoredImage
+from gallery_snapshot.models import ImageRecord, StoredImage
 from gallery_snapshot.store import (
     STORED_PATH,
     StoredFileProblem,
@@ -51,6 +52,7 @@ PRUNE_LOCK = "locks/prune"
 # run's leftover (an object store has no lock that dies with its process, as flock does).
 LOCK_REFRESH = timedelta(minutes=1)
 STALE_LOCK = timedelta(minutes=10)
+PRUNE_POLL_SECONDS = 2.0
 _INDEX_ENTRY = re.compile(
     r"^index/([0-9a-f]{64})/([0-9a-f]{64})\.([A-Z0-9]{2,8})\.(\d+)\.(\d+)x(\d+)$"
 )
@@ -340,21 +342,57 @@ class ObjectStore:
     def snapshot_lock_key(snapshot_id: str) -> str:
         return f"{LOCK_PREFIX}snapshot-{snapshot_id}"
 
-    def _live_locks(self, *, now: datetime | None = None) -> dict[str, datetime]:
-        """Lock keys refreshed within ``STALE_LOCK``, with their last refresh."""
-        now = now or datetime.now(UTC)
-        return {
-            info.key: info.modified
-            for info in self.listing(LOCK_PREFIX)
-            if now - info.modified < STALE_LOCK
-        }
+    def _live_locks(self, *, reference: str | None = None) -> dict[str, datetime]:
+        """Lock keys refreshed within ``STALE_LOCK``, with their last refresh. Ages are
+        counted on the store's clock, from the lock ``reference`` just put, when given: a
+        machine whose clock runs ahead must not take live locks for dead ones."""
+        locks = {info.key: info.modified for info in self.listing(LOCK_PREFIX)}
+        now = locks.get(reference or "") or datetime.now(UTC)
+        return {key: modified for key, modified in locks.items() if now - modified < STALE_LOCK}
 
-    def running_snapshots(self) -> list[str]:
+    def running_snapshots(self, *, reference: str | None = None) -> list[str]:
         """Lock keys of snapshots in progress."""
-        return sorted(key for key in self._live_locks() if key != PRUNE_LOCK)
+        return sorted(key for key in self._live_locks(reference=reference) if key != PRUNE_LOCK)
 
-    def prune_running(self) -> bool:
-        return PRUNE_LOCK in self._live_locks()
+    def prune_running(self, *, reference: str | None = None) -> bool:
+        return PRUNE_LOCK in self._live_locks(reference=reference)
+
+    def confirm_alone(self) -> None:
+        """Before a prune deletes anything: its lock put again, and no snapshot running. A
+        prune stalled past its lock's life (a paused VM, SIGSTOP) may find one that started
+        meanwhile, seeing no live prune; then it deletes nothing."""
+        self.put(PRUNE_LOCK, b"")
+        if running := self.running_snapshots(reference=PRUNE_LOCK):
+            names = ", ".join(key.removeprefix(f"{LOCK_PREFIX}snapshot-") for key in running)
+            raise StoreError(
+                f"snapshot(s) {names} started on {self.url} while this prune was stalled past "
+                "its lock: nothing deleted; prune again when they have finished"
+            )
+
+    def settle(self, snapshot_id: str, records: list[ImageRecord]) -> list[ImageRecord]:
+        """Before a snapshot writes its manifest: its lock put again (so no prune starts
+        deleting now), any prune that began while it had lapsed waited out, then every image
+        the snapshot names checked to be there (one LIST). One deleted meanwhile is recorded
+        ``failed``: a manifest never names a missing image."""
+        key = self.snapshot_lock_key(snapshot_id)
+        self.put(key, b"")
+        while self.prune_running(reference=key):
+            time.sleep(PRUNE_POLL_SECONDS)
+            self.put(key, b"")
+        present = self.stored_sizes()
+        return [
+            record
+            if record.path is None or present.get(record.path) == record.bytes
+            else record.model_copy(
+                update={
+                    "status": "failed",
+                    "path": None,
+                    "error": "its stored copy was deleted by a prune while this snapshot "
+                    "was stalled; the next snapshot fetches it again",
+                }
+            )
+            for record in records
+        ]
 
     @contextlib.contextmanager
     def _held(self, key: str) -> Iterator[None]:
@@ -386,7 +424,7 @@ class ObjectStore:
         key = self.snapshot_lock_key(snapshot_id)
         self.put(key, b"")
         with self._held(key):
-            if self.prune_running():
+            if self.prune_running(reference=key):
                 raise StoreError(
                     f"a prune is running on {self.url} ({self.location(PRUNE_LOCK)}): "
                     "try again when it has finished"
@@ -410,7 +448,7 @@ class ObjectStore:
                 f"{self.location(PRUNE_LOCK)} is refreshed every {LOCK_REFRESH})"
             ) from None
         with self._held(PRUNE_LOCK):
-            if running := self.running_snapshots():
+            if running := self.running_snapshots(reference=PRUNE_LOCK):
                 names = ", ".join(key.removeprefix(f"{LOCK_PREFIX}snapshot-") for key in running)
                 raise StoreError(
                     f"snapshot(s) in progress on {self.url}: {names}; prune when they have "

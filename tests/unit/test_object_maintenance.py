@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gallery_snapshot import maintenance, object_store
 from gallery_snapshot.manifest import build_manifest, write_manifest
 from gallery_snapshot.models import ImageRecord, StoredImage
-from gallery_snapshot.object_store import ObjectStore
+from gallery_snapshot.object_store import PRUNE_LOCK, ObjectStore
 from gallery_snapshot.store import stored_relpath
 from tests.support.images import image_bytes
 from tests.unit.test_maintenance import cli
@@ -156,3 +161,85 @@ def test_a_url_of_no_supported_store_is_one_line_and_exit_2(
     assert cli(command, "--out", "http://bucket/prefix", *extra) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "http:// is not a store this tool writes to" in err
+
+
+def seed_path(seed: int) -> str:
+    return stored_relpath(hashlib.sha256(image_bytes(seed)).hexdigest(), "JPEG")
+
+
+def test_a_prune_stalled_while_a_snapshot_started_deletes_nothing(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_snapshot(store, "01-old", [1, 3])
+    record_snapshot(store, "02-new", [1])
+    real_plan = maintenance.plan_prune
+
+    def plan_then_stall(*args: Any, **kwargs: Any) -> set[str]:
+        planned = real_plan(*args, **kwargs)
+        # Meanwhile (the prune's lock lapsed) a snapshot started: its lock is live.
+        store.put(store.snapshot_lock_key("03-started"), b"")
+        return planned
+
+    monkeypatch.setattr(maintenance, "plan_prune", plan_then_stall)
+    assert cli("prune", "--out", store.url, "--keep-last", "1") == 1
+    assert "03-started" in capsys.readouterr().err
+    assert seed_path(3) in keys(store, "images/")
+    assert "snapshots/01-old/manifest.json" in keys(store, "snapshots/")
+
+
+def test_a_snapshot_finished_during_a_prune_keeps_its_images(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_snapshot(store, "01-old", [1, 3])
+    record_snapshot(store, "02-new", [1])
+    real_plan = maintenance.plan_prune
+
+    def plan_then_a_snapshot_finishes(*args: Any, **kwargs: Any) -> set[str]:
+        planned = real_plan(*args, **kwargs)
+        record_snapshot(store, "03-meanwhile", [3])  # reuses the image only 01-old named
+        return planned
+
+    monkeypatch.setattr(maintenance, "plan_prune", plan_then_a_snapshot_finishes)
+    assert cli("prune", "--out", store.url, "--keep-last", "1") == 0
+    assert seed_path(3) in keys(store, "images/")
+    assert cli("verify", "--out", store.url) == 0
+
+
+def test_a_snapshot_never_records_an_image_a_prune_deleted(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_snapshot(store, "01-old", [1, 2])
+    records = [
+        ImageRecord(
+            url=f"http://h/{seed}.jpg",
+            id=str(seed),
+            rank=seed,
+            status="reused",
+            path=seed_path(seed),
+            sha256=hashlib.sha256(image_bytes(seed)).hexdigest(),
+            bytes=len(image_bytes(seed)),
+        )
+        for seed in (1, 2)
+    ]
+    store.delete([seed_path(2)])  # a prune ran while this snapshot was stalled
+    store.put(PRUNE_LOCK, b"")  # and is still finishing
+    monkeypatch.setattr(object_store, "PRUNE_POLL_SECONDS", 0.05)
+    ended = threading.Timer(0.3, store.delete, args=([PRUNE_LOCK],))
+    ended.start()
+    settled = store.settle("03-stalled", records)
+    ended.join()
+    assert not store.prune_running()
+    assert settled[0] == records[0]
+    assert settled[1].status == "failed" and settled[1].path is None
+    assert "deleted by a prune" in str(settled[1].error)
+
+
+def test_lock_ages_are_counted_on_the_stores_clock(store: ObjectStore, tmp_path: Path) -> None:
+    """A machine whose clock runs 20 minutes ahead still sees a 5-minute-old lock as live."""
+    store.put(store.snapshot_lock_key("live"), b"")
+    store.put(PRUNE_LOCK, b"")
+    for key, minutes in ((store.snapshot_lock_key("live"), 25), (PRUNE_LOCK, 20)):
+        then = time.time() - minutes * 60
+        os.utime(tmp_path / "bucket" / "snaps" / key, (then, then))
+    assert store.running_snapshots() == []  # by this machine's clock
+    assert store.running_snapshots(reference=PRUNE_LOCK) == [store.snapshot_lock_key("live")]
