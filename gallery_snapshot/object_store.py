@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import obstore
@@ -54,7 +54,8 @@ LOCK_REFRESH = timedelta(minutes=1)
 STALE_LOCK = timedelta(minutes=10)
 PRUNE_POLL_SECONDS = 2.0
 _INDEX_ENTRY = re.compile(
-    r"^index/([0-9a-f]{64})/([0-9a-f]{64})\.([A-Z0-9]{2,8})\.(\d+)\.(\d+)x(\d+)$"
+    r"^index/([0-9a-f]{64})/([0-9a-f]{64})\.([A-Z0-9]{2,8})\.(\d+)\.(\d+)x(\d+)"
+    r"(?:\.([A-Za-z0-9]{1,64}))?$"
 )
 
 
@@ -173,26 +174,35 @@ class ObjectInfo:
     key: str
     size: int
     modified: datetime
+    version: str
 
 
-def index_key(url: str, image: StoredImage) -> str:
+def version_token(etag: str | None) -> str:
+    """An object's ETag as a key-safe token: it changes whenever the object is written
+    again, so an image damaged in place (same size) is not reused."""
+    return re.sub(r"[^A-Za-z0-9]", "", etag or "")[:64]
+
+
+def index_key(url: str, image: StoredImage, *, version: str = "") -> str:
     digest = hashlib.sha256(url_key(url).encode("utf-8")).hexdigest()
-    return (
+    key = (
         f"{INDEX_PREFIX}{digest}/{image.sha256}.{image.format}.{image.bytes}."
         f"{image.width}x{image.height}"
     )
+    return f"{key}.{version}" if version else key
 
 
-def parse_index_key(key: str) -> tuple[str, StoredImage] | None:
-    """(url hash, image) of an index key; None for a key of another shape."""
+def parse_index_key(key: str) -> tuple[str, StoredImage, str] | None:
+    """(url hash, image, version of its object) of an index key; None for a key of another
+    shape."""
     match = _INDEX_ENTRY.match(key)
     if match is None:
         return None
-    url_hash, sha256, image_format, size, width, height = match.groups()
+    url_hash, sha256, image_format, size, width, height, version = match.groups()
     image = StoredImage(
         sha256=sha256, format=image_format, bytes=int(size), width=int(width), height=int(height)
     )
-    return url_hash, image
+    return url_hash, image, version or ""
 
 
 class ObjectStore:
@@ -253,9 +263,11 @@ class ObjectStore:
                 "check AWS_ENDPOINT_URL and AWS_REGION"
             ) from None
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> str:
+        """Put ``data`` whole; return the new object's version token."""
         with self._reported():
-            obstore.put(self.client, key, data, mode="create" if create_only else "overwrite")
+            mode: Literal["create", "overwrite"] = "create" if create_only else "overwrite"
+            return version_token(obstore.put(self.client, key, data, mode=mode).get("e_tag"))
 
     def get(self, key: str) -> bytes:
         with self._reported():
@@ -272,7 +284,10 @@ class ObjectStore:
             for page in obstore.list(self.client, prefix, chunk_size=1000):
                 for entry in page:
                     yield ObjectInfo(
-                        key=entry["path"], size=int(entry["size"]), modified=entry["last_modified"]
+                        key=entry["path"],
+                        size=int(entry["size"]),
+                        modified=entry["last_modified"],
+                        version=version_token(entry.get("e_tag")),
                     )
 
     def delete(self, keys: Iterable[str]) -> None:
@@ -287,33 +302,34 @@ class ObjectStore:
 
     # The store's own operations.
 
-    def stored_sizes(self) -> dict[str, int]:
-        """Every stored image's key (``images/…``) and size."""
-        return {
-            info.key: info.size for info in self.listing("images/") if STORED_PATH.match(info.key)
-        }
+    def stored_images(self) -> dict[str, ObjectInfo]:
+        """Every stored image (``images/…``) by key."""
+        return {info.key: info for info in self.listing("images/") if STORED_PATH.match(info.key)}
 
     def lookup(self, urls: Iterable[str]) -> dict[str, StoredImage]:
-        """The stored image each of ``urls`` gave before, when that image is still stored
-        whole (its object there, of the recorded size): one LIST of the index and one of
-        the images, whatever the number of URLs."""
+        """The stored image each of ``urls`` gave before, when that image is still stored as
+        it was put (its object there, of the recorded size and version): one LIST of the
+        index and one of the images, whatever the number of URLs."""
         wanted = {hashlib.sha256(url_key(url).encode("utf-8")).hexdigest(): url for url in urls}
-        newest: dict[str, tuple[datetime, StoredImage]] = {}
+        newest: dict[str, tuple[datetime, StoredImage, str]] = {}
         for info in self.listing(INDEX_PREFIX):
             parsed = parse_index_key(info.key)
             if parsed is None or parsed[0] not in wanted:
                 continue
-            url_hash, image = parsed
+            url_hash, image, version = parsed
             if url_hash not in newest or info.modified > newest[url_hash][0]:
-                newest[url_hash] = (info.modified, image)
+                newest[url_hash] = (info.modified, image, version)
         if not newest:
             return {}
-        sizes = self.stored_sizes()
-        return {
-            wanted[url_hash]: image
-            for url_hash, (_, image) in newest.items()
-            if sizes.get(stored_relpath(image.sha256, image.format)) == image.bytes
-        }
+        stored = self.stored_images()
+        found: dict[str, StoredImage] = {}
+        for url_hash, (_, image, version) in newest.items():
+            current = stored.get(stored_relpath(image.sha256, image.format))
+            # Written again since (damaged in place, say): not reused, fetched and put back.
+            rewritten = bool(version) and current is not None and version != current.version
+            if current is not None and current.size == image.bytes and not rewritten:
+                found[wanted[url_hash]] = image
+        return found
 
     def read_stored(self, relpath: str, *, sha256: str, size: int | None = None) -> None:
         """Check that the stored object ``relpath`` holds content ``sha256`` (of ``size``
@@ -331,10 +347,10 @@ class ObjectStore:
         if (actual := hashlib.sha256(content).hexdigest()) != sha256:
             raise StoredFileProblem(f"{relpath} has sha256 {actual}, not {sha256}")
 
-    def remember(self, entries: Iterable[tuple[str, StoredImage]]) -> None:
-        """Record which image each URL gave: a zero-byte object per URL, put after the image."""
-        for url, image in entries:
-            self.put(index_key(url, image), b"")
+    def remember(self, url: str, image: StoredImage, *, version: str = "") -> None:
+        """Record which image ``url`` gave (its object of ``version``): a zero-byte object,
+        put after the image."""
+        self.put(index_key(url, image, version=version), b"")
 
     # Locks: a snapshot and a prune must not overlap (prune deletes what nothing references).
 
@@ -379,7 +395,7 @@ class ObjectStore:
         while self.prune_running(reference=key):
             time.sleep(PRUNE_POLL_SECONDS)
             self.put(key, b"")
-        present = self.stored_sizes()
+        present = {key: info.size for key, info in self.stored_images().items()}
         return [
             record
             if record.path is None or present.get(record.path) == record.bytes

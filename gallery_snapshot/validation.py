@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -106,6 +106,7 @@ class _LocalKeeper:
 @dataclass(frozen=True)
 class _ObjectKeeper:
     store: ObjectStore
+    versions: dict[str, str] = field(default_factory=dict)  # URL -> version of what it put
 
     def source(self, result: FetchResult) -> BinaryIO:
         assert result.content is not None
@@ -114,7 +115,8 @@ class _ObjectKeeper:
     def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str:
         assert result.sha256 is not None and result.content is not None
         relpath = stored_relpath(result.sha256, image_format)
-        self.store.put(relpath, result.content)  # one PUT of the whole, validated content
+        # One PUT of the whole, validated content.
+        self.versions[result.link.url] = self.store.put(relpath, result.content)
         return relpath
 
     def quarantine(self, result: FetchResult, snapshot_id: str) -> str:
@@ -145,7 +147,8 @@ def validate_fetched(
             if record.status == "downloaded":
                 # Its index entry right after its image (never before: an entry never names a
                 # missing image), so a run killed mid-batch loses no stored image to the next.
-                store.remember([(record.url, _stored_image(record))])
+                version = keeper.versions.get(record.url, "")
+                store.remember(record.url, _stored_image(record), version=version)
         return records
     return _validate_into_folder(
         results, store=store, snapshot_id=snapshot_id, formats=formats, max_pixels=max_pixels

@@ -33,7 +33,7 @@ def record_snapshot(store: ObjectStore, snapshot_id: str, seeds: list[int]) -> N
             height=1,
         )
         store.put(stored_relpath(image.sha256, "JPEG"), data)
-        store.remember([(f"http://h/{seed}.jpg", image)])
+        store.remember(f"http://h/{seed}.jpg", image)
         records.append(
             ImageRecord(
                 url=f"http://h/{seed}.jpg",

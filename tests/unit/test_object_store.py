@@ -152,9 +152,10 @@ def test_a_trailing_slash_does_not_make_another_store() -> None:
     size=st.integers(0, 10**12),
     width=st.integers(1, 10**6),
     height=st.integers(1, 10**6),
+    version=st.text(alphabet="0123456789abcdefABCDEF", max_size=64),
 )
 def test_an_index_key_gives_back_the_image_it_was_made_of(
-    url: str, content: bytes, image_format: str, size: int, width: int, height: int
+    url: str, content: bytes, image_format: str, size: int, width: int, height: int, version: str
 ) -> None:
     image = StoredImage(
         sha256=hashlib.sha256(content).hexdigest(),
@@ -163,9 +164,9 @@ def test_an_index_key_gives_back_the_image_it_was_made_of(
         width=width,
         height=height,
     )
-    key = index_key(f"https://i.example.org/{url}", image)
+    key = index_key(f"https://i.example.org/{url}", image, version=version)
     parsed = parse_index_key(key)
-    assert parsed is not None and parsed[1] == image
+    assert parsed is not None and parsed[1:] == (image, version)
     assert len(key) < 1024  # S3's limit on a key
 
 
@@ -176,12 +177,12 @@ def test_keys_of_another_shape_are_not_index_entries() -> None:
 
 def test_lookup_reuses_only_what_is_stored_whole(store: ObjectStore) -> None:
     kept = put_image(store, b"kept image")
-    store.remember([("https://i.example.org/kept.jpg", kept)])
+    store.remember("https://i.example.org/kept.jpg", kept)
     missing = image_of(b"never stored")
-    store.remember([("https://i.example.org/missing.jpg", missing)])
+    store.remember("https://i.example.org/missing.jpg", missing)
     truncated = put_image(store, b"whole image")
     store.put(stored_relpath(truncated.sha256, "JPEG"), b"whole")  # shorter than recorded
-    store.remember([("https://i.example.org/truncated.jpg", truncated)])
+    store.remember("https://i.example.org/truncated.jpg", truncated)
 
     found = store.lookup(
         [
@@ -194,9 +195,21 @@ def test_lookup_reuses_only_what_is_stored_whole(store: ObjectStore) -> None:
     assert found == {"https://i.example.org/kept.jpg": kept}
 
 
+def test_an_image_damaged_in_place_is_not_reused(store: ObjectStore) -> None:
+    content = b"whole image"
+    image = image_of(content)
+    version = store.put(stored_relpath(image.sha256, "JPEG"), content)
+    assert version  # the backend gives one (an ETag)
+    store.remember("https://i.example.org/a.jpg", image, version=version)
+    assert store.lookup(["https://i.example.org/a.jpg"]) == {"https://i.example.org/a.jpg": image}
+    time.sleep(0.01)  # the local backend's ETag includes the modification time
+    store.put(stored_relpath(image.sha256, "JPEG"), b"whole imagf")  # same size, other bytes
+    assert store.lookup(["https://i.example.org/a.jpg"]) == {}
+
+
 def test_lookup_matches_urls_as_the_local_index_does(store: ObjectStore) -> None:
     image = put_image(store, b"content")
-    store.remember([("https://I.Example.org:443/a.jpg", image)])
+    store.remember("https://I.Example.org:443/a.jpg", image)
     assert store.lookup(["https://i.example.org/a.jpg"]) == {"https://i.example.org/a.jpg": image}
     assert store.lookup(["https://i.example.org/a.jpg?size=large"]) == {}
 
@@ -204,10 +217,10 @@ def test_lookup_matches_urls_as_the_local_index_does(store: ObjectStore) -> None
 def test_the_newest_entry_of_a_url_wins(store: ObjectStore, tmp_path: Path) -> None:
     url = "https://i.example.org/changed.jpg"
     old, new = put_image(store, b"old content"), put_image(store, b"new content")
-    store.remember([(url, old)])
+    store.remember(url, old)
     stale = tmp_path / "bucket" / index_key(url, old)
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    store.remember([(url, new)])
+    store.remember(url, new)
     assert store.lookup([url]) == {url: new}
 
 
