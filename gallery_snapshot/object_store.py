@@ -148,6 +148,11 @@ def _checked_endpoint() -> str | None:
 
 
 _STATUS = re.compile(r"status code: (\d{3})")
+_CREDENTIALS = {
+    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    "gs": "GOOGLE_SERVICE_ACCOUNT (or GOOGLE_APPLICATION_CREDENTIALS)",
+    "az": "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY",
+}
 _UNREACHABLE = ("error sending request", "Connection refused", "dns error", "timed out")
 
 
@@ -157,10 +162,8 @@ def describe_failure(url: str, exc: BaseException) -> str:
     status = _STATUS.search(str(exc))
     code = int(status.group(1)) if status else None
     if code in (401, 403) or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
-        return (
-            f"access to {url} refused (HTTP {code or 403}): check AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY"
-        )
+        credentials = _CREDENTIALS.get(urlsplit(url).scheme.lower(), _CREDENTIALS["s3"])
+        return f"access to {url} refused (HTTP {code or 403}): check {credentials}"
     if code == 404 or "NoSuchBucket" in text:
         return f"{url}: no such bucket (HTTP 404)"
     if any(sign in str(exc) for sign in _UNREACHABLE):
@@ -461,14 +464,15 @@ class ObjectStore:
         except AlreadyExistsError:
             raise StoreError(
                 f"another prune is running on {self.url} (its lock "
-                f"{self.location(PRUNE_LOCK)} is refreshed every {LOCK_REFRESH})"
+                f"{self.location(PRUNE_LOCK)} is refreshed while it runs)"
             ) from None
         with self._held(PRUNE_LOCK):
             if running := self.running_snapshots(reference=PRUNE_LOCK):
                 names = ", ".join(key.removeprefix(f"{LOCK_PREFIX}snapshot-") for key in running)
                 raise StoreError(
                     f"snapshot(s) in progress on {self.url}: {names}; prune when they have "
-                    f"finished (a lock not refreshed for {STALE_LOCK} is a killed run's)"
+                    f"finished (a lock not refreshed for {STALE_LOCK.seconds // 60} minutes is a "
+                    "killed run's)"
                 )
             yield
 
