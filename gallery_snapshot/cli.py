@@ -43,6 +43,8 @@ examples:
   gallery-snapshot demo                         snapshot the built-in demo gallery
   IMGUR_CLIENT_ID=... gallery-snapshot run --section top --sort top --pages 2
   gallery-snapshot run --urls-file links.txt --allow-host example.org --out snaps
+  gallery-snapshot demo --out s3://my-bucket/demo   into S3 (AWS_* from the environment)
+  gallery-snapshot run --runner dask --dask-address tcp://scheduler:8786 --out s3://b/p
   gallery-snapshot setup                        prepare a Prefect server for the deployments
   gallery-snapshot server status                the local Prefect server runs use
 
@@ -52,7 +54,7 @@ background on first use (gallery-snapshot server stop stops it).
 exit status:
   0    the snapshot completed (what happened to single images is in its manifest)
   1    the snapshot could not complete (client id rejected, API unreachable, disk full,
-       the Prefect API lost)
+       object store refusing the credentials, the Prefect API lost)
   2    bad options, or no client id
   130  interrupted (Ctrl-C)
   143  terminated (SIGTERM)
