@@ -280,18 +280,14 @@ def phase_seconds(api_url: str, flow_run_id: str) -> tuple[float, float]:
     return (max(ends) - min(starts)).total_seconds(), tail.total_seconds()
 
 
-def run_project(
-    services: Services, out: Path, runner: str, workers: int, pages: int
-) -> dict[str, Any]:
-    """One snapshot in a fresh process (so its peak memory is its own)."""
-    server_cpu = process_cpu(services.server.pid)
+def timed_snapshot(
+    program: list[str], services: Services, out: Path, runner: str, workers: int, pages: int
+) -> tuple[str, float]:
+    """Run ``program`` (a snapshot command) on the gallery's links; its stdout and wall seconds."""
     started = time.perf_counter()
-    child = subprocess.run(
+    done = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "benchmarks.run",
-            "child",
+            *program,
             "--api-url",
             services.gallery_api,
             "--runner",
@@ -308,10 +304,20 @@ def run_project(
         text=True,
         check=False,
     )
-    process_s = time.perf_counter() - started
-    if child.returncode != 0:
-        raise RuntimeError(f"snapshot failed: {child.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"snapshot failed: {done.stderr[-2000:]}")
+    return done.stdout, seconds
+
+
+def run_project(
+    services: Services, out: Path, runner: str, workers: int, pages: int
+) -> dict[str, Any]:
+    """One snapshot in a fresh process (so its peak memory is its own)."""
+    server_cpu = process_cpu(services.server.pid)
+    program = [sys.executable, "-m", "benchmarks.run", "child"]
+    stdout, process_s = timed_snapshot(program, services, out, runner, workers, pages)
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     result["process_s"] = process_s
     result["server_cpu_s"] = wait_until_idle(services.server.pid) - server_cpu
     result["phase_s"], result["tail_s"] = phase_seconds(services.api_url, result["flow_run_id"])
@@ -320,32 +326,8 @@ def run_project(
 
 def run_cli(services: Services, out: Path, runner: str, workers: int, pages: int) -> float:
     """Wall seconds of the whole ``gallery-snapshot run`` command, the server already up."""
-    started = time.perf_counter()
-    command = subprocess.run(
-        [
-            str(BIN / "gallery-snapshot"),
-            "run",
-            "--api-url",
-            services.gallery_api,
-            "--allow-host",
-            "127.0.0.1",
-            "--runner",
-            runner,
-            "--workers",
-            str(workers),
-            "--pages",
-            str(pages),
-            "--out",
-            str(out),
-        ],
-        env=services.env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if command.returncode != 0:
-        raise RuntimeError(f"gallery-snapshot run failed: {command.stderr[-2000:]}")
+    program = [str(BIN / "gallery-snapshot"), "run", "--allow-host", "127.0.0.1"]
+    _, wall = timed_snapshot(program, services, out, runner, workers, pages)
     wait_until_idle(services.server.pid)  # the next run starts on an idle server
     return wall
 
