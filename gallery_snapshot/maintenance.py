@@ -27,7 +27,7 @@ from gallery_snapshot.manifest import (
     stored_images,
 )
 from gallery_snapshot.migration import needs_migration, upgrade_store
-from gallery_snapshot.object_store import INDEX_PREFIX, ObjectStore, parse_index_key
+from gallery_snapshot.object_store import INDEX_PREFIX, ObjectInfo, ObjectStore, parse_index_key
 from gallery_snapshot.output import open_store
 from gallery_snapshot.store import STORED_PATH, Store, StoredFileProblem
 
@@ -272,14 +272,29 @@ def prune_objects(
         if not dry_run:
             store.delete(info.key for info in unreferenced)
             kept = {match.group(3) for path in referenced if (match := STORED_PATH.match(path))}
-            forgotten = [
-                info.key
-                for info in store.listing(INDEX_PREFIX)
-                if (entry := parse_index_key(info.key)) is not None and entry[1].sha256 not in kept
-            ]
+            forgotten = _forgotten_index_entries(store, kept)
             store.delete(forgotten)
             report.urls_forgotten = len(forgotten)
     return report
+
+
+def _forgotten_index_entries(store: ObjectStore, kept: set[str]) -> list[str]:
+    """Index entries to delete: those naming an image no longer kept, and those superseded by
+    a newer entry of the same URL (lookup reads only the newest)."""
+    newest: dict[str, ObjectInfo] = {}
+    forgotten: list[str] = []
+    for info in store.listing(INDEX_PREFIX):
+        if (entry := parse_index_key(info.key)) is None:
+            continue  # not ours
+        if entry[1].sha256 not in kept:
+            forgotten.append(info.key)
+            continue
+        older = newest.setdefault(entry[0], info)
+        if older is not info:
+            superseded = min(older, info, key=lambda each: each.modified)
+            newest[entry[0]] = info if superseded is older else older
+            forgotten.append(superseded.key)
+    return forgotten
 
 
 def _stored_entries(images: Path) -> list[Path]:

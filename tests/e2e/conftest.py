@@ -91,8 +91,9 @@ def manifests(out: Path) -> list[dict[str, Any]]:
     return [read_manifest(path) for path in sorted((out / "snapshots").glob("*/manifest.json"))]
 
 
-def run_args(gallery: DemoGallery, out: Path, *extra: str) -> list[str]:
-    """``gallery-snapshot run`` arguments that snapshot ``gallery`` as if it were Imgur."""
+def run_args(gallery: DemoGallery, out: Path | str, *extra: str) -> list[str]:
+    """``gallery-snapshot run`` arguments that snapshot ``gallery`` as if it were Imgur, into
+    the folder or object-store URL ``out``."""
     return [
         "run",
         "--api-url",

@@ -15,8 +15,8 @@ import pytest
 
 from gallery_snapshot.batching import plan_batches
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, DaskClusterFactory, PrefectServer, S3Bucket
-from tests.e2e.test_object_storage import assert_images_whole, image_requests, s3_run_args
+from tests.e2e.conftest import BIN, DaskClusterFactory, PrefectServer, S3Bucket, run_args
+from tests.e2e.test_object_storage import assert_images_whole, image_requests
 from tests.support.bucket_store import image_keys, image_puts, manifests, store_objects
 from tests.support.dask_cluster import DaskCluster
 
@@ -36,7 +36,7 @@ def start_cluster(
 
 
 def dask_argv(gallery: DemoGallery, s3_bucket: S3Bucket, cluster: DaskCluster) -> list[str]:
-    return s3_run_args(
+    return run_args(
         gallery,
         s3_bucket.url,
         "--pages",

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer, S3Bucket
+from tests.e2e.conftest import BIN, PrefectServer, S3Bucket, run_args
 from tests.support.bucket_store import (
     IMAGE_KEY,
     image_keys,
@@ -33,20 +33,6 @@ pytestmark = pytest.mark.e2e
 
 # Not a speed check: a bound only a hang breaks.
 HANG_BOUND = 120
-
-
-def s3_run_args(gallery: DemoGallery, url: str, *extra: str) -> list[str]:
-    """``gallery-snapshot run`` arguments that snapshot ``gallery`` into the store at ``url``."""
-    return [
-        "run",
-        "--api-url",
-        gallery.api_url,
-        "--allow-host",
-        gallery.image_host,
-        "--out",
-        url,
-        *extra,
-    ]
 
 
 def image_requests(gallery: DemoGallery) -> Counter[str]:
@@ -149,7 +135,7 @@ def test_a_rerun_reuses_everything_with_a_few_lists(
 ) -> None:
     total = 300
     with DemoGallery(bulk_catalogue(total, kilobytes=10)) as gallery:
-        argv = s3_run_args(gallery, s3_bucket.url, "--pages", "4")
+        argv = run_args(gallery, s3_bucket.url, "--pages", "4")
         env = {**s3_bucket.env, "IMGUR_CLIENT_ID": gallery.client_id}
         first = prefect_server.snapshot(*argv, env=env)
         assert first.returncode == 0, first.stderr[-3000:]
@@ -196,7 +182,7 @@ def start_snapshot(
 def test_kill_9_mid_run_then_resume(prefect_server: PrefectServer, s3_bucket: S3Bucket) -> None:
     total, workers = 400, 8
     with DemoGallery(bulk_catalogue(total, kilobytes=10), latency=0.2) as gallery:
-        argv = s3_run_args(gallery, s3_bucket.url, "--pages", "5", "--workers", str(workers))
+        argv = run_args(gallery, s3_bucket.url, "--pages", "5", "--workers", str(workers))
         env = {**s3_bucket.env, "IMGUR_CLIENT_ID": gallery.client_id}
         victim = start_snapshot(prefect_server, argv, env)
         deadline = time.monotonic() + HANG_BOUND

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from gallery_snapshot.manifest import build_manifest, write_manifest
 from gallery_snapshot.models import ImageRecord
@@ -20,30 +21,41 @@ def store_image(out: Path, seed: int) -> tuple[str, str]:
     return Store(out).commit(staged, sha256=sha, image_format="JPEG"), sha
 
 
+def downloaded(seed: int, rank: int, *, path: str, sha256: str, size: int) -> ImageRecord:
+    """The manifest record of image ``seed`` (``http://h/<seed>.jpg``), stored at ``path``."""
+    return ImageRecord(
+        url=f"http://h/{seed}.jpg",
+        id=str(seed),
+        rank=rank,
+        status="downloaded",
+        path=path,
+        sha256=sha256,
+        bytes=size,
+    )
+
+
+def snapshot_manifest(
+    snapshot_id: str, records: list[ImageRecord], *, source: str = "a", started: str = ""
+) -> dict[str, Any]:
+    """A manifest of ``records``, of the URLs-file source ``source``."""
+    return build_manifest(
+        snapshot_id=snapshot_id,
+        started_at=started or f"2026-11-{snapshot_id[:2]}T00:00:00+00:00",
+        finished_at="",
+        source={"kind": "urls", "urls_file": source},
+        link_count=len(records),
+        records=records,
+        skipped=[],
+    )
+
+
 def record_snapshot(
     out: Path, snapshot_id: str, seeds: list[int], *, source: str = "a", started: str = ""
 ) -> None:
     records = []
     for rank, seed in enumerate(seeds, start=1):
         path, sha = store_image(out, seed)
-        records.append(
-            ImageRecord(
-                url=f"http://h/{seed}.jpg",
-                id=str(seed),
-                rank=rank,
-                status="downloaded",
-                path=path,
-                sha256=sha,
-                bytes=(out / path).stat().st_size,
-            )
-        )
-    manifest = build_manifest(
-        snapshot_id=snapshot_id,
-        started_at=started or f"2026-11-{snapshot_id[:2]}T00:00:00+00:00",
-        finished_at="",
-        source={"kind": "urls", "urls_file": source},
-        link_count=len(seeds),
-        records=records,
-        skipped=[],
-    )
+        size = (out / path).stat().st_size
+        records.append(downloaded(seed, rank, path=path, sha256=sha, size=size))
+    manifest = snapshot_manifest(snapshot_id, records, source=source, started=started)
     write_manifest(str(out), manifest)

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from gallery_snapshot import maintenance, object_store
-from gallery_snapshot.manifest import build_manifest, write_manifest
+from gallery_snapshot.manifest import write_manifest
 from gallery_snapshot.models import ImageRecord, StoredImage
 from gallery_snapshot.object_store import PRUNE_LOCK, ObjectStore
 from gallery_snapshot.store import stored_relpath
 from tests.support.images import image_bytes
+from tests.support.stores import downloaded, snapshot_manifest
 from tests.unit.test_maintenance import cli
 
 
@@ -32,30 +33,12 @@ def record_snapshot(store: ObjectStore, snapshot_id: str, seeds: list[int]) -> N
             width=1,
             height=1,
         )
-        store.put(stored_relpath(image.sha256, "JPEG"), data)
-        store.remember(f"http://h/{seed}.jpg", image)
-        records.append(
-            ImageRecord(
-                url=f"http://h/{seed}.jpg",
-                id=str(seed),
-                rank=rank,
-                status="downloaded",
-                path=stored_relpath(image.sha256, "JPEG"),
-                sha256=image.sha256,
-                bytes=image.bytes,
-            )
-        )
+        path = stored_relpath(image.sha256, "JPEG")
+        version = store.put(path, data)
+        store.remember(f"http://h/{seed}.jpg", image, version=version)
+        records.append(downloaded(seed, rank, path=path, sha256=image.sha256, size=image.bytes))
     store.put(f"quarantine/{snapshot_id}/9-bad.jpg", b"junk")
-    manifest = build_manifest(
-        snapshot_id=snapshot_id,
-        started_at=f"2026-11-{snapshot_id[:2]}T00:00:00+00:00",
-        finished_at="",
-        source={"kind": "urls", "urls_file": "a"},
-        link_count=len(seeds),
-        records=records,
-        skipped=[],
-    )
-    write_manifest(store.url, manifest)
+    write_manifest(store.url, snapshot_manifest(snapshot_id, records))
 
 
 def keys(store: ObjectStore, prefix: str) -> set[str]:
