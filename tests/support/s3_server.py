@@ -124,6 +124,12 @@ class S3Server:
         http.post(f"{self.endpoint_url}/moto-api/reset-auth", data=b"0", timeout=10)
         self._client = self.s3_client()
 
+    @property
+    def pid(self) -> int:
+        """The server process's id (benchmarks read its CPU time)."""
+        assert self._process is not None
+        return self._process.pid
+
     def stop(self) -> None:
         """Terminate the server (kill it if it does not exit within 10 s)."""
         process = self._process
