@@ -1,5 +1,7 @@
 """prefect.yaml's deployments, and their no-work-pool twins in deployments/serve.py."""
 
+import json
+
 import pytest
 from prefect.variables import Variable
 
@@ -18,7 +20,13 @@ def test_every_declared_deployment_is_valid_and_shares_the_definitions() -> None
     for entry in declared:
         assert entry["entrypoint"] in forms  # module paths: no checkout needed
         assert entry["work_pool"]["name"] == "gallery-snapshot"
-        forms[entry["entrypoint"]].model_validate(entry["parameters"]["config"])  # the UI form
+        # The UI form, as `prefect deploy` leaves it: Prefect Variables resolved.
+        config = json.loads(
+            json.dumps(entry["parameters"]["config"]).replace(
+                "{{ prefect.variables.gallery_snapshot_bucket }}", "my-bucket"
+            )
+        )
+        forms[entry["entrypoint"]].model_validate(config)
     assert [e["name"] for e in declared if "prune" in e["entrypoint"]] == ["prune-weekly"]
     scheduled = [entry for entry in declared if entry.get("schedules")]
     assert len(scheduled) >= 2
