@@ -162,7 +162,6 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             cpus=os.cpu_count() or 1,
         )
         batches = split(selection.selected, plan.batch_count)
-        urls = [link.url for link in selection.selected]
         options = DownloadOptions(
             out_dir=out_dir,
             snapshot_id=snapshot_id,
@@ -185,7 +184,9 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                     "max_pixels": config.max_pixels,
                 },
                 staging=store.staging_dir(snapshot_id) if isinstance(store, Store) else None,
-                known=None if isinstance(store, Store) else store.lookup(urls),
+                known=None
+                if isinstance(store, Store)
+                else store.lookup(link.url for link in selection.selected),
                 progress_key=artifact_key(key_prefix, "progress"),
             )
         if not isinstance(store, Store):

@@ -28,7 +28,7 @@ from gallery_snapshot.manifest import (
 )
 from gallery_snapshot.migration import needs_migration, upgrade_store
 from gallery_snapshot.object_store import INDEX_PREFIX, ObjectInfo, ObjectStore, parse_index_key
-from gallery_snapshot.output import open_store
+from gallery_snapshot.output import has_snapshots, open_store
 from gallery_snapshot.store import STORED_PATH, Store, StoredFileProblem
 
 Progress = Callable[[int, int], None]
@@ -51,7 +51,7 @@ def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyRep
     outside the store), naming the snapshots that reference it, and one per file under
     ``snapshots/`` that is not a readable manifest. Changes nothing."""
     if isinstance(objects := open_store(out_dir), ObjectStore):
-        if not any(True for _ in objects.listing("snapshots/")):
+        if not has_snapshots(out_dir):
             raise StoreError(f"{objects.url} holds no snapshots")
         return _verify(scan_object_manifests(objects), objects.read_stored, progress, threads=16)
     store = _existing_store(out_dir)

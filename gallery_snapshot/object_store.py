@@ -186,8 +186,13 @@ def version_token(etag: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", etag or "")[:64]
 
 
+def url_hash(url: str) -> str:
+    """An image URL's name in the index: the sha256 of its normalized form."""
+    return hashlib.sha256(url_key(url).encode("utf-8")).hexdigest()
+
+
 def index_key(url: str, image: StoredImage, *, version: str = "") -> str:
-    digest = hashlib.sha256(url_key(url).encode("utf-8")).hexdigest()
+    digest = url_hash(url)
     key = (
         f"{INDEX_PREFIX}{digest}/{image.sha256}.{image.format}.{image.bytes}."
         f"{image.width}x{image.height}"
@@ -313,25 +318,25 @@ class ObjectStore:
         """The stored image each of ``urls`` gave before, when that image is still stored as
         it was put (its object there, of the recorded size and version): one LIST of the
         index and one of the images, whatever the number of URLs."""
-        wanted = {hashlib.sha256(url_key(url).encode("utf-8")).hexdigest(): url for url in urls}
+        wanted = {url_hash(url): url for url in urls}  # by hash
         newest: dict[str, tuple[datetime, StoredImage, str]] = {}
         for info in self.listing(INDEX_PREFIX):
             parsed = parse_index_key(info.key)
             if parsed is None or parsed[0] not in wanted:
                 continue
-            url_hash, image, version = parsed
-            if url_hash not in newest or info.modified > newest[url_hash][0]:
-                newest[url_hash] = (info.modified, image, version)
+            digest, image, version = parsed
+            if digest not in newest or info.modified > newest[digest][0]:
+                newest[digest] = (info.modified, image, version)
         if not newest:
             return {}
         stored = self.stored_images()
         found: dict[str, StoredImage] = {}
-        for url_hash, (_, image, version) in newest.items():
+        for digest, (_, image, version) in newest.items():
             current = stored.get(stored_relpath(image.sha256, image.format))
             # Written again since (damaged in place, say): not reused, fetched and put back.
             rewritten = bool(version) and current is not None and version != current.version
             if current is not None and current.size == image.bytes and not rewritten:
-                found[wanted[url_hash]] = image
+                found[wanted[digest]] = image
         return found
 
     def read_stored(self, relpath: str, *, sha256: str, size: int | None = None) -> None:

@@ -81,16 +81,24 @@ class _Keeper(Protocol):
 
     def quarantine(self, result: FetchResult, snapshot_id: str) -> str: ...
 
+    def index(self, record: ImageRecord, result: FetchResult) -> None:
+        """Have the URL index name a kept, wanted image (now, or at ``finish``)."""
+
+    def finish(self) -> None:
+        """Make what the batch kept durable and indexed."""
+
 
 @dataclass(frozen=True)
 class _LocalKeeper:
     store: Store
+    entries: list[tuple[str, StoredImage]] = field(default_factory=list)  # for the index
+    staged: list[Path] = field(default_factory=list)
 
     def source(self, result: FetchResult) -> Path:
         return Path(str(result.path))
 
     def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str:
-        # An indexed image's staged copy stays until the index names it (see validate_fetched).
+        # An indexed image's staged copy stays until the index names it (see finish).
         assert result.sha256 is not None
         return self.store.commit(
             self.source(result),
@@ -101,6 +109,19 @@ class _LocalKeeper:
 
     def quarantine(self, result: FetchResult, snapshot_id: str) -> str:
         return self.store.relative(self.store.quarantine(self.source(result), snapshot_id))
+
+    def index(self, record: ImageRecord, result: FetchResult) -> None:
+        self.entries.append((record.url, _stored_image(record)))
+        self.staged.append(self.source(result))
+
+    def finish(self) -> None:
+        if self.entries:
+            sync_filesystem(self.store.root)  # the batch's files durable before the index
+        Catalog(self.store.index_path).remember(self.entries)
+        # Staged copies go only once the index knows their URLs: a run killed before that
+        # leaves them (and their journal) for the next run to adopt, not to fetch again.
+        for path in self.staged:
+            path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -125,6 +146,15 @@ class _ObjectKeeper:
         self.store.put(relpath, result.content)
         return relpath
 
+    def index(self, record: ImageRecord, result: FetchResult) -> None:
+        # Right after its image (never before: an entry never names a missing image), so a
+        # run killed mid-batch loses no stored image to the next.
+        version = self.versions.get(record.url, "")
+        self.store.remember(record.url, _stored_image(record), version=version)
+
+    def finish(self) -> None:
+        pass  # every image went in whole, its index entry after it
+
 
 def validate_fetched(
     results: Iterable[FetchResult],
@@ -138,51 +168,20 @@ def validate_fetched(
     content's name and remembered in the URL index, invalid ones go to quarantine. A reused
     image is never judged again; one of a format this run does not want is ``skipped``."""
     store = open_store(out_dir)
-    if isinstance(store, ObjectStore):
-        keeper = _ObjectKeeper(store)
-        records: list[ImageRecord] = []
-        for result in results:
-            record = _validate_one(result, keeper, snapshot_id, formats, max_pixels)
-            records.append(record)
-            if record.status == "downloaded":
-                # Its index entry right after its image (never before: an entry never names a
-                # missing image), so a run killed mid-batch loses no stored image to the next.
-                version = keeper.versions.get(record.url, "")
-                store.remember(record.url, _stored_image(record), version=version)
-        return records
-    return _validate_into_folder(
-        results, store=store, snapshot_id=snapshot_id, formats=formats, max_pixels=max_pixels
+    keeper: _Keeper = (
+        _ObjectKeeper(store) if isinstance(store, ObjectStore) else _LocalKeeper(store)
     )
-
-
-def _validate_into_folder(
-    results: Iterable[FetchResult],
-    *,
-    store: Store,
-    snapshot_id: str,
-    formats: tuple[str, ...],
-    max_pixels: int,
-) -> list[ImageRecord]:
-    keeper = _LocalKeeper(store)
     records: list[ImageRecord] = []
-    stored: list[tuple[str, StoredImage]] = []
-    staged: list[Path] = []
     try:
         for result in results:
             record = _validate_one(result, keeper, snapshot_id, formats, max_pixels)
             records.append(record)
             if record.status == "downloaded":
-                stored.append((record.url, _stored_image(record)))
-                staged.append(Path(str(result.path)))
-        if stored:
-            sync_filesystem(store.root)  # the batch's files durable before the index names them
-        Catalog(store.index_path).remember(stored)
-        # Staged copies go only once the index knows their URLs: a run killed before that
-        # leaves them (and their journal) for the next run to adopt, not to fetch again.
-        for path in staged:
-            path.unlink(missing_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot store files in {store.root}: {exc.strerror}") from None
+                keeper.index(record, result)
+        keeper.finish()
+    except OSError as exc:  # a local disk's: an object store's failures are StoreErrors
+        where = store.root if isinstance(store, Store) else store.url
+        raise StoreError(f"cannot store files in {where}: {exc.strerror}") from None
     return records
 
 
