@@ -487,6 +487,7 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 
     import urllib3
 
+    from flows.task_runners import DOWNLOADS_IN_FLIGHT
     from gallery_snapshot.batching import plan_batches, split
     from gallery_snapshot.downloader import DownloadOptions, fetch_batch, fetch_one
     from gallery_snapshot.http import image_client, make_session
@@ -524,18 +525,13 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             assert all(r.status == "downloaded" for r in records), records[:3]
 
         def flow_order(out: Path) -> None:
-            """Today's arrangement: slots x threads, 2 batches per slot, validation after."""
-            batches = split(links, plan.batch_count)
-            with cf.ThreadPoolExecutor(plan.slots) as pool:
-                fetched = list(
-                    pool.map(lambda b: fetch_batch(b, options(out, plan.threads)), batches)
-                )
-                list(pool.map(lambda f: validate(out, f), fetched))
-
-        def overlapped(out: Path, batch_count: int) -> None:
-            """Same threads, ``batch_count`` batches, each validated as soon as it is in."""
-            batches = split(links, batch_count)
-            with cf.ThreadPoolExecutor(plan.slots) as pool, cf.ThreadPoolExecutor(1) as checker:
+            """The flow's arrangement: the plan's shrinking batches on the process's shared
+            download threads, ``DOWNLOADS_IN_FLIGHT`` at a time, each validated as it ends."""
+            batches = split(links, plan.sizes)
+            with (
+                cf.ThreadPoolExecutor(DOWNLOADS_IN_FLIGHT) as pool,
+                cf.ThreadPoolExecutor(DOWNLOADS_IN_FLIGHT) as checker,
+            ):
                 downloads = [
                     pool.submit(fetch_batch, b, options(out, plan.threads)) for b in batches
                 ]
@@ -614,15 +610,7 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                     os.close(fd)
 
         arrangements: list[tuple[str, Callable[[Path], None]]] = [
-            (f"flow's arrangement: {plan.batch_count} batches, validation after", flow_order),
-            (
-                f"{plan.batch_count} batches, each validated as it completes",
-                lambda out: overlapped(out, plan.batch_count),
-            ),
-            (
-                f"{4 * plan.batch_count} batches, each validated as it completes",
-                lambda out: overlapped(out, 4 * plan.batch_count),
-            ),
+            (f"flow's arrangement: {len(plan.sizes)} shrinking batches", flow_order),
             (f"one pool of {workers} threads, validate in the download thread", one_pool),
             *(
                 (

@@ -129,9 +129,9 @@ class BatchSubmitter:
             name = self.downloads.pop(future)
             if future.state.is_failed():
                 future.result()  # raises the download's own error (a full disk, say)
-            self._validate(future, name)
-            if self._waiting:
+            if self._waiting:  # first: the download threads must not run dry
                 self._download_next()
+            self._validate(future, name)
         return records
 
 

@@ -161,7 +161,7 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             workers=config.workers,
             cpus=os.cpu_count() or 1,
         )
-        batches = split(selection.selected, plan.batch_count)
+        batches = split(selection.selected, plan.sizes)
         options = DownloadOptions(
             out_dir=out_dir,
             snapshot_id=snapshot_id,

@@ -11,12 +11,16 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from gallery_snapshot.batching import BatchPlan
 from gallery_snapshot.config import SnapshotConfig
 
+# Download task runs in flight on the thread runner. They share the process's download
+# threads, so this many batches keep those threads fed across each batch's end.
+DOWNLOADS_IN_FLIGHT = 3
+
 
 class BatchThreadPoolTaskRunner(ThreadPoolTaskRunner[Any]):
     """Threads for the download step: ``slots`` download task runs at a time (the flow keeps
     no more in flight) and as many threads again for their validations, which the flow submits
     as each download completes, so a validation never waits for its download in a thread a
-    download could use."""
+    download could use. (The downloads themselves run on the process's download threads.)"""
 
     def __init__(self, *, slots: int) -> None:
         super().__init__(max_workers=2 * slots)
@@ -27,9 +31,9 @@ class BatchThreadPoolTaskRunner(ThreadPoolTaskRunner[Any]):
 
 
 def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any]:
-    """Threads (default), processes, or Dask, with ``plan.slots`` concurrent task runs."""
+    """Threads (default), processes, or Dask, with ``plan.processes`` worker processes."""
     if config.runner == "processes":
-        return ProcessPoolTaskRunner(max_workers=plan.slots)
+        return ProcessPoolTaskRunner(max_workers=plan.processes)
     if config.runner == "dask":
         quiet_dask()
         from prefect_dask.task_runners import DaskTaskRunner
@@ -37,9 +41,9 @@ def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any
         if config.dask_address:
             return DaskTaskRunner(address=config.dask_address)
         return DaskTaskRunner(
-            cluster_kwargs={"n_workers": plan.slots, "threads_per_worker": 1, "processes": True}
+            cluster_kwargs={"n_workers": plan.processes, "threads_per_worker": 1, "processes": True}
         )
-    return BatchThreadPoolTaskRunner(slots=plan.slots)
+    return BatchThreadPoolTaskRunner(slots=DOWNLOADS_IN_FLIGHT)
 
 
 def download_slots(runner: TaskRunner[Any]) -> int | None:

@@ -1,8 +1,13 @@
 """How the download step spreads its work.
 
 One Prefect task run per image costs ~5-8 ms of client CPU and ~38 ms of server CPU, so task
-runs carry batches, and ``workers`` (the total number of concurrent downloads) is split into
-concurrent task runs ("slots") times threads inside each batch.
+runs carry batches, and ``workers`` (the total number of concurrent downloads) are threads of
+the processes that run the batches: the flow's own process on the thread runner, one process
+per core on the process and Dask runners.
+
+Batches shrink as the snapshot goes (each takes a share of what is left, down to one image per
+thread): the first are big, so orchestration stays O(log N) task runs for small snapshots, and
+the last are small, so the validation left after the last download is short.
 """
 
 from __future__ import annotations
@@ -16,48 +21,67 @@ from gallery_snapshot.config import Runner
 
 T = TypeVar("T")
 
-# Concurrent task runs on the thread runner. Each task run costs the Prefect server ~38 ms of
-# CPU (measured: 128 task runs for 2,000 images left it 11 s of CPU on our 2 cores), so the
-# concurrency lives in threads inside each batch, not in more task runs.
-MAX_THREAD_SLOTS = 4
-# Batches per slot: two lets validation of one batch overlap the download of the next, and
-# keeps orchestration O(batches), not O(images).
-BATCHES_PER_SLOT = 2
+# Each batch takes this share of the images not yet in a batch: a quarter leaves ~4 batches
+# in flight's worth of work queued behind the first, and ~14 batches for 2,000 images.
+BATCH_SHARE = 4
+# At most this many images per task run: a batch's results (and its loss to a crash) stay
+# small, and the progress artifact moves at least every batch, at any N.
+MAX_BATCH = 1000
+# Images per thread in the smallest batch of a process runner or Dask: there a process runs
+# one batch at a time, so each batch's end idles its threads until the next batch starts.
+PROCESS_BATCH_ROUNDS = 4
 
 
 @dataclass(frozen=True)
 class BatchPlan:
-    slots: int  # concurrent task runs (task runner workers)
-    threads: int  # download threads inside one task run
-    batch_count: int
+    processes: int  # processes downloading at once (1: the flow's own, on the thread runner)
+    threads: int  # download threads in each, shared by the batches it runs
+    sizes: tuple[int, ...]  # images per batch, in order
 
     @property
     def concurrency(self) -> int:
-        return self.slots * self.threads
+        return self.processes * self.threads
 
 
 def plan_batches(n_links: int, *, runner: Runner, workers: int, cpus: int) -> BatchPlan:
-    """Split ``workers`` concurrent downloads into task-run slots and threads per batch.
+    """Split ``workers`` concurrent downloads into processes and threads, and ``n_links``
+    into batches.
 
-    Threads: up to ``MAX_THREAD_SLOTS`` task runs. Processes and Dask: one slot per core
-    (a process per concurrent download would cost ~150 MB each), threads inside.
+    Threads: all the workers are threads of the flow's process, shared by its batches, so a
+    batch's end leaves no thread idle while the next batch has images waiting. Processes and
+    Dask: one process per core (a process per concurrent download would cost ~150 MB each),
+    threads inside.
     """
-    cap = MAX_THREAD_SLOTS if runner == "threads" else max(1, cpus)
-    threads = math.ceil(workers / cap)
-    slots = math.ceil(workers / threads)
-    batch_count = max(1, min(slots * BATCHES_PER_SLOT, math.ceil(n_links / threads)))
-    return BatchPlan(slots=slots, threads=threads, batch_count=batch_count)
+    processes = 1 if runner == "threads" else max(1, min(cpus, workers))
+    threads = math.ceil(workers / processes)
+    smallest = threads if runner == "threads" else threads * PROCESS_BATCH_ROUNDS
+    return BatchPlan(
+        processes=processes,
+        threads=threads,
+        sizes=batch_sizes(n_links, smallest=smallest, largest=max(MAX_BATCH, smallest)),
+    )
 
 
-def split(items: Sequence[T], count: int) -> list[list[T]]:
-    """``items`` in ``count`` contiguous batches whose sizes differ by at most one (no empty
-    batch unless ``items`` is empty)."""
-    count = max(1, min(count, len(items)))
-    size, extra = divmod(len(items), count)
+def batch_sizes(n_links: int, *, smallest: int, largest: int) -> tuple[int, ...]:
+    """Batch sizes summing to ``n_links``: each ``1/BATCH_SHARE`` of what is left, within
+    ``smallest``..``largest`` (the last may be smaller); one empty batch when there are no
+    links, so the flow's shape stays the same."""
+    sizes: list[int] = []
+    left = n_links
+    while left > 0:
+        size = min(left, largest, max(smallest, math.ceil(left / BATCH_SHARE)))
+        sizes.append(size)
+        left -= size
+    return tuple(sizes) or (0,)
+
+
+def split(items: Sequence[T], sizes: Sequence[int]) -> list[list[T]]:
+    """``items`` in contiguous batches of ``sizes`` (which must sum to ``len(items)``)."""
+    if sum(sizes) != len(items):
+        raise ValueError(f"batch sizes sum to {sum(sizes)}, not {len(items)}")
     batches: list[list[T]] = []
     start = 0
-    for index in range(count):
-        end = start + size + (1 if index < extra else 0)
-        batches.append(list(items[start:end]))
-        start = end
+    for size in sizes:
+        batches.append(list(items[start : start + size]))
+        start += size
     return batches

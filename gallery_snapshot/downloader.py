@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
+import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -243,9 +244,27 @@ def _short(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+_download_pool: tuple[int, ThreadPoolExecutor] | None = None  # (its thread count, the pool)
+_download_pool_lock = threading.Lock()
+
+
+def download_threads(count: int) -> ThreadPoolExecutor:
+    """The process's ``count`` download threads, shared by every batch running in it (as its
+    connection pool is): while one batch's last images are in flight, the next batch's fill
+    the idle threads, so a batch's end leaves no thread waiting. Asked for another count, it
+    makes a new pool; the old one finishes what it was given."""
+    global _download_pool
+    with _download_pool_lock:
+        if _download_pool is None or _download_pool[0] != count:
+            if _download_pool is not None:
+                _download_pool[1].shutdown(wait=False)
+            _download_pool = (count, ThreadPoolExecutor(count, thread_name_prefix="download"))
+        return _download_pool[1]
+
+
 def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchResult]:
-    """Fetch a batch with ``options.threads`` threads over the process's connection pools, in
-    link order."""
+    """Fetch a batch on the process's ``options.threads`` download threads over its
+    connection pools, in link order."""
     store = Store(options.out_dir)
     staging = store.staging_dir(options.snapshot_id)
     staging.mkdir(parents=True, exist_ok=True)
@@ -278,9 +297,16 @@ def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchRe
 
     session = image_client()  # the process's: its connections outlive the batch
     try:
-        if options.threads <= 1:
-            return [fetch(link) for link in links]
-        with ThreadPoolExecutor(options.threads, thread_name_prefix="download") as pool:
-            return list(pool.map(fetch, links))
+        pool = download_threads(max(1, options.threads))
+        with _download_pool_lock:  # a batch's images queue together: batches end in order
+            futures = [pool.submit(fetch, link) for link in links]
+        try:
+            return [future.result() for future in futures]
+        finally:
+            # On an error, none of this batch's downloads may outlive it: a retry of the
+            # batch would write the same staging files.
+            for future in futures:
+                future.cancel()
+            wait(futures)
     finally:
         journal.close()

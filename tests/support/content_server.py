@@ -16,6 +16,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = f"http://{self.headers.get('Host', '')}{self.path}"
+        with self.server.lock:
+            self.server.active += 1
+            self.server.most_active = max(self.server.most_active, self.server.active)
+        try:
+            self._answer(url)
+        finally:
+            with self.server.lock:
+                self.server.active -= 1
+
+    def _answer(self, url: str) -> None:
         time.sleep(self.server.latency)
         with self.server.lock:
             self.server.requests.append(url)
@@ -43,6 +53,8 @@ class ContentServer(ThreadingHTTPServer):
         self.requests: list[str] = []
         self.lock = threading.Lock()
         self.latency = 0.0  # seconds before each answer
+        self.active = 0  # requests being answered now
+        self.most_active = 0  # the most answered at once
 
     @property
     def port(self) -> int:

@@ -1,34 +1,67 @@
-import pytest
+import math
 
-from gallery_snapshot.batching import BATCHES_PER_SLOT, MAX_THREAD_SLOTS, plan_batches, split
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gallery_snapshot.batching import MAX_BATCH, batch_sizes, plan_batches, split
 
 
 @pytest.mark.parametrize("workers", [1, 2, 7, 8, 16, 20, 33, 64, 100, 512])
 @pytest.mark.parametrize("runner", ["threads", "processes", "dask"])
 def test_plan_reaches_the_requested_concurrency(workers: int, runner: str) -> None:
     plan = plan_batches(2000, runner=runner, workers=workers, cpus=2)  # type: ignore[arg-type]
-    assert workers <= plan.concurrency < workers + plan.slots
-    if runner != "threads":
-        assert plan.slots <= 2  # one process per core, threads inside
+    assert workers <= plan.concurrency < workers + plan.processes
+    if runner == "threads":
+        assert (plan.processes, plan.threads) == (1, workers)  # the flow's own threads
+    else:
+        assert plan.processes <= 2  # one process per core, threads inside
 
 
-def test_task_runs_stay_few_however_many_images() -> None:
-    # Orchestration is O(batches): a task run costs the server ~38 ms of CPU.
-    for images in (2_000, 20_000, 200_000):
+@given(
+    n_links=st.integers(0, 300_000),
+    smallest=st.integers(1, 600),
+    largest=st.integers(1, 5_000),
+)
+def test_batch_sizes_cover_the_links_in_shrinking_batches(
+    n_links: int, smallest: int, largest: int
+) -> None:
+    largest = max(largest, smallest)
+    sizes = batch_sizes(n_links, smallest=smallest, largest=largest)
+    assert sum(sizes) == n_links
+    if n_links == 0:
+        assert sizes == (0,)  # one empty batch: the flow keeps its shape
+        return
+    assert all(0 < size <= largest for size in sizes)
+    assert list(sizes) == sorted(sizes, reverse=True)
+    assert all(size >= smallest for size in sizes[:-1])
+    # The validation left after the last download is of one small batch, whatever N.
+    assert sizes[-1] <= smallest or len(sizes) == 1
+    # Orchestration stays O(log N) task runs, plus one per ``largest`` images.
+    assert len(sizes) <= n_links / largest + 4 * math.log(n_links / smallest + 1) + 3
+
+
+def test_task_runs_stay_few_and_batches_small_however_many_images() -> None:
+    # A task run costs the server ~38 ms of CPU; a batch's results are held in memory.
+    for images, most in ((2_000, 16), (20_000, 40), (200_000, 220)):
         plan = plan_batches(images, runner="threads", workers=64, cpus=2)
-        assert plan.slots == MAX_THREAD_SLOTS and plan.threads == 16
-        assert plan.batch_count == MAX_THREAD_SLOTS * BATCHES_PER_SLOT
+        assert len(plan.sizes) <= most and max(plan.sizes) <= MAX_BATCH
 
 
-def test_small_snapshots_keep_every_thread_busy_without_empty_batches() -> None:
-    plan = plan_batches(3, runner="threads", workers=8, cpus=2)
-    assert (plan.slots, plan.threads, plan.batch_count) == (4, 2, 2)
-    assert plan_batches(0, runner="threads", workers=8, cpus=2).batch_count == 1
-    assert plan_batches(5, runner="threads", workers=1, cpus=2).batch_count == 2
+def test_process_runners_keep_batches_of_several_images_per_thread() -> None:
+    # There a process runs one batch at a time: each batch's end idles its threads.
+    plan = plan_batches(300, runner="dask", workers=8, cpus=2)
+    assert plan.threads == 4 and min(plan.sizes[:-1]) >= 16
 
 
-def test_split_is_contiguous_and_balanced() -> None:
-    batches = split(list(range(10)), 3)
-    assert batches == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    assert split([], 4) == [[]]
-    assert split([1, 2], 5) == [[1], [2]]
+def test_small_snapshots_are_one_batch() -> None:
+    assert plan_batches(3, runner="threads", workers=8, cpus=2).sizes == (3,)
+    assert plan_batches(0, runner="threads", workers=8, cpus=2).sizes == (0,)
+    assert plan_batches(5, runner="threads", workers=1, cpus=2).sizes == (2, 1, 1, 1)
+
+
+def test_split_is_contiguous_in_the_given_sizes() -> None:
+    assert split(list(range(10)), (4, 3, 3)) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert split([], (0,)) == [[]]
+    with pytest.raises(ValueError, match="sum to 3, not 2"):
+        split([1, 2], (2, 1))

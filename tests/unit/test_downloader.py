@@ -1,5 +1,6 @@
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gallery_snapshot.catalog import Catalog
@@ -8,6 +9,7 @@ from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.models import FetchResult, Link, StoredImage
 from gallery_snapshot.store import Store
+from tests.support.content_server import content_servers
 
 SNAPSHOT = "snap-1"
 
@@ -176,3 +178,28 @@ def test_nothing_is_adopted_through_a_link_or_beyond_max_bytes(
     # Fetched from its server, never taken from the planted folder.
     assert gallery.state.requests_for("/Jpg002.jpg") == [200]
     assert second.sha256 != entry["sha256"]
+
+
+def test_batches_running_at_once_share_the_process_download_threads(out_dir: Path) -> None:
+    # A batch's end must not idle threads while another batch waits: so batches in one process
+    # draw on one set of threads, and together never exceed it (each had its own: 2 x 4 here).
+    files = {f"http://127.0.0.1:{{port}}/{n}.jpg": b"x" * 100 for n in range(12)}
+    with content_servers(1, {}) as [server]:
+        server.files.update({url.format(port=server.port): body for url, body in files.items()})
+        server.latency = 0.05
+        urls = sorted(server.files)
+        batches = [
+            [Link(url=url, id=str(rank), rank=rank) for rank, url in enumerate(urls, 1)][half::2]
+            for half in (0, 1)
+        ]
+        shared = DownloadOptions(
+            out_dir=str(out_dir),
+            snapshot_id=SNAPSHOT,
+            allowed_hosts=frozenset({"127.0.0.1"}),
+            threads=4,
+        )
+        with ThreadPoolExecutor(2) as flow:
+            results = list(flow.map(lambda batch: fetch_batch(batch, shared), batches))
+    assert [len(batch) for batch in results] == [6, 6]
+    assert {result.status for batch in results for result in batch} == {"fetched"}
+    assert server.most_active == 4
