@@ -29,7 +29,7 @@ from gallery_snapshot.config import (
     SnapshotConfig,
 )
 from gallery_snapshot.errors import ConfigError, SnapshotError, StoreError
-from gallery_snapshot.manifest import read_manifest, summary_table
+from gallery_snapshot.manifest import summary_table
 from gallery_snapshot.object_store import is_object_url, names_a_url
 from gallery_snapshot.output import check_output, location
 from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
@@ -405,8 +405,9 @@ class FlowRunHandle:
 
 
 def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[dict[str, Any], str]:
-    """Run the flow in this process; return the manifest and the flow run's id, or raise
-    SnapshotError."""
+    """Run the flow in this process; return its summary (snapshot id, counts, where the
+    manifest and page are: the manifest itself is not read again, it can be tens of MB) and
+    the flow run's id, or raise SnapshotError."""
     from flows.snapshot import gallery_snapshot
 
     flow = (
@@ -418,18 +419,18 @@ def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[dict[st
         raise outcome
     if isinstance(outcome, BaseException) or not state.is_completed():
         raise SnapshotError(f"the snapshot flow ended in state {state.type.value}: {state.message}")
-    return read_manifest(outcome["manifest"]), str(state.state_details.flow_run_id)
+    return outcome, str(state.state_details.flow_run_id)
 
 
-def _print_summary(manifest: dict[str, Any], out_dir: str, seconds: float) -> None:
-    print(f"snapshot {manifest['snapshot_id']} finished in {seconds:.1f} s")
-    print(summary_table(manifest))
-    snapshot = f"snapshots/{manifest['snapshot_id']}"
+def _print_summary(summary: dict[str, Any], out_dir: str, seconds: float) -> None:
+    print(f"snapshot {summary['snapshot_id']} finished in {seconds:.1f} s")
+    print(summary_table(summary))
+    snapshot = f"snapshots/{summary['snapshot_id']}"
     print(f"manifest: {location(out_dir, f'{snapshot}/manifest.json')}")
     hint = "" if is_object_url(out_dir) else " (open it in a browser)"
     print(f"page:     {location(out_dir, f'{snapshot}/index.html')}{hint}")
     print(f"images:   {location(out_dir, 'images')}")
-    if manifest["counts"]["invalid"]:
+    if summary["counts"]["invalid"]:
         print(f"invalid files quarantined under {location(out_dir, 'quarantine')}")
 
 
@@ -459,12 +460,12 @@ def _snapshot(args: argparse.Namespace) -> None:
         _fail(str(exc), EXIT_FAILED)
     started = time.perf_counter()
     try:
-        manifest, flow_run_id = run_watched(lambda: run_snapshot(config, handle), api_url)
+        summary, flow_run_id = run_watched(lambda: run_snapshot(config, handle), api_url)
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)
     except Exception as exc:  # a bug or a Prefect failure: still one line
         _fail(f"the snapshot failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
-    _print_summary(manifest, config.out_dir, time.perf_counter() - started)
+    _print_summary(summary, config.out_dir, time.perf_counter() - started)
     print(f"run page: {ui_url}/runs/flow-run/{flow_run_id}")
 
 
