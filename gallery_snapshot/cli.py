@@ -8,6 +8,7 @@ its operations (the local server, setup) live in ``deployments/``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shlex
 import sys
@@ -537,3 +538,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.handler
     handler(args)
+
+
+def command() -> NoReturn:
+    """The ``gallery-snapshot`` command: ``main()``, then an exit that skips tearing down the
+    interpreter (freeing Prefect's modules and objects took 0.3-0.4 s after each run; the OS
+    frees a process at once). Exit handlers still run first, so Prefect's log and event workers
+    drain to the server and logging flushes; every file the run wrote was closed and synced."""
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -61,6 +61,19 @@ def test_run_against_an_imgur_compatible_api(prefect_server: PrefectServer, tmp_
     # PNGs are wanted now: two more downloads, two fewer skips.
     assert manifest["counts"] == {**DEMO_COUNTS, "selected": 21, "downloaded": 16, "skipped": 4}
     assert gallery.client_id not in json.dumps(manifest)
+    # The command exits without tearing the interpreter down, after its run's last log lines
+    # reached the server: no wait here.
+    [run] = prefect_server.api(
+        "POST", "/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}
+    ).json()
+    logs = prefect_server.api(
+        "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200}
+    ).json()
+    messages = [log["message"] for log in logs]
+    assert any(
+        message.startswith("snapshot ") and " recorded in " in message for message in messages
+    )
+    assert any("Finished in state Completed" in message for message in messages), messages
 
 
 def test_rejected_client_id_is_one_line_and_exit_1(
