@@ -100,11 +100,14 @@ class BatchSubmitter:
     def busy(self) -> bool:
         return bool(self.downloads or self.validations)
 
-    def _unwalked(self, value: Any) -> Any:
+    def _unwalked(self, value: Any, *, resolve: bool = False) -> Any:
         """``value`` marked so Prefect does not walk it looking for futures (~50 ms of the
-        flow process's CPU for a batch of 1,000 links). Not on Dask, whose argument packing
-        turns the mark (a tuple) into a plain tuple."""
-        return quote(value) if isinstance(self.runner, KEEP_ANNOTATIONS) else value
+        flow process's CPU for a batch of 1,000 links): ``quote``, or ``opaque`` for a future
+        to ``resolve`` (its result waited for, not walked). Not on Dask, whose argument
+        packing turns the mark (a tuple) into a plain tuple."""
+        if not isinstance(self.runner, KEEP_ANNOTATIONS):
+            return value
+        return opaque(value) if resolve else quote(value)
 
     def _download_next(self) -> None:
         name, links = self._waiting.popleft()
@@ -123,13 +126,7 @@ class BatchSubmitter:
     def _validate(self, fetched: PrefectFuture[Any], name: str) -> None:
         checked = self.runner.submit(
             validate_images.with_options(task_run_name=f"validate_images{name}"),
-            # opaque: the batch's results are waited for, not walked (as _unwalked says)
-            parameters={
-                "fetched": opaque(fetched)
-                if isinstance(self.runner, KEEP_ANNOTATIONS)
-                else fetched,
-                **self.validation,
-            },
+            parameters={"fetched": self._unwalked(fetched, resolve=True), **self.validation},
             dependencies={"fetched": {TaskRunResult(id=fetched.task_run_id)}},
         )
         self.validations.add(self.finished.watch(checked))
