@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -76,8 +77,43 @@ def manifest_relpath(snapshot_id: str) -> str:
 
 def write_manifest(out_dir: str, manifest: dict[str, Any]) -> str:
     """Write the manifest atomically (one PUT on an object store); return its location."""
-    data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
-    return write_file(out_dir, manifest_relpath(manifest["snapshot_id"]), data)
+    return write_file(out_dir, manifest_relpath(manifest["snapshot_id"]), encode_manifest(manifest))
+
+
+# Separators that make the C encoder write a flat object as ``indent=2`` writes it two levels
+# deep (an image in ``images``), once its braces are put on their own lines.
+_FLAT_ITEM = json.JSONEncoder(ensure_ascii=False, separators=(",\n      ", ": "))
+_SCALAR = (str, int, float, bool, type(None))
+
+
+def _indented(value: Any, depth: int) -> str:
+    """``value`` as ``json.dumps(indent=2)`` writes it ``depth`` levels deep."""
+    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * depth)
+
+
+def _list_item(item: Any) -> str:
+    """One entry of a top-level list, as ``json.dumps(indent=2)`` writes it."""
+    if isinstance(item, dict) and item and all(isinstance(v, _SCALAR) for v in item.values()):
+        return "{\n      " + _FLAT_ITEM.encode(item)[1:-1] + "\n    }"
+    return _indented(item, 2)
+
+
+def encode_manifest(manifest: dict[str, Any]) -> bytes:
+    """Exactly ``json.dumps(manifest, indent=2, ensure_ascii=False)`` in UTF-8, written item by
+    item. With an indent, ``json`` encodes in pure Python and joins every small piece at once:
+    at 100,000 images that is ~1 s and ~250 MB above the manifest's own 41 MB. Each image and
+    skipped link is a flat object, which the C encoder writes in one call."""
+    out = io.BytesIO()
+    for index, (key, value) in enumerate(manifest.items()):
+        out.write(f"{',' if index else '{'}\n  {json.dumps(key, ensure_ascii=False)}: ".encode())
+        if isinstance(value, list) and value:
+            for position, item in enumerate(value):
+                out.write(f"{',' if position else '['}\n    {_list_item(item)}".encode())
+            out.write(b"\n  ]")
+        else:
+            out.write(_indented(value, 1).encode())
+    out.write(b"\n}" if manifest else b"{}")
+    return out.getvalue()
 
 
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
