@@ -171,10 +171,14 @@ def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -
 
 
 def scan_object_manifests(
-    store: ObjectStore, *, newest_first: bool = False, skip: Collection[str] = ()
+    store: ObjectStore,
+    *,
+    newest_first: bool = False,
+    skip: Collection[str] = (),
+    before: str | None = None,
 ) -> Iterator[tuple[str, dict[str, Any] | ManifestProblem]]:
     """``scan_manifests`` on an object store: one LIST, then a GET per manifest read (none
-    for the snapshot ids in ``skip``)."""
+    for the snapshot ids in ``skip``, nor from ``before`` on)."""
     keys = sorted(
         (
             info.key
@@ -182,6 +186,7 @@ def scan_object_manifests(
             if info.key.count("/") == 2
             and info.key.endswith(f"/{MANIFEST_NAME}")
             and info.key.split("/")[1] not in skip
+            and _earlier(info.key.split("/")[1], before)
         ),
         reverse=newest_first,
     )
@@ -197,17 +202,24 @@ def scan_object_manifests(
             yield where, ManifestProblem(f"cannot read {where}: {exc}")
 
 
+def _earlier(snapshot_id: str, before: str | None) -> bool:
+    return before is None or snapshot_id < before
+
+
 def scan_manifests(
-    out_dir: str | Path, *, newest_first: bool = False
+    out_dir: str | Path, *, newest_first: bool = False, before: str | None = None
 ) -> Iterator[tuple[Path, dict[str, Any] | ManifestProblem]]:
     """Every snapshot folder's manifest, oldest (or newest) first, or the problem that stops
-    reading it; each read only when reached. Folders without a manifest (a run that died
-    before recording) are passed over."""
+    reading it; each read only when reached, none of the folders from ``before`` on (a
+    manifest names its folder: an id below ``before`` is all a folder name below it can hold).
+    Folders without a manifest (a run that died before recording) are passed over."""
     snapshots = Path(out_dir, "snapshots")
     if not snapshots.is_dir() or snapshots.is_symlink():
         return
     for folder in sorted(snapshots.iterdir(), reverse=newest_first):
         path = folder / "manifest.json"
+        if not _earlier(folder.name, before):
+            continue
         if folder.is_symlink():
             yield path, ManifestProblem(f"{folder} is a symbolic link")
         elif folder.is_dir() and (path.exists() or path.is_symlink()):
@@ -225,15 +237,16 @@ def iter_manifests(
 
 
 def manifests_anywhere(
-    out_dir: str, *, strict: bool = False, newest_first: bool = False
+    out_dir: str, *, strict: bool = False, newest_first: bool = False, before: str | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The readable manifests of a folder or an object store, oldest (or newest) first."""
+    """The readable manifests of a folder or an object store, oldest (or newest) first; only
+    those of snapshot ids below ``before``, when given (the others are not even read)."""
     if is_object_url(out_dir):
         scan: Iterator[tuple[Any, dict[str, Any] | ManifestProblem]] = scan_object_manifests(
-            ObjectStore(out_dir), newest_first=newest_first
+            ObjectStore(out_dir), newest_first=newest_first, before=before
         )
     else:
-        scan = scan_manifests(out_dir, newest_first=newest_first)
+        scan = scan_manifests(out_dir, newest_first=newest_first, before=before)
     return (manifest for _, manifest in readable(scan, strict=strict))
 
 
