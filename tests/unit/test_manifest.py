@@ -6,8 +6,10 @@ from typing import Any
 import pytest
 
 from gallery_snapshot.manifest import (
+    ManifestProblem,
     build_manifest,
     encode_manifest,
+    parse_manifest,
     status_counts,
     summary_table,
     write_manifest,
@@ -114,3 +116,42 @@ def test_encoding_a_large_manifest_holds_little_more_than_its_bytes() -> None:
         tracemalloc.stop()
     # json.dumps(indent=2) held every small piece at once: ~9x the result.
     assert peak < 2 * len(data)
+
+
+def test_reading_a_manifest_checks_every_entry(tmp_path: Path) -> None:
+    manifest = hostile_manifest(3)
+    data = encode_manifest(manifest)
+    assert parse_manifest(data, where="m") == manifest
+    for entry, problem in (
+        ({"images": [{**manifest["images"][0], "sha256": None}]}, "image 1 is downloaded without"),
+        ({"images": [{**manifest["images"][0], "status": "lost"}]}, "validation error"),
+        ({"images": ["x"]}, "validation error"),
+        ({"skipped": [{"url": "u"}]}, "validation error"),
+    ):
+        with pytest.raises(ManifestProblem, match=problem):
+            parse_manifest(json.dumps({**manifest, **entry}).encode(), where="m")
+
+
+def test_reading_a_large_manifest_makes_no_model_of_every_image() -> None:
+    records = [record(rank, "gone") for rank in range(1, 5001)]
+    data = encode_manifest(
+        build_manifest(
+            snapshot_id="s1",
+            started_at="a",
+            finished_at="b",
+            source={},
+            link_count=5000,
+            records=records,
+            skipped=[],
+        )
+    )
+    peaks = []
+    for read in (json.loads, lambda data: parse_manifest(data, where="m")):
+        tracemalloc.start()
+        try:
+            read(data)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    # 5,000 ImageRecords at once came to more than the parsed JSON itself.
+    assert peaks[1] < 1.2 * peaks[0]
