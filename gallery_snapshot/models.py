@@ -4,7 +4,8 @@ cross process boundaries and serve as Prefect task inputs and cache keys."""
 from __future__ import annotations
 
 import builtins
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -13,11 +14,43 @@ from pydantic import BaseModel, ConfigDict
 ImageStatus = Literal["downloaded", "reused", "invalid", "gone", "failed", "skipped"]
 FetchStatus = Literal["fetched", "reused", "gone", "failed"]
 
+# One set of field names per distinct combination, shared by the models that were given it.
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
 
-class Link(BaseModel):
-    """One image a source listed, in listing order (``rank`` starts at 1)."""
+
+def _share_fields_set(model: BaseModel) -> None:
+    names = model.__pydantic_fields_set__
+    shared = _FIELD_SETS.setdefault(frozenset(names), names)
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
+
+
+class Frozen(BaseModel):
+    """A frozen model whose instances share the set of names of their explicitly set fields.
+
+    Pydantic keeps that set per instance, and it is most of a per-image model: 728 B of a
+    Link's 1.3 KB, 1.2 KB of an ImageRecord's 2.2 KB after ``model_copy(update=...)`` (at
+    100,000 images, ~200 MB of a snapshot's memory). Sharing is safe because the model is
+    frozen: pydantic adds to the set only on assignment, which a frozen model refuses, and
+    ``model_copy`` copies it before adding to it."""
 
     model_config = ConfigDict(frozen=True)
+
+    def model_post_init(self, context: Any, /) -> None:
+        _share_fields_set(self)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        _share_fields_set(copied)
+        return copied
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # Unpickled: results from process and Dask workers.
+        super().__setstate__(state)
+        _share_fields_set(self)
+
+
+class Link(Frozen):
+    """One image a source listed, in listing order (``rank`` starts at 1)."""
 
     url: str
     id: str
@@ -27,10 +60,8 @@ class Link(BaseModel):
     album: str | None = None  # id of the album the image was expanded from
 
 
-class SkippedLink(BaseModel):
+class SkippedLink(Frozen):
     """A link (or a listing item) left out of the snapshot, and why."""
-
-    model_config = ConfigDict(frozen=True)
 
     url: str
     id: str | None = None
@@ -51,10 +82,8 @@ class Selection(BaseModel):
     skipped: list[SkippedLink]
 
 
-class StoredImage(BaseModel):
+class StoredImage(Frozen):
     """A validated image in the store, named by its content."""
-
-    model_config = ConfigDict(frozen=True)
 
     sha256: str
     format: str  # Pillow's name, e.g. "JPEG"
@@ -63,7 +92,7 @@ class StoredImage(BaseModel):
     height: int
 
 
-class FetchResult(BaseModel):
+class FetchResult(Frozen):
     """What the downloader did for one link. A ``fetched`` file waits in staging for
     validation; a ``reused`` one is already stored, as ``stored`` says."""
 
@@ -79,7 +108,7 @@ class FetchResult(BaseModel):
     error: str | None = None
 
 
-class ImageRecord(BaseModel):
+class ImageRecord(Frozen):
     """One image's line in the manifest."""
 
     url: str

@@ -19,10 +19,12 @@ CONTACT_SHEET = "contact-sheet.jpg"
 def previous_manifest(out_dir: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The latest earlier manifest of the same source in ``out_dir``, if any (files that are
     not manifests are skipped with a warning). Read newest first, so a store of a year of
-    hourly snapshots reads a few manifests, not all of them (a GET each on object storage)."""
+    hourly snapshots reads a few manifests, not all of them (a GET each on object storage);
+    never ``manifest``'s own, which a 100,000-image snapshot took ~1 s to read again."""
     source = source_key(manifest["source"])
-    for other in manifests_anywhere(out_dir, newest_first=True):
-        if other["snapshot_id"] < manifest["snapshot_id"] and source_key(other["source"]) == source:
+    earlier = manifests_anywhere(out_dir, newest_first=True, before=manifest["snapshot_id"])
+    for other in earlier:
+        if source_key(other["source"]) == source:
             return other
     return None
 

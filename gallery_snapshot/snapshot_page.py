@@ -5,6 +5,7 @@ status and reason, and the skipped links. It opens from the file system, no serv
 
 from __future__ import annotations
 
+import io
 from html import escape
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,16 +52,19 @@ def _figure(image: dict[str, Any]) -> str:
     )
 
 
-def render_page(manifest: dict[str, Any]) -> str:
-    """The snapshot page as HTML; every value from the manifest is escaped."""
+def render_page(manifest: dict[str, Any]) -> bytes:
+    """The snapshot page as UTF-8 HTML; every value from the manifest is escaped. Written
+    figure by figure: joined and concatenated as one string, 100,000 images took ~150 MB
+    above the page's own ~37 MB."""
     snapshot_id = escape(str(manifest["snapshot_id"]))
     counts = manifest.get("counts", {})
-    skipped_rows = "".join(
-        f"<tr><td>{_link(str(item.get('url')), str(item.get('url')))}</td>"
-        f"<td>{escape(str(item.get('reason')))}</td></tr>"
-        for item in manifest.get("skipped", [])
-    )
-    return (
+    skipped = manifest.get("skipped", [])
+    out = io.BytesIO()
+
+    def put(text: str) -> None:
+        out.write(text.encode("utf-8"))
+
+    put(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Snapshot {snapshot_id}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Snapshot {snapshot_id}</h1>"
@@ -69,14 +73,20 @@ def render_page(manifest: dict[str, Any]) -> str:
         f'<a href="manifest.json">manifest.json</a></p><p class="counts">'
         + "".join(f"<span><b>{escape(str(counts.get(k)))}</b> {k}</span>" for k in COUNT_KEYS)
         + '</p><div class="grid">'
-        + "".join(_figure(image) for image in manifest["images"])
-        + f"</div><h2>Skipped ({len(manifest.get('skipped', []))})</h2>"
-        f"<table><tr><th>link</th><th>reason</th></tr>{skipped_rows}</table>"
-        "</body></html>\n"
     )
+    for image in manifest["images"]:
+        put(_figure(image))
+    put(f"</div><h2>Skipped ({len(skipped)})</h2><table><tr><th>link</th><th>reason</th></tr>")
+    for item in skipped:
+        put(
+            f"<tr><td>{_link(str(item.get('url')), str(item.get('url')))}</td>"
+            f"<td>{escape(str(item.get('reason')))}</td></tr>"
+        )
+    put("</table></body></html>\n")
+    return out.getvalue()
 
 
 def write_snapshot_page(out_dir: str, manifest: dict[str, Any]) -> str:
     """Write ``snapshots/<id>/index.html``; return its path."""
     relpath = f"snapshots/{manifest['snapshot_id']}/{PAGE_NAME}"
-    return write_file(out_dir, relpath, render_page(manifest).encode("utf-8"))
+    return write_file(out_dir, relpath, render_page(manifest))

@@ -1,7 +1,19 @@
 import json
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
-from gallery_snapshot.manifest import build_manifest, status_counts, summary_table, write_manifest
+import pytest
+
+from gallery_snapshot.manifest import (
+    ManifestProblem,
+    build_manifest,
+    encode_manifest,
+    parse_manifest,
+    status_counts,
+    summary_table,
+    write_manifest,
+)
 from gallery_snapshot.models import ImageRecord, SkippedLink
 
 
@@ -51,3 +63,95 @@ def test_manifest_counts_orders_and_writes_atomically(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["manifest.json"]  # no temporary left
     assert "downloaded       1" in summary_table(manifest)
     assert status_counts([record(1, "gone"), record(2, "gone")]) == "2 gone"
+
+
+def hostile_manifest(images: int) -> dict[str, Any]:
+    """A manifest with what JSON escapes or leaves alone: quotes, control characters, non-ASCII,
+    line separators; a nested source; an entry that is not a flat object."""
+    records = [
+        ImageRecord(
+            url=f'https://i.imgur.com/{rank}".jpg?q=\\\u2028é',
+            id=f"{rank}\x00\x1f\x7f",
+            rank=rank,
+            status="downloaded" if rank % 3 else "invalid",
+            path=f"images/ab/cd/{'ab' * 32}.jpg" if rank % 3 else None,
+            sha256="ab" * 32 if rank % 3 else None,
+            bytes=rank * 1000,
+            width=rank,
+            height=2,
+            format="JPEG",
+            error=None if rank % 3 else "cannot decode: \n<b>ünïcode</b>\t💥",
+        )
+        for rank in range(1, images + 1)
+    ]
+    manifest = build_manifest(
+        snapshot_id="s1",
+        started_at="a",
+        finished_at="b",
+        source={"kind": "urls", "nested": {"list": [1, 2.5, None, True], "empty": {}}},
+        link_count=images + 1,
+        records=records,
+        skipped=[SkippedLink(url="u", id=None, reason="animated (image/gif)")],
+    )
+    return manifest
+
+
+@pytest.mark.parametrize("images", [0, 1, 7])
+def test_manifest_bytes_are_those_of_json_dumps_with_indent(tmp_path: Path, images: int) -> None:
+    manifest = hostile_manifest(images)
+    reference = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
+    assert encode_manifest(manifest) == reference
+    odd = {**manifest, "skipped": [{}, {"nested": [1]}, 3, []], "extra": []}
+    assert encode_manifest(odd) == json.dumps(odd, indent=2, ensure_ascii=False).encode("utf-8")
+    assert Path(write_manifest(str(tmp_path), manifest)).read_bytes() == reference
+
+
+def test_encoding_a_large_manifest_holds_little_more_than_its_bytes() -> None:
+    manifest = hostile_manifest(5000)
+    tracemalloc.start()
+    try:
+        data = encode_manifest(manifest)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # json.dumps(indent=2) held every small piece at once: ~9x the result.
+    assert peak < 2 * len(data)
+
+
+def test_reading_a_manifest_checks_every_entry(tmp_path: Path) -> None:
+    manifest = hostile_manifest(3)
+    data = encode_manifest(manifest)
+    assert parse_manifest(data, where="m") == manifest
+    for entry, problem in (
+        ({"images": [{**manifest["images"][0], "sha256": None}]}, "image 1 is downloaded without"),
+        ({"images": [{**manifest["images"][0], "status": "lost"}]}, "validation error"),
+        ({"images": ["x"]}, "validation error"),
+        ({"skipped": [{"url": "u"}]}, "validation error"),
+    ):
+        with pytest.raises(ManifestProblem, match=problem):
+            parse_manifest(json.dumps({**manifest, **entry}).encode(), where="m")
+
+
+def test_reading_a_large_manifest_makes_no_model_of_every_image() -> None:
+    records = [record(rank, "gone") for rank in range(1, 5001)]
+    data = encode_manifest(
+        build_manifest(
+            snapshot_id="s1",
+            started_at="a",
+            finished_at="b",
+            source={},
+            link_count=5000,
+            records=records,
+            skipped=[],
+        )
+    )
+    peaks = []
+    for read in (json.loads, lambda data: parse_manifest(data, where="m")):
+        tracemalloc.start()
+        try:
+            read(data)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    # 5,000 ImageRecords at once came to more than the parsed JSON itself.
+    assert peaks[1] < 1.2 * peaks[0]

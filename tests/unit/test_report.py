@@ -103,7 +103,7 @@ def test_the_previous_snapshot_is_found_without_reading_every_manifest(
     monkeypatch.setattr(manifest_module, "parse_manifest", counting_parse)
     previous = previous_manifest(out, history[-1])
     assert previous is not None and previous["snapshot_id"] == history[-2]["snapshot_id"]
-    assert len(parsed) == 2  # the current one, then its predecessor: not all 28
+    assert parsed == [f"{out}/snapshots/{history[-2]['snapshot_id']}/manifest.json"]  # not all 28
 
 
 def test_summary_is_a_vertical_table_with_duration_and_rate() -> None:
