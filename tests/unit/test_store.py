@@ -2,12 +2,14 @@ import fcntl
 import hashlib
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import gallery_snapshot.store as store_module
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.store import (
     MAX_NAME_LENGTH,
@@ -16,6 +18,7 @@ from gallery_snapshot.store import (
     is_stored_relpath,
     safe_component,
     stored_relpath,
+    sync_filesystem,
 )
 
 
@@ -201,3 +204,19 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="cannot write to the output folder"):
         Store(blocker / "out").prepare()
+
+
+def test_syncing_the_store_starts_no_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A child forked from a large flow process counts as large as it in the run's peak memory.
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
+    store_module._libc.cache_clear()
+    try:
+        (tmp_path / "file").write_bytes(b"x")
+        sync_filesystem(tmp_path)
+    finally:
+        store_module._libc.cache_clear()
