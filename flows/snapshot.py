@@ -193,7 +193,7 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             )
         if not isinstance(store, Store):
             records = store.settle(snapshot_id, records)
-        summary: dict[str, Any] = record_manifest(  # type: ignore[call-overload]  # quote() arrives unwrapped
+        recorded: dict[str, Any] = record_manifest(  # type: ignore[call-overload]  # quote() arrives unwrapped
             out_dir=out_dir,
             snapshot_id=snapshot_id,
             started_at=started_at,
@@ -204,11 +204,18 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             records=quote(records),
             skipped=quote(listing.skipped + selection.skipped),
         )
-    publish_report(
+    manifest = recorded["document"]
+    publish_report(  # type: ignore[call-overload]  # quote() arrives unwrapped
         out_dir=out_dir,
-        manifest_path=summary["manifest"],
+        # quote: the manifest as written, not walked for futures nor read back (tens of MB)
+        manifest=quote(manifest),
         seconds=time.monotonic() - clock,
         key_prefix=key_prefix,
     )
-    logger.info("snapshot %s recorded in %s", snapshot_id, summary["manifest"])
-    return summary
+    logger.info("snapshot %s recorded in %s", snapshot_id, recorded["manifest"])
+    return {
+        "snapshot_id": snapshot_id,
+        "manifest": recorded["manifest"],
+        "page": recorded["page"],
+        "counts": manifest["counts"],
+    }

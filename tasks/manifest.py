@@ -25,7 +25,8 @@ def record_manifest(
     skipped: list[SkippedLink],
 ) -> dict[str, Any]:
     """Write the snapshot's page, then its manifest (last, so a manifest never names what is
-    not there yet); return their paths and the counts (the manifest itself can be large)."""
+    not there yet); return the manifest and where both went (``manifest``, ``page``), so the
+    report needs not read tens of MB back."""
     manifest = build_manifest(
         snapshot_id=snapshot_id,
         started_at=started_at,
@@ -37,9 +38,4 @@ def record_manifest(
     )
     page = write_snapshot_page(out_dir, manifest)
     path = write_manifest(out_dir, manifest)
-    return {
-        "snapshot_id": snapshot_id,
-        "manifest": path,
-        "page": page,
-        "counts": manifest["counts"],
-    }
+    return {"document": manifest, "manifest": path, "page": page}

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from gallery_snapshot.manifest import read_manifest
 from gallery_snapshot.report import (
     markdown_report,
     previous_manifest,
@@ -26,10 +26,10 @@ def artifact_key(*parts: str) -> str:
 
 @task(name="publish_report", cache_policy=NO_CACHE, retries=1)
 def publish_report(
-    *, out_dir: str, manifest_path: str, seconds: float, key_prefix: str
+    *, out_dir: str, manifest: dict[str, Any], seconds: float, key_prefix: str
 ) -> str | None:
-    """Create the artifacts; return the contact sheet's path (None when nothing was stored)."""
-    manifest = read_manifest(manifest_path)
+    """Create the artifacts of the snapshot ``manifest`` (as written); return the contact
+    sheet's path (None when nothing was stored)."""
     snapshot_id = manifest["snapshot_id"]
     create_table_artifact(
         summary_rows(manifest, seconds=seconds),
