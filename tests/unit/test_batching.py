@@ -48,10 +48,14 @@ def test_task_runs_stay_few_and_batches_small_however_many_images() -> None:
         assert len(plan.sizes) <= most and max(plan.sizes) <= MAX_BATCH
 
 
-def test_process_runners_keep_batches_of_several_images_per_thread() -> None:
+@pytest.mark.parametrize("runner", ["processes", "dask"])
+def test_process_runners_get_few_even_batches(runner: str) -> None:
     # There a process runs one batch at a time: each batch's end idles its threads.
-    plan = plan_batches(300, runner="dask", workers=8, cpus=2)
-    assert plan.threads == 4 and min(plan.sizes[:-1]) >= 16
+    plan = plan_batches(300, runner=runner, workers=8, cpus=2)  # type: ignore[arg-type]
+    assert plan.threads == 4 and plan.sizes == (75, 75, 75, 75)
+    big = plan_batches(20_001, runner=runner, workers=64, cpus=2)  # type: ignore[arg-type]
+    assert len(big.sizes) == 21 and max(big.sizes) - min(big.sizes) <= 1
+    assert plan_batches(3, runner=runner, workers=8, cpus=2).sizes == (1, 1, 1)  # type: ignore[arg-type]
 
 
 def test_small_snapshots_are_one_batch() -> None:
