@@ -12,6 +12,7 @@ import atexit
 import os
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -543,8 +544,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def command() -> NoReturn:
     """The ``gallery-snapshot`` command: ``main()``, then an exit that skips tearing down the
     interpreter (freeing Prefect's modules and objects took 0.3-0.4 s after each run; the OS
-    frees a process at once). Exit handlers still run first, so Prefect's log and event workers
-    drain to the server and logging flushes; every file the run wrote was closed and synced."""
+    frees a process at once). What the interpreter runs at exit still runs first, in its
+    order: threads' exit callbacks (Prefect's event worker drains there), then exit handlers
+    (its log worker, logging); every file the run wrote was closed and synced."""
     code = 0
     try:
         main()
@@ -552,7 +554,12 @@ def command() -> NoReturn:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:  # None: the descriptor was closed before the start
+                stream.flush()
+        except (OSError, ValueError):  # a pipe nobody reads any more, a closed stream
+            pass
     os._exit(code)

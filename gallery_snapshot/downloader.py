@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import posixpath
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -244,22 +245,35 @@ def _short(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-_download_pool: tuple[int, ThreadPoolExecutor] | None = None  # (its thread count, the pool)
-_download_pool_lock = threading.Lock()
+# The process's download threads, one pool per thread count asked for.
+_download_pools: dict[int, ThreadPoolExecutor] = {}
+_download_pools_lock = threading.Lock()
 
 
-def download_threads(count: int) -> ThreadPoolExecutor:
-    """The process's ``count`` download threads, shared by every batch running in it (as its
-    connection pool is): while one batch's last images are in flight, the next batch's fill
-    the idle threads, so a batch's end leaves no thread waiting. Asked for another count, it
-    makes a new pool; the old one finishes what it was given."""
-    global _download_pool
-    with _download_pool_lock:
-        if _download_pool is None or _download_pool[0] != count:
-            if _download_pool is not None:
-                _download_pool[1].shutdown(wait=False)
-            _download_pool = (count, ThreadPoolExecutor(count, thread_name_prefix="download"))
-        return _download_pool[1]
+def _forget_download_pools() -> None:
+    """In a forked child: the pools' threads were not copied, and the lock may be held."""
+    global _download_pools_lock
+    _download_pools.clear()
+    _download_pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_download_pools)
+
+
+def submit_downloads(
+    fetch: Callable[[Link], FetchResult], links: list[Link], *, threads: int
+) -> list[Future[FetchResult]]:
+    """Queue ``fetch`` of each link on the process's ``threads`` download threads, shared by
+    every batch running in it with that count (as its connection pool is): while one batch's
+    last images are in flight, the next batch's fill the idle threads, so a batch's end leaves
+    no thread waiting. A batch's images queue together, so batches end in order. Batches
+    asking for another count get a pool of their own; a pool lives as long as its process."""
+    with _download_pools_lock:
+        pool = _download_pools.get(threads)
+        if pool is None:
+            pool = ThreadPoolExecutor(threads, thread_name_prefix=f"download-{threads}")
+            _download_pools[threads] = pool
+        return [pool.submit(fetch, link) for link in links]
 
 
 def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchResult]:
@@ -297,16 +311,15 @@ def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchRe
 
     session = image_client()  # the process's: its connections outlive the batch
     try:
-        pool = download_threads(max(1, options.threads))
-        with _download_pool_lock:  # a batch's images queue together: batches end in order
-            futures = [pool.submit(fetch, link) for link in links]
+        futures = submit_downloads(fetch, links, threads=max(1, options.threads))
         try:
             return [future.result() for future in futures]
-        finally:
-            # On an error, none of this batch's downloads may outlive it: a retry of the
-            # batch would write the same staging files.
+        except BaseException:
+            # None of this batch's downloads may outlive it: a retry of the batch would write
+            # the same staging files.
             for future in futures:
                 future.cancel()
             wait(futures)
+            raise
     finally:
         journal.close()

@@ -74,6 +74,15 @@ def test_run_against_an_imgur_compatible_api(prefect_server: PrefectServer, tmp_
         message.startswith("snapshot ") and " recorded in " in message for message in messages
     )
     assert any("Finished in state Completed" in message for message in messages), messages
+    # So have the task runs' final states (they travel as events, drained at thread exit).
+    task_runs = prefect_server.api(
+        "POST", "/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}
+    ).json()
+    assert {task["name"].split("-")[0] for task in task_runs} >= {
+        "record_manifest",
+        "publish_report",
+    }
+    assert {task["state_type"] for task in task_runs} == {"COMPLETED"}, task_runs
 
 
 def test_rejected_client_id_is_one_line_and_exit_1(

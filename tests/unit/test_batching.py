@@ -11,7 +11,7 @@ from gallery_snapshot.batching import MAX_BATCH, batch_sizes, plan_batches, spli
 @pytest.mark.parametrize("runner", ["threads", "processes", "dask"])
 def test_plan_reaches_the_requested_concurrency(workers: int, runner: str) -> None:
     plan = plan_batches(2000, runner=runner, workers=workers, cpus=2)  # type: ignore[arg-type]
-    assert workers <= plan.concurrency < workers + plan.processes
+    assert workers <= plan.processes * plan.threads < workers + plan.processes
     if runner == "threads":
         assert (plan.processes, plan.threads) == (1, workers)  # the flow's own threads
     else:
@@ -33,10 +33,13 @@ def test_batch_sizes_cover_the_links_in_shrinking_batches(
         assert sizes == (0,)  # one empty batch: the flow keeps its shape
         return
     assert all(0 < size <= largest for size in sizes)
-    assert list(sizes) == sorted(sizes, reverse=True)
     assert all(size >= smallest for size in sizes[:-1])
-    # The validation left after the last download is of one small batch, whatever N.
-    assert sizes[-1] <= smallest or len(sizes) == 1
+    # A rest under ``smallest`` joins the batch before it, unless the two exceed ``largest``.
+    assert sizes[-1] >= smallest or len(sizes) == 1 or sizes[-2] + sizes[-1] > largest
+    # Shrinking, and the validation left after the last download is of one small batch,
+    # whatever N.
+    assert list(sizes[:-1]) == sorted(sizes[:-1], reverse=True)
+    assert sizes[-1] < 2 * smallest or len(sizes) == 1 or sizes[-1] <= sizes[-2]
     # Orchestration stays O(log N) task runs, plus one per ``largest`` images.
     assert len(sizes) <= n_links / largest + 4 * math.log(n_links / smallest + 1) + 3
 
@@ -62,6 +65,8 @@ def test_small_snapshots_are_one_batch() -> None:
     assert plan_batches(3, runner="threads", workers=8, cpus=2).sizes == (3,)
     assert plan_batches(0, runner="threads", workers=8, cpus=2).sizes == (0,)
     assert plan_batches(5, runner="threads", workers=1, cpus=2).sizes == (2, 1, 1, 1)
+    # No task run for a rest smaller than the threads: 2,000 at 8 workers ends (..., 8, 9).
+    assert plan_batches(2000, runner="threads", workers=8, cpus=2).sizes[-2:] == (8, 9)
 
 
 def test_split_is_contiguous_in_the_given_sizes() -> None:

@@ -1,6 +1,10 @@
 import hashlib
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from gallery_snapshot.catalog import Catalog
@@ -9,7 +13,7 @@ from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.models import FetchResult, Link, StoredImage
 from gallery_snapshot.store import Store
-from tests.support.content_server import content_servers
+from tests.support.content_server import ContentServer, content_servers
 
 SNAPSHOT = "snap-1"
 
@@ -180,26 +184,76 @@ def test_nothing_is_adopted_through_a_link_or_beyond_max_bytes(
     assert second.sha256 != entry["sha256"]
 
 
+@contextmanager
+def slow_files(count: int) -> Iterator[tuple[ContentServer, list[Link]]]:
+    """A loopback server answering ``count`` small files after 50 ms each, and their links."""
+    with content_servers(1, {}) as [server]:
+        base = f"http://127.0.0.1:{server.port}"
+        server.files.update({f"{base}/{n}.jpg": b"x" * 100 for n in range(count)})
+        server.latency = 0.05
+        urls = sorted(server.files)
+        yield server, [Link(url=url, id=str(rank), rank=rank) for rank, url in enumerate(urls, 1)]
+
+
+def threads_of(out_dir: Path, threads: int, snapshot: str = SNAPSHOT) -> DownloadOptions:
+    return DownloadOptions(
+        out_dir=str(out_dir),
+        snapshot_id=snapshot,
+        allowed_hosts=frozenset({"127.0.0.1"}),
+        threads=threads,
+    )
+
+
 def test_batches_running_at_once_share_the_process_download_threads(out_dir: Path) -> None:
     # A batch's end must not idle threads while another batch waits: so batches in one process
     # draw on one set of threads, and together never exceed it (each had its own: 2 x 4 here).
-    files = {f"http://127.0.0.1:{{port}}/{n}.jpg": b"x" * 100 for n in range(12)}
-    with content_servers(1, {}) as [server]:
-        server.files.update({url.format(port=server.port): body for url, body in files.items()})
-        server.latency = 0.05
-        urls = sorted(server.files)
-        batches = [
-            [Link(url=url, id=str(rank), rank=rank) for rank, url in enumerate(urls, 1)][half::2]
-            for half in (0, 1)
-        ]
-        shared = DownloadOptions(
-            out_dir=str(out_dir),
-            snapshot_id=SNAPSHOT,
-            allowed_hosts=frozenset({"127.0.0.1"}),
-            threads=4,
-        )
-        with ThreadPoolExecutor(2) as flow:
-            results = list(flow.map(lambda batch: fetch_batch(batch, shared), batches))
+    with slow_files(12) as (server, links), ThreadPoolExecutor(2) as flow:
+        batches = [links[0::2], links[1::2]]
+        results = list(flow.map(lambda batch: fetch_batch(batch, threads_of(out_dir, 4)), batches))
     assert [len(batch) for batch in results] == [6, 6]
     assert {result.status for batch in results for result in batch} == {"fetched"}
     assert server.most_active == 4
+
+
+def test_snapshots_asking_for_other_thread_counts_keep_their_own(out_dir: Path) -> None:
+    # Two snapshots in one process (a test harness, a Dask worker) with --workers 2 and 3: each
+    # keeps its threads, none fails on a pool another one replaced, and never more than 2 + 3.
+    with slow_files(40) as (server, links), ThreadPoolExecutor(8) as flow:
+        jobs = [
+            flow.submit(fetch_batch, links[start : start + 5], threads_of(out_dir, 2 + start % 2))
+            for start in range(0, 40, 5)
+        ]
+        results = [result for job in jobs for result in job.result()]
+    assert len(results) == 40 and {result.status for result in results} == {"fetched"}
+    assert server.most_active <= 5
+
+
+FORKED_FETCH = """
+import os, signal, sys
+from gallery_snapshot.downloader import DownloadOptions, fetch_batch
+from gallery_snapshot.models import Link
+url, out = sys.argv[1], sys.argv[2]
+hosts = frozenset({"127.0.0.1"})
+options = DownloadOptions(out_dir=out, snapshot_id="s", allowed_hosts=hosts, threads=2)
+fetch_batch([Link(url=url, id="1", rank=1)], options)  # the parent's pool has threads now
+child = os.fork()
+if child == 0:
+    signal.alarm(20)  # a hang is a failure, not a stuck test
+    [result] = fetch_batch([Link(url=url, id="2", rank=2)], options)
+    os._exit(0 if result.status == "fetched" else 3)
+_, status = os.waitpid(child, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_downloads_on_threads_of_its_own(out_dir: Path) -> None:
+    # A fork copies the pool but not its threads: the child's downloads would wait for ever.
+    with slow_files(1) as (_, [link]):
+        child = subprocess.run(
+            [sys.executable, "-c", FORKED_FETCH, link.url, str(out_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert child.returncode == 0, child.stderr[-2000:]
