@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.utilities.annotations import quote
 
@@ -205,13 +205,20 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             skipped=quote(listing.skipped + selection.skipped),
         )
     manifest = recorded["document"]
-    publish_report(  # type: ignore[call-overload]  # quote() arrives unwrapped
+    report: State[Any] = publish_report(
         out_dir=out_dir,
         # quote: the manifest as written, not walked for futures nor read back (tens of MB)
         manifest=quote(manifest),
         seconds=time.monotonic() - clock,
         key_prefix=key_prefix,
+        return_state=True,
     )
+    if not report.is_completed():  # the snapshot is whole: its report is not what it is for
+        logger.warning(
+            "the snapshot's report could not be published (%s); the snapshot is recorded in %s",
+            report.message,
+            recorded["manifest"],
+        )
     logger.info("snapshot %s recorded in %s", snapshot_id, recorded["manifest"])
     return {
         "snapshot_id": snapshot_id,

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 import gallery_snapshot.manifest as manifest_module
+import tasks.report
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
@@ -93,3 +94,22 @@ def test_the_report_is_made_without_reading_the_new_manifest_back(
     # The second run's report reads the first manifest (its changes since), never its own.
     assert parsed == [first["snapshot_id"]]
     assert second["counts"]["downloaded"] == 0 and second["counts"]["reused"] > 0
+
+
+def test_a_report_that_cannot_be_published_leaves_the_snapshot_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The manifest is written before the report: the snapshot is whole, so its run (and the
+    # command's exit status) says so, and the report's failure is a warning in its logs.
+    def artifact_api_down(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("artifact API down")
+
+    monkeypatch.setattr(tasks.report, "create_table_artifact", artifact_api_down)
+    config = SnapshotConfig(demo_gallery=True, out_dir=str(tmp_path), workers=4, attempts=2)
+    with caplog.at_level("WARNING", logger="prefect.flow_runs"):
+        state = gallery_snapshot(config, return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+    assert manifest_of(summary)["counts"] == summary["counts"]
+    [warning] = [r.getMessage() for r in caplog.records if "report" in r.getMessage()]
+    assert "artifact API down" in warning and summary["manifest"] in warning
