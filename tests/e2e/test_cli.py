@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -12,6 +13,17 @@ import requests
 from gallery_snapshot.demo_gallery import DemoGallery
 from tests.conftest import DEMO_COUNTS
 from tests.e2e.conftest import PrefectServer, manifests, run_args
+
+
+def latest_run_and_its_logs(server: PrefectServer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The flow run that started last on ``server``, and its logs."""
+    [run] = server.api(
+        "POST", "/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}
+    ).json()
+    logs = server.api(
+        "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200}
+    ).json()
+    return run, logs
 
 
 def test_demo_then_a_rerun_that_reuses_everything(
@@ -63,12 +75,7 @@ def test_run_against_an_imgur_compatible_api(prefect_server: PrefectServer, tmp_
     assert gallery.client_id not in json.dumps(manifest)
     # The command exits without tearing the interpreter down, after its run's last log lines
     # reached the server: no wait here.
-    [run] = prefect_server.api(
-        "POST", "/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}
-    ).json()
-    logs = prefect_server.api(
-        "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200}
-    ).json()
+    run, logs = latest_run_and_its_logs(prefect_server)
     messages = [log["message"] for log in logs]
     assert any(
         message.startswith("snapshot ") and " recorded in " in message for message in messages
@@ -102,12 +109,7 @@ def test_rejected_client_id_is_one_line_and_exit_1(
     assert "Traceback" not in result.stderr + result.stdout
     assert "wrong-secret-id" not in result.stderr + result.stdout
     # Nor in what the server keeps: the run's parameters and its logs.
-    [run] = prefect_server.api(
-        "POST", "/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}
-    ).json()
-    logs = prefect_server.api(
-        "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200}
-    ).json()
+    run, logs = latest_run_and_its_logs(prefect_server)
     assert logs and "Invalid client_id" in json.dumps(logs)
     assert "wrong-secret-id" not in json.dumps(logs) + json.dumps(run["parameters"])
 
