@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
@@ -185,7 +186,9 @@ class Deadline:
             self._sockets.append(sock)
             if _ABORTED.is_set():
                 self._cut()
-        _WATCHDOG.wake()
+            sooner = self.at < _WATCHDOG.wakes_at
+        if sooner:
+            _WATCHDOG.wake()
 
     def _cut(self) -> None:
         for sock in self._sockets:
@@ -195,13 +198,16 @@ class Deadline:
 
 
 class _Watchdog:
-    """One daemon thread that cuts the sockets of deadlines as they pass."""
+    """One daemon thread that cuts the sockets of deadlines as they pass. It is woken only by a
+    deadline sooner than the one it waits for: with one ``--deadline`` for all, a new one is
+    later, so the downloads do not wake it twice an image (64 threads at 600 images/s did)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._changed = threading.Event()
         self._deadlines: set[Deadline] = set()
         self._thread: threading.Thread | None = None
+        self.wakes_at = -math.inf  # when the thread looks next (-inf: it is looking now)
 
     def add(self, deadline: Deadline) -> None:
         with self.lock:
@@ -209,7 +215,6 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
                 self._thread.start()
-        self.wake()
 
     def remove(self, deadline: Deadline) -> None:
         """Stop watching ``deadline``; its sockets may go back to the pool, uncut."""
@@ -223,12 +228,15 @@ class _Watchdog:
     def _run(self) -> None:
         while True:
             with self.lock:
+                self._changed.clear()
                 passed = [d for d in self._deadlines if d.expired]
                 for deadline in passed:
                     deadline._cut()
                 watched = [d.at for d in self._deadlines if d._sockets]
-            self._changed.clear()
-            self._changed.wait(max(0.0, min(watched) - time.monotonic()) if watched else None)
+                self.wakes_at = min(watched) if watched else math.inf
+            self._changed.wait(max(0.0, self.wakes_at - time.monotonic()) if watched else None)
+            with self.lock:
+                self.wakes_at = -math.inf
 
 
 _WATCHDOG = _Watchdog()
