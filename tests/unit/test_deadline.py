@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,22 @@ def test_the_demo_gallery_can_trickle_and_send_broken_headers(
     assert broken.status == "failed"
     assert (broken.error or "").startswith("response headers do not parse")
     assert ok.status == "fetched"
+
+
+def test_a_shorter_deadline_after_a_longer_one_is_kept(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    # The watchdog sleeps until the soonest deadline it knows and is woken only by a sooner
+    # one: a 1 s deadline arriving while it waits out a 6 s one must be cut at 1 s, not 6 s.
+    hostile.trickle["/trickle.jpg"] = 0.2
+    hostile.trickle_body.add("/trickle.jpg")
+    with ThreadPoolExecutor(1) as other_snapshot:
+        longer = other_snapshot.submit(fetch, hostile, tmp_path / "a", "/trickle.jpg", deadline=6.0)
+        time.sleep(0.5)  # the 6 s deadline is watched now
+        started = time.monotonic()
+        [shorter] = fetch(hostile, tmp_path / "b", "/trickle.jpg", deadline=1.0)
+        elapsed = time.monotonic() - started
+        [first] = longer.result()
+    assert (shorter.status, shorter.error) == ("failed", "deadline of 1 s exceeded")
+    assert (first.status, first.error) == ("failed", "deadline of 6 s exceeded")
+    assert elapsed < 4, elapsed  # not a speed check: the 6 s deadline would end it at ~5.5 s
