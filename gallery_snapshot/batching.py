@@ -50,14 +50,16 @@ def plan_batches(n_links: int, *, runner: Runner, workers: int, cpus: int) -> Ba
     Dask: one process per core (a process per concurrent download would cost ~150 MB each),
     threads inside.
     """
-    processes = 1 if runner == "threads" else max(1, min(cpus, workers))
-    threads = math.ceil(workers / processes)
     if runner == "threads":
-        sizes = batch_sizes(n_links, smallest=threads, largest=max(MAX_BATCH, threads))
-    else:
-        count = max(BATCHES_PER_PROCESS * processes, math.ceil(n_links / MAX_BATCH))
-        sizes = even_sizes(n_links, count=count)
-    return BatchPlan(processes=processes, threads=threads, sizes=sizes)
+        sizes = batch_sizes(n_links, smallest=workers, largest=max(MAX_BATCH, workers))
+        return BatchPlan(processes=1, threads=workers, sizes=sizes)
+    processes = max(1, min(cpus, workers))
+    count = max(BATCHES_PER_PROCESS * processes, math.ceil(n_links / MAX_BATCH))
+    return BatchPlan(
+        processes=processes,
+        threads=math.ceil(workers / processes),
+        sizes=even_sizes(n_links, count=count),
+    )
 
 
 def batch_sizes(n_links: int, *, smallest: int, largest: int) -> tuple[int, ...]:
