@@ -35,6 +35,8 @@ from gallery_snapshot.manifest import summary_table
 from gallery_snapshot.object_store import is_object_url, names_a_url
 from gallery_snapshot.output import check_output, location
 from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
+from gallery_snapshot.run_policy import trust_terminal_user
+from gallery_snapshot.sources.urls_file import open_urls_file
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -346,10 +348,7 @@ def _check_inputs(config: SnapshotConfig) -> None:
     """What can be checked before Prefect starts: the URLs file is readable (ConfigError), the
     output folder writable (StoreError), the client id set when no server may hold it."""
     if path := config.source.urls_file:
-        try:
-            open(path, "rb").close()  # only whether it opens
-        except OSError as exc:
-            raise ConfigError(f"cannot read the URLs file {path}: {exc.strerror}") from None
+        open_urls_file(path).close()  # only whether it opens: a regular file, readable
     _check_client_id(config)
     check_output(config.out_dir)
 
@@ -460,6 +459,7 @@ def _snapshot(args: argparse.Namespace) -> None:
         _fail(str(exc), EXIT_USAGE)
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)
+    trust_terminal_user()  # its options are its user's, who owns this machine (see run_policy)
     started = time.perf_counter()
     try:
         summary, flow_run_id = run_watched(lambda: run_snapshot(config, handle), api_url)
