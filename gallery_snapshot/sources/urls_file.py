@@ -51,7 +51,7 @@ def open_urls_file(path: str) -> BinaryIO:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a file")
+        kind = next((name for test, name in _NOT_REGULAR if test(mode)), "a special file")
         raise ConfigError(f"cannot read the URLs file {path}: not a regular file ({kind})")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
