@@ -184,6 +184,7 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                     "snapshot_id": snapshot_id,
                     "formats": config.pillow_formats,
                     "max_pixels": config.max_pixels,
+                    "deadline": config.deadline,
                 },
                 staging=store.staging_dir(snapshot_id) if isinstance(store, Store) else None,
                 known=None
