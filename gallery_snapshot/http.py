@@ -145,6 +145,32 @@ def image_client() -> ImageClient:
         return _shared[1]
 
 
+class BodyTooLarge(Exception):
+    """The body outgrew its cap; ``str()`` says by how much, as far as is known."""
+
+
+CHUNK_SIZE = 64 * 1024
+
+
+def read_body(response: BaseHTTPResponse, *, max_bytes: int, deadline: Deadline) -> Iterator[bytes]:
+    """The body of ``response``, decoded, in chunks: ``BodyTooLarge`` once more than
+    ``max_bytes`` arrived, decoded or on the wire (a declared ``Content-Length`` over it is
+    refused unread), ``deadline.error()`` past the deadline. urllib3 decodes a bounded amount
+    per read, so a compression bomb never sits in memory; one that decodes to nothing is
+    cut by the deadline's watchdog."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"{declared} > {max_bytes}")
+    size = 0
+    for chunk in response.stream(CHUNK_SIZE, decode_content=True):
+        if deadline.expired:
+            raise deadline.error()
+        size += len(chunk)
+        if size > max_bytes or response.tell() > max_bytes:
+            raise BodyTooLarge(f"over {max_bytes}")
+        yield chunk
+
+
 class MalformedResponse(Exception):
     """The response's header block does not parse: its framing cannot be trusted. Not an
     ``OSError``, so that urllib3 and requests let it through unwrapped."""

@@ -105,3 +105,17 @@ def progressive_jpeg_bomb(scans: int, size: tuple[int, int]) -> bytes:
     data = buffer.getvalue()
     last = data.rindex(b"\xff\xda")  # the start of scan marker never occurs in scan data
     return data[:-2] + data[last:-2] * (scans - data.count(b"\xff\xda")) + b"\xff\xd9"
+
+
+def gzip_bomb(decoded: int, *, start: bytes = b'{"data": [') -> bytes:
+    """A gzip stream of ``start`` then spaces, ``decoded`` bytes in all (about a thousandth of
+    that on the wire), compressed piecewise so that making it costs no memory."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+    parts = [compressor.compress(start)]
+    block = b" " * (1 << 20)
+    left = decoded - len(start)
+    while left > 0:
+        parts.append(compressor.compress(block[: min(left, len(block))]))
+        left -= len(block)
+    parts.append(compressor.flush())
+    return b"".join(parts)
