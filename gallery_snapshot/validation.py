@@ -10,6 +10,7 @@ deadline.
 from __future__ import annotations
 
 import io
+import struct
 import time
 import warnings
 from collections.abc import Iterable
@@ -83,6 +84,8 @@ def inspect_image(
         raise InvalidImage(f"decompression bomb: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"cannot decode: {exc}") from None
+    except (IndexError, KeyError, TypeError, struct.error) as exc:  # Pillow on malformed bytes
+        raise InvalidImage(f"cannot decode: {type(exc).__name__}: {exc}") from None
 
 
 def _check_frame(width: int, height: int, max_pixels: int) -> None:

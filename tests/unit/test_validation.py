@@ -270,3 +270,13 @@ def test_only_the_primary_picture_of_an_mpo_is_decoded(tmp_path: Path) -> None:
     truncated_primary = write(tmp_path, "cut.jpg", camera_mpo()[:400])
     with pytest.raises(InvalidImage, match="cannot decode"):
         inspect_image(truncated_primary, formats=JPEG_ONLY, max_pixels=10**6)
+
+
+def test_a_file_pillow_chokes_on_is_invalid_not_a_crash(tmp_path: Path) -> None:
+    # Cut right after the extension introducer of the second frame: Pillow's GIF reader
+    # indexes the missing label (IndexError), which must not end the batch.
+    data = animation("GIF")
+    second = data.index(b"\x21\xf9\x04", data.index(b"\x21\xf9\x04") + 1)
+    path = write(tmp_path, "cut.gif", data[: second + 1])
+    with pytest.raises(InvalidImage, match=r"^cannot decode: IndexError"):
+        inspect_image(path, formats=("GIF",), max_pixels=10**6)
