@@ -14,6 +14,7 @@ from urllib3.exceptions import HTTPError
 
 from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.errors import ApiError, RateLimitExhausted
+from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
     Backoff,
     BodyTooLarge,
@@ -131,8 +132,9 @@ class ImgurClient:
                 self._note_rate_limits(response)
                 if response.status_code == 200:
                     return self._data(body, path)
-                message = error_text(
-                    body, fallback=response.reason or f"HTTP {response.status_code}"
+                # The server's words end in logs and in the one-line error: made safe for both.
+                message = unlinked(
+                    error_text(body, fallback=response.reason or f"HTTP {response.status_code}")
                 )
                 failure = f"HTTP {response.status_code} from /{path.lstrip('/')}: {message}"
                 if not is_transient(response.status_code, message):
