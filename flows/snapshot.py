@@ -139,7 +139,9 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     ):
         if isinstance(store, Store) and (swept := store.sweep_stale_staging()):
             logger.info("removed staging files of %d interrupted run(s)", len(swept))
-        listing = fetch_links(config.source, config.timeout, config.demo_gallery)
+        listing = fetch_links(
+            config.source, config.timeout, config.demo_gallery, deadline=config.deadline
+        )
         # quote: Prefect would walk every link looking for futures (2.7 s at 100,000)
         selection: Selection = filter_links(quote(listing.links), config)  # type: ignore[call-overload]
         logger.info(
@@ -175,6 +177,7 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                     "snapshot_id": snapshot_id,
                     "formats": config.pillow_formats,
                     "max_pixels": config.max_pixels,
+                    "deadline": config.deadline,
                 },
                 staging=store.staging_dir(snapshot_id) if isinstance(store, Store) else None,
                 known=None

@@ -158,7 +158,8 @@ def _add_download_options(
         type=float,
         default=DEFAULT_DEADLINE,
         metavar="SECONDS",
-        help="total time per image (connect, reads, retries); past it the image is failed "
+        help="total time per image (connect, reads, retries); past it the image is failed. "
+        "Each API request, and each image's decoding, get as long "
         f"(default: {DEFAULT_DEADLINE:g})",
     )
     group.add_argument(
