@@ -35,6 +35,7 @@ from gallery_snapshot.manifest import summary_table
 from gallery_snapshot.object_store import is_object_url, names_a_url
 from gallery_snapshot.output import check_output, location
 from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
+from gallery_snapshot.selection import UrlProblem, allowed_host
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -79,6 +80,13 @@ def _formats(value: str) -> list[str]:
             f"unknown format {', '.join(unknown) or repr(value)}; choose from {', '.join(FORMATS)}"
         )
     return names
+
+
+def _host(value: str) -> str:
+    try:
+        return allowed_host(value)
+    except UrlProblem as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _port(value: str) -> int:
@@ -221,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--allow-host",
         action="append",
+        type=_host,
         metavar="HOST",
         dest="allow_hosts",
         help=f"host images may come from; repeatable (default: {IMGUR_IMAGE_HOST})",

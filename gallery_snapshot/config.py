@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gallery_snapshot.object_store import check_object_url, names_a_url
-from gallery_snapshot.selection import normalize_host
+from gallery_snapshot.selection import allowed_host
 
 IMGUR_API_URL = "https://api.imgur.com/3"
 IMGUR_IMAGE_HOST = "i.imgur.com"
@@ -32,7 +32,6 @@ SourceKind = Literal["gallery", "subreddit", "tag", "album", "urls"]
 Runner = Literal["threads", "processes", "dask"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-f:.]+\]$")
 
 
 class SourceSpec(BaseModel):
@@ -136,11 +135,7 @@ class SnapshotConfig(BaseModel):
     @field_validator("allowed_hosts")
     @classmethod
     def _hostnames(cls, hosts: list[str]) -> list[str]:
-        normalized = [normalize_host(host) for host in hosts]
-        for host, checked in zip(hosts, normalized, strict=True):
-            if not _HOST.match(checked):
-                raise ValueError(f"{host!r} is not a hostname")
-        return normalized
+        return [allowed_host(host) for host in hosts]
 
     @field_validator("out_dir")
     @classmethod

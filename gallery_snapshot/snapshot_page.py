@@ -8,10 +8,10 @@ from __future__ import annotations
 import io
 from html import escape
 from typing import Any
-from urllib.parse import urlsplit
 
 from gallery_snapshot.manifest import COUNT_KEYS, STORED
 from gallery_snapshot.output import write_file
+from gallery_snapshot.selection import image_url
 from gallery_snapshot.store import is_stored_relpath
 
 PAGE_NAME = "index.html"
@@ -29,8 +29,8 @@ td { padding: 2px 8px; vertical-align: top; overflow-wrap: anywhere; }
 
 
 def _link(url: str, text: str) -> str:
-    """An anchor for http(s) URLs only: a listing may hold any string."""
-    if urlsplit(url).scheme in ("http", "https"):
+    """An anchor for URLs the snapshot could request only: a listing may hold any string."""
+    if image_url(url) is not None:
         return f'<a href="{escape(url)}">{escape(text)}</a>'
     return escape(text)
 
