@@ -23,8 +23,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _AMBIGUOUS_CHARACTERS = frozenset(map(chr, [*range(0x21), 0x7F]))
 # A normalized host the HTTP client sends as it is: DNS labels, or an IPv6 literal.
 _HOST_NAME = re.compile(r"^[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*\.?$|^\[[0-9a-f:.]+\]$")
-# A normalized host an allowed host may be: a name, or an IPv6 literal.
-_ALLOWED_HOST = re.compile(r"^[a-z0-9.-]{1,253}$|^\[[0-9a-f:.]+\]$")
 _HOST_AND_PORT = re.compile(r"^(\[[^\]]*\]|[^:\[\]]+):[0-9]*$")
 
 
@@ -89,9 +87,11 @@ def _ascii_host(host: str) -> str:
 
 def allowed_host(text: str) -> str:
     """``text`` as an allowed host (``normalize_host``); ``UrlProblem`` unless it is a host
-    name or an IPv6 address: ``127.0.0.1:8901`` is a host and a port, not an IPv6 literal."""
+    name or an IPv6 address, as a URL's host is read: ``127.0.0.1:8901`` is a host and a
+    port, not an IPv6 literal."""
     host = normalize_host(text)
-    if _ALLOWED_HOST.match(host) and (not host.startswith("[") or _ipv6_literal(host) == host):
+    parsed = image_url(f"http://{host}/")
+    if parsed is not None and parsed.host == host and parsed.port is None:
         return host
     if _HOST_AND_PORT.match(text):
         raise UrlProblem(f"{text!r} is a host and a port: give the host alone")
