@@ -30,7 +30,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["run", "--tag", "a", "--album", "b"], "not allowed with argument"),
         (["run", "--api-url", "nope"], "api-url: 'nope' is not an http(s) URL"),
         (["run", "--timeout", "abc"], "invalid float value"),
-        (["run"], "IMGUR_CLIENT_ID is not set"),
+        # Names the block a run would also look for (and no server holds: none is configured).
+        (
+            ["run"],
+            "IMGUR_CLIENT_ID is not set and no Prefect server holds the Secret block "
+            "'imgur-client-id'",
+        ),
         (["explode"], "invalid choice: 'explode'"),
     ],
 )
