@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from gallery_snapshot.demo_gallery import DemoGallery
 from tests.e2e.conftest import PrefectServer, manifests
 from tests.support.hostile_server import TRAP_HOST, HostileServer, serving
-from tests.support.urls import awkward_urls
+from tests.support.urls import awkward_urls, unaccounted_lines
 
 STATUSES = {"downloaded", "reused", "invalid", "gone", "failed"}
 # Each example is a whole CLI run: few of them, no shrinking (every step would be a run).
@@ -76,9 +76,10 @@ def test_unclosed_bracket_and_full_width_colon_lines_fail_only_themselves(
         prefect_server, tmp_path / "out", "--urls-file", str(urls), "--allow-host", "127.0.0.1"
     )
     assert [image["status"] for image in manifest["images"]] == ["downloaded"]
-    assert {item["url"]: item["reason"][:15] for item in manifest["skipped"]} == dict.fromkeys(
-        bad, "malformed URL: "
-    )
+    assert [item["reason"][:21] for item in manifest["skipped"]] == [
+        "line 1: malformed URL",
+        "line 2: malformed URL",
+    ]
 
 
 def test_a_urls_file_of_generated_lines(
@@ -106,10 +107,11 @@ def test_a_urls_file_of_generated_lines(
             "--allow-host",
             "127.0.0.1",
         )
-        expected = [stripped for raw in text.split("\n") if (stripped := raw.strip())]
-        expected = [url for url in expected if not url.startswith("#")]
-        accounted = [entry["url"] for entry in manifest["images"] + manifest["skipped"]]
-        assert sorted(accounted) == sorted(expected)
+        # Links by their URL; lines skipped on reading by their number ("line N: ...").
+        entries = manifest["images"] + manifest["skipped"]
+        numbered = [entry for entry in entries if entry.get("reason", "").startswith("line ")]
+        urls = [entry["url"] for entry in entries if entry not in numbered]
+        assert unaccounted_lines(text, urls, [entry["reason"] for entry in numbered]) == []
         by_url = {image["url"]: image["status"] for image in manifest["images"]}
         assert by_url[f"{gallery.base_url}/Jpg001.jpg"] == "downloaded"
         assert all(url in by_url for url in redirected)

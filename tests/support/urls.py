@@ -6,6 +6,7 @@ surrogates."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from hypothesis import strategies as st
@@ -93,3 +94,23 @@ def awkward_urls(hosts: Sequence[str] = (), *, surrogates: bool = False) -> st.S
         st.sampled_from(PATHS),
     ).map("".join)
     return st.one_of(assembled, st.lists(piece, max_size=12).map("".join), any_text)
+
+
+def unaccounted_lines(text: str, urls: list[str], reasons: list[str]) -> list[str]:
+    """The lines of the URLs file ``text`` (not blank, not ``#`` comments) that are neither
+    one of ``urls`` (links, by their whole URL) nor named by one of ``reasons`` (skipped
+    lines, "line N: ..."); none when every line is accounted for, and nothing else is."""
+    numbered = Counter(reason.split(":")[0] for reason in reasons if reason.startswith("line "))
+    by_url = Counter(urls)
+    lost = []
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if numbered[f"line {number}"]:
+            numbered[f"line {number}"] -= 1
+        elif by_url[line]:
+            by_url[line] -= 1
+        else:
+            lost.append(line)
+    return lost + list((+numbered).elements()) + list((+by_url).elements())
