@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gallery_snapshot.object_store import check_object_url, names_a_url
-from gallery_snapshot.selection import allowed_host
+from gallery_snapshot.selection import UrlProblem, allowed_host, parse_image_url
 
 IMGUR_API_URL = "https://api.imgur.com/3"
 IMGUR_IMAGE_HOST = "i.imgur.com"
@@ -68,6 +68,10 @@ class SourceSpec(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        try:  # read as every request will read it: 'http://[::1' is one line here, not retries
+            parse_image_url(value)
+        except UrlProblem as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
         return value.rstrip("/")
 
     @model_validator(mode="after")
