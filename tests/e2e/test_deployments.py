@@ -424,3 +424,65 @@ def test_deployed_schedules_stay_paused_until_setup_finds_what_their_runs_need(
                     json={"active": False},
                 )
         prefect_server.prefect("variable", "unset", "gallery_snapshot_bucket")
+
+
+def heartbeats_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
+    """The flow run's heartbeat events, once there is one (events are stored in the
+    background)."""
+    deadline = time.monotonic() + 60  # a hang bound
+    while True:
+        events = prefect_server.api(
+            "POST",
+            "/events/filter",
+            json={
+                "filter": {
+                    "event": {"name": ["prefect.flow-run.heartbeat"]},
+                    "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+                }
+            },
+        ).json()["events"]
+        if events or time.monotonic() > deadline:
+            return events  # type: ignore[no-any-return]
+        time.sleep(1)
+
+
+def test_job_variables_cannot_lift_the_workers_limits_or_run_a_command(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"  # neither under the worker's home nor an allowed root
+    marker = tmp_path / "marker"
+    with DemoGallery() as gallery:
+        config = {
+            "source": {"api_url": gallery.api_url, "pages": 1},
+            "allowed_hosts": [gallery.image_host],
+            "out_dir": str(outside),
+        }
+        lifted = {
+            "GALLERY_SNAPSHOT_API_HOSTS": gallery.base_url,
+            "GALLERY_SNAPSHOT_OUT_ROOTS": str(outside),
+        }
+        with worker(prefect_server, tmp_path):  # trusts no API but Imgur's
+            attempts = [
+                prefect_server.prefect(
+                    "deployment",
+                    "run",
+                    "gallery-snapshot/viral-hourly",
+                    "--param",
+                    f"config={json.dumps(config)}",
+                    "--job-variable",
+                    variable,
+                    timeout=600,
+                )
+                for variable in [f"env={json.dumps(lifted)}", f"command=touch {marker}"]
+            ]
+            # The worker is up, and still runs what a run may start: the demo, heartbeats on.
+            demo = run_deployment(prefect_server, "demo", {"demo_gallery": True}, "--watch")
+        for attempt, name in zip(attempts, ["env", "command"], strict=True):
+            output = attempt.stdout + attempt.stderr
+            assert attempt.returncode != 0, output
+            assert f"'{name}' was unexpected" in output, output
+            assert "Traceback" not in output, output
+        assert gallery.state.requests == []  # the client id went nowhere
+    assert not outside.exists() and not marker.exists()
+    assert demo["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()
+    assert heartbeats_of(prefect_server, demo["id"])
