@@ -49,11 +49,36 @@ RATE_LIMIT_DECAY = 0.14
 ZOMBIE_AUTOMATION = "gallery-snapshot: crash zombie flow runs"
 
 
+# What every flow run's process gets, written into the template itself; the schema offers no
+# `env`, so the server refuses a run or deployment that would add to it.
+FLOW_RUN_ENV = {
+    **HEARTBEAT_ENV,
+    # Our own modules' logs (API credits, retries) in the run's logs, per-task noise out.
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "gallery_snapshot",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+}
+# The only job variables a run or deployment may set: none reaches the flow process's
+# environment, command or working folder.
+RUN_JOB_VARIABLES = ("name", "labels", "stream_output")
+
+
 def pool_template() -> dict[str, Any]:
-    """The process worker's job template with flow-run heartbeats on by default."""
+    """The process worker's job template without `env`, `command` and `working_dir`: a run's
+    job variables would otherwise set the flow process's environment (switching the worker's
+    limits off) or replace it with any command. The server refuses job variables the schema
+    does not list."""
     template = ProcessWorker.get_default_base_job_template()
-    env = template["variables"]["properties"]["env"]
-    env["default"] = dict(HEARTBEAT_ENV)
+    variables = template["variables"]
+    variables["properties"] = {
+        name: schema
+        for name, schema in variables["properties"].items()
+        if name in RUN_JOB_VARIABLES
+    }
+    variables["additionalProperties"] = False
+    template["job_configuration"] = {
+        **{name: f"{{{{ {name} }}}}" for name in RUN_JOB_VARIABLES},
+        "env": dict(FLOW_RUN_ENV),
+    }
     return template
 
 

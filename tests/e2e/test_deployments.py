@@ -192,8 +192,10 @@ def test_setup_creates_everything_once_then_finds_it(
     assert DEMO_CLIENT_ID not in first.stdout + first.stderr + second.stdout + second.stderr
     pool = prefect_server.api("GET", "/work_pools/gallery-snapshot").json()
     assert pool["type"] == "process"
-    env = pool["base_job_template"]["variables"]["properties"]["env"]["default"]
-    assert env == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
+    template = pool["base_job_template"]
+    env = template["job_configuration"]["env"]
+    assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS)
+    assert set(template["variables"]["properties"]) == {"name", "labels", "stream_output"}
     limit = prefect_server.api("GET", "/v2/concurrency_limits/imgur-api").json()
     assert (limit["limit"], limit["slot_decay_per_second"]) == (50, 0.14)
     [automation] = [
