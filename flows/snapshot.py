@@ -83,8 +83,9 @@ def run_name() -> str:
 def resolve_out_dir(out_dir: str) -> str:
     """A relative ``out_dir`` (a deployment's, say) is under ``~/gallery-snapshot`` of the
     machine running the flow: a worker runs each flow in a temporary folder. An object-store
-    URL stays as it is."""
-    if is_object_url(out_dir):
+    URL stays as it is, and so does an empty one (refused by ``open_store``, never taken for
+    that folder)."""
+    if is_object_url(out_dir) or not out_dir.strip():
         return out_dir
     path = Path(out_dir).expanduser()
     return str(path if path.is_absolute() else Path.home() / "gallery-snapshot" / path)

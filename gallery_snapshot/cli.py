@@ -301,7 +301,10 @@ def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
     options: dict[str, Any] = {
         "source": source,
         "formats": args.formats,
-        "out_dir": args.out if names_a_url(args.out) else os.path.abspath(args.out),
+        # An empty --out stays empty (refused by the store), never the current folder.
+        "out_dir": args.out
+        if names_a_url(args.out) or not args.out.strip()
+        else os.path.abspath(args.out),
         "runner": args.runner,
         "workers": args.workers,
         "timeout": args.timeout,

@@ -35,12 +35,13 @@ from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
 from obstore.store import from_url
 
 from gallery_snapshot.catalog import url_key
-from gallery_snapshot.errors import StoreError
+from gallery_snapshot.errors import ConfigError, StoreError
 from gallery_snapshot.models import ImageRecord, StoredImage
 from gallery_snapshot.store import (
     STORED_PATH,
     StoredFileProblem,
     is_stored_relpath,
+    nested_store,
     stored_relpath,
 )
 
@@ -53,6 +54,8 @@ PRUNE_LOCK = "locks/prune"
 LOCK_REFRESH = timedelta(minutes=1)
 STALE_LOCK = timedelta(minutes=10)
 PRUNE_POLL_SECONDS = 2.0
+# What a store keeps at its top: what its snapshots and prunes write and delete.
+OWN_PREFIXES = frozenset({"images", "index", "snapshots", "quarantine", "locks"})
 _INDEX_ENTRY = re.compile(
     r"^index/([0-9a-f]{64})/([0-9a-f]{64})\.([A-Z0-9]{2,8})\.(\d+)\.(\d+)x(\d+)"
     r"(?:\.([A-Za-z0-9]{1,64}))?$"
@@ -217,8 +220,9 @@ class ObjectStore:
     """One output location on object storage. Plain: holds its URL and opens its client
     lazily, so an instance is cheap in any process (a Dask worker builds its own)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = check_object_url(url)
+        self._create = create  # file://: make the folder (a store looked at only is not made)
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -235,7 +239,7 @@ class ObjectStore:
         build: Any = from_url  # its overloads type each store's options separately
         with self._reported():
             if scheme == "file":
-                return build(self.url, mkdir=True)
+                return build(self.url, mkdir=self._create)
             endpoint = _checked_endpoint()
             options = {
                 "connect_timeout": "10s",
@@ -304,9 +308,34 @@ class ObjectStore:
 
     def check_access(self) -> None:
         """One LIST request: wrong credentials, a missing bucket or an unreachable endpoint
-        stop the run here, before anything is written."""
+        stop the run here, before anything is written. Before it, ConfigError for a place
+        among another store's own entries (``s3://b/p/snapshots/x`` when ``s3://b/p`` is a
+        store), which that store's next prune would delete."""
+        if (outer := self.enclosing_store()) is not None:
+            raise ConfigError(nested_store(self.url, outer))
         for _ in self.listing(LOCK_PREFIX):
             break
+
+    def enclosing_store(self) -> str | None:
+        """The URL of a store this one lies among the own entries of, if any: one LIST for
+        each prefix above followed by a store's entry name (usually one at most). A prefix
+        holding ``snapshots/`` and ``index/`` is a store; one that cannot be listed (a
+        policy granting this prefix only) is taken for none."""
+        parts = urlsplit(self.url)
+        names = parts.path.strip("/").split("/")
+        for depth in range(len(names) - 1, -1, -1):
+            if names[depth] not in OWN_PREFIXES:
+                continue
+            above = f"{parts.scheme}://{parts.netloc}/{'/'.join(names[:depth])}"
+            try:
+                candidate = ObjectStore(above, create=False)
+                with candidate._reported():
+                    top = obstore.list_with_delimiter(candidate.client)["common_prefixes"]
+            except (ValueError, StoreError):  # the file system's root, an unlistable bucket
+                continue
+            if {"snapshots/", "index/"} <= {name.rstrip("/") + "/" for name in top}:
+                return candidate.url
+        return None
 
     # The store's own operations.
 

@@ -10,6 +10,7 @@ per-snapshot staging and quarantine, and the manifests.
     DIR/.staging/<id>.lock               held while snapshot <id> runs
     DIR/.staging/.adoptable/<id>/        whole downloads of a run that died, for the next run
     DIR/.lock                            shared by running snapshots, exclusive for prune
+    DIR/.layout                          the layout's version: marks the folder as a store
 
 A stored file is immutable: it appears by an atomic link of its whole, validated, synced
 content under the name its sha256 gives, and only ``prune`` deletes it. The same bytes are
@@ -125,6 +126,25 @@ class ReceivedJournal:
 
 # What the store itself keeps at the top of the output folder; none may be a symbolic link.
 OWN_ENTRIES = ("images", "snapshots", "quarantine", ".staging", ".lock", "index.sqlite")
+LAYOUT_MARKER = ".layout"  # written by the first run (migration.upgrade_store)
+
+
+def enclosing_store(path: Path) -> Path | None:
+    """The root of a store that ``path`` lies below (a folder above it, links resolved,
+    holding the layout marker), if any: such a path is the outer store's to delete (its
+    staging is swept, its snapshots' folders pruned)."""
+    for parent in Path(os.path.realpath(path)).parents:
+        if (parent / LAYOUT_MARKER).is_file():
+            return parent
+    return None
+
+
+def nested_store(place: str, outer: str) -> str:
+    """Why ``place``, inside the store ``outer``, is refused: one line."""
+    return (
+        f"{place} is inside the store {outer}, whose next snapshot or prune may delete it: "
+        "choose a place outside it"
+    )
 
 
 class StoredFileProblem(Exception):

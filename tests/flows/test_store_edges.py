@@ -1,0 +1,39 @@
+"""The flows at the edges of a store: a deployment's ``out_dir`` inside another store (which the
+CLI's checks never see), and a run whose every batch fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.prune import gallery_prune
+from flows.snapshot import gallery_snapshot
+from gallery_snapshot.config import PruneConfig, SnapshotConfig, SourceSpec
+from gallery_snapshot.errors import ConfigError
+from gallery_snapshot.migration import upgrade_store
+from gallery_snapshot.store import Store
+from tests.support.stores import record_snapshot
+
+
+@pytest.fixture
+def outer(tmp_path: Path) -> Path:
+    root = tmp_path / "outer"
+    record_snapshot(root, "01-a", [1])
+    upgrade_store(Store(root))
+    return root
+
+
+def test_a_deployment_out_dir_inside_a_store_is_refused_by_the_flows(outer: Path) -> None:
+    before = sorted(outer.rglob("*"))
+    inside = outer / "snapshots" / "mine"
+    config = SnapshotConfig(demo_gallery=True, source=SourceSpec(pages=3), out_dir=str(inside))
+    state = gallery_snapshot(config, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ConfigError, match=f"inside the store {outer}"):
+        state.result()
+    prune = gallery_prune(PruneConfig(out_dirs=[str(inside)], keep_last=1), return_state=True)
+    assert prune.is_failed()
+    with pytest.raises(ConfigError, match="inside the store"):
+        prune.result()
+    assert sorted(outer.rglob("*")) == before
