@@ -62,6 +62,27 @@ _INDEX_ENTRY = re.compile(
 )
 
 
+# What a browser takes an object for when the store is served: pages, manifests and images
+# (validated, so their extension is their format) by their extension; anything else, such as
+# a quarantined download whatever its name says, as bytes (S3's own default).
+_CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "json": "application/json",
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+}
+_BYTES = "application/octet-stream"
+
+
+def content_type(key: str) -> str:
+    """The ``Content-Type`` an object of the store is put with."""
+    if key.startswith(("images/", "snapshots/")):
+        return _CONTENT_TYPES.get(key.rpartition(".")[2], _BYTES)
+    return _BYTES
+
+
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not a drive letter
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -276,10 +297,35 @@ class ObjectStore:
             ) from None
 
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> str:
-        """Put ``data`` whole; return the new object's version token."""
+        """Put ``data`` whole, with its ``Content-Type``; return the new object's version
+        token."""
+        mode: Literal["create", "overwrite"] = "create" if create_only else "overwrite"
+        # The local backend keeps no attributes (and refuses them).
+        local = urlsplit(self.url).scheme.lower() == "file"
+        attributes = None if local else {"Content-Type": content_type(key)}
         with self._reported():
-            mode: Literal["create", "overwrite"] = "create" if create_only else "overwrite"
-            return version_token(obstore.put(self.client, key, data, mode=mode).get("e_tag"))
+            put = obstore.put(self.client, key, data, mode=mode, attributes=attributes)
+            return version_token(put.get("e_tag"))
+
+    def put_image(self, key: str, content: bytes, *, sha256: str) -> str:
+        """Store an image's validated ``content`` (of ``sha256``) under its content key;
+        return the version of the object holding it. An image stored already is not put
+        again: where the version tag is no content hash (``file://``, some S3-compatible
+        services) that would change the version every other URL's index entry of it holds.
+        Its bytes are hashed instead, and put back only when damaged."""
+        try:
+            return self.put(key, content, create_only=True)
+        except AlreadyExistsError:
+            pass
+        with self._reported():
+            try:
+                found = obstore.get(self.client, key)
+                stored = bytes(found.bytes())
+            except (NotFoundError, FileNotFoundError):  # pruned meanwhile
+                found, stored = None, b""
+        if found is not None and hashlib.sha256(stored).hexdigest() == sha256:
+            return version_token(found.meta.get("e_tag"))
+        return self.put(key, content)
 
     def get(self, key: str) -> bytes:
         with self._reported():

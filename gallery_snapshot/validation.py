@@ -136,8 +136,10 @@ class _ObjectKeeper:
     def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str:
         assert result.sha256 is not None and result.content is not None
         relpath = stored_relpath(result.sha256, image_format)
-        # One PUT of the whole, validated content.
-        self.versions[result.link.url] = self.store.put(relpath, result.content)
+        # One PUT of the whole, validated content (none when it is stored already).
+        self.versions[result.link.url] = self.store.put_image(
+            relpath, result.content, sha256=result.sha256
+        )
         return relpath
 
     def quarantine(self, result: FetchResult, snapshot_id: str) -> str:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gallery_snapshot import object_store
 from gallery_snapshot.errors import StoreError
-from gallery_snapshot.models import StoredImage
+from gallery_snapshot.models import FetchResult, Link, StoredImage
 from gallery_snapshot.object_store import (
     PRUNE_LOCK,
     ObjectStore,
@@ -28,6 +28,8 @@ from gallery_snapshot.object_store import (
 )
 from gallery_snapshot.output import location, read_file, write_file
 from gallery_snapshot.store import stored_relpath
+from gallery_snapshot.validation import validate_fetched
+from tests.support.images import image_bytes
 
 
 def image_of(content: bytes, image_format: str = "JPEG") -> StoredImage:
@@ -327,3 +329,58 @@ def test_failures_are_one_line_a_person_can_act_on(text: str, expected: str) -> 
     message = describe_failure("s3://b/p", _Failure(text))
     assert expected in message
     assert "\n" not in message and "<?xml" not in message
+
+
+def fetched(url: str, content: bytes, rank: int = 1) -> FetchResult:
+    return FetchResult(
+        link=Link(url=url, id=url.rsplit("/", 1)[1], rank=rank),
+        status="fetched",
+        sha256=hashlib.sha256(content).hexdigest(),
+        bytes=len(content),
+        content=content,
+    )
+
+
+def validate(store: ObjectStore, results: list[FetchResult]) -> list[str]:
+    records = validate_fetched(
+        results, out_dir=store.url, snapshot_id="s1", formats=("JPEG",), max_pixels=10**8
+    )
+    return [record.status for record in records]
+
+
+def test_the_same_bytes_under_two_urls_stay_reusable_by_both(store: ObjectStore) -> None:
+    # The local backend's version tag (ETag) is no content hash: putting the image again for
+    # the second URL changed the version the first URL's entry holds.
+    content = image_bytes(7)
+    urls = ["https://i.example.org/a.jpg", "https://i.example.org/b.jpg"]
+    assert validate(store, [fetched(url, content, rank) for rank, url in enumerate(urls, 1)]) == [
+        "downloaded",
+        "downloaded",
+    ]
+    assert set(store.lookup(urls)) == set(urls)
+    # A later snapshot finding one of them new again puts nothing either.
+    version = store.stored_images()[stored_relpath(image_of(content).sha256, "JPEG")].version
+    assert validate(store, [fetched("https://i.example.org/c.jpg", content)]) == ["downloaded"]
+    assert store.stored_images()[stored_relpath(image_of(content).sha256, "JPEG")].version == (
+        version
+    )
+    assert set(store.lookup([*urls, "https://i.example.org/c.jpg"])) == {
+        *urls,
+        "https://i.example.org/c.jpg",
+    }
+
+
+def test_an_image_damaged_in_place_is_put_back_when_fetched_again(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    content = image_bytes(8)
+    url = "https://i.example.org/a.jpg"
+    assert validate(store, [fetched(url, content)]) == ["downloaded"]
+    key = stored_relpath(image_of(content).sha256, "JPEG")
+    damaged = bytearray(content)
+    damaged[-10] ^= 0xFF  # same size, other bytes
+    (tmp_path / "bucket" / key).write_bytes(bytes(damaged))
+    assert store.lookup([url]) == {}
+    assert validate(store, [fetched(url, content)]) == ["downloaded"]
+    assert store.get(key) == content
+    assert set(store.lookup([url])) == {url}
