@@ -56,6 +56,9 @@ STALE_LOCK = timedelta(minutes=10)
 PRUNE_POLL_SECONDS = 2.0
 # What a store keeps at its top: what its snapshots and prunes write and delete.
 OWN_PREFIXES = frozenset({"images", "index", "snapshots", "quarantine", "locks"})
+# The lock keys this tool writes (snapshot ids are letters, digits and dashes); anything
+# else under locks/ is someone else's and blocks nothing.
+_LOCK_KEY = re.compile(r"^locks/(?:prune|snapshot-[A-Za-z0-9-]{1,64})$")
 _INDEX_ENTRY = re.compile(
     r"^index/([0-9a-f]{64})/([0-9a-f]{64})\.([A-Z0-9]{2,8})\.(\d+)\.(\d+)x(\d+)"
     r"(?:\.([A-Za-z0-9]{1,64}))?$"
@@ -445,7 +448,11 @@ class ObjectStore:
         """Lock keys refreshed within ``STALE_LOCK``, with their last refresh. Ages are
         counted on the store's clock, from the lock ``reference`` just put, when given: a
         machine whose clock runs ahead must not take live locks for dead ones."""
-        locks = {info.key: info.modified for info in self.listing(LOCK_PREFIX)}
+        locks = {
+            info.key: info.modified
+            for info in self.listing(LOCK_PREFIX)
+            if _LOCK_KEY.match(info.key)
+        }
         now = locks.get(reference or "") or datetime.now(UTC)
         return {key: modified for key, modified in locks.items() if now - modified < STALE_LOCK}
 

@@ -384,3 +384,19 @@ def test_an_image_damaged_in_place_is_put_back_when_fetched_again(
     assert validate(store, [fetched(url, content)]) == ["downloaded"]
     assert store.get(key) == content
     assert set(store.lookup([url])) == {url}
+
+
+def test_keys_under_locks_of_another_shape_block_nothing(store: ObjectStore) -> None:
+    for foreign in ("locks/terraform.tflock", "locks/snapshot-x/nested", "locks/prune.bak"):
+        store.put(foreign, b"not ours")
+    assert store.running_snapshots() == []
+    assert not store.prune_running()
+    with store.prune_lock():
+        pass
+    with store.snapshot_lock("20261125T000000Z-abcdef"):
+        pass
+    assert {info.key for info in store.listing("locks/")} == {
+        "locks/terraform.tflock",
+        "locks/snapshot-x/nested",
+        "locks/prune.bak",
+    }
