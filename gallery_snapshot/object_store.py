@@ -150,6 +150,18 @@ def _redacted(text: str) -> str:
     return _USERINFO.sub("***@", text)
 
 
+def _check_aws_settings() -> None:
+    """StoreError naming an ``AWS_*`` variable that holds a control character (a newline):
+    the Rust client would panic on it, printing its own report before any error of ours.
+    The value is never shown (it may be a secret)."""
+    for name, value in sorted(os.environ.items()):
+        if name.startswith("AWS_") and not value.isprintable():
+            raise StoreError(
+                f"{name} holds a control character (a newline?), which no AWS setting has: "
+                "set it again without one"
+            )
+
+
 def _checked_endpoint() -> str | None:
     """The S3 endpoint from the environment, once it is a URL the client can use (a malformed
     one makes the Rust client panic); StoreError otherwise."""
@@ -264,6 +276,8 @@ class ObjectStore:
         with self._reported():
             if scheme == "file":
                 return build(self.url, mkdir=self._create)
+            if scheme in ("s3", "s3a"):
+                _check_aws_settings()
             endpoint = _checked_endpoint()
             options = {
                 "connect_timeout": "10s",

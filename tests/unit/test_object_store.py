@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -93,7 +95,7 @@ def test_a_url_of_an_unknown_store_is_still_a_url(out_dir: str, expected: bool) 
         ("AWS_ENDPOINT_URL", "not a url", "is not an endpoint"),
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:99999", "is not an endpoint"),
         ("AWS_ENDPOINT_URL", "http://[::1", "is not an endpoint"),
-        ("AWS_REGION", "us east\n1", "check AWS_ENDPOINT_URL and AWS_REGION"),
+        ("AWS_REGION", "us east\n1", "AWS_REGION holds a control character"),
     ],
 )
 def test_settings_the_client_cannot_use_are_one_line_not_a_panic(
@@ -400,3 +402,34 @@ def test_keys_under_locks_of_another_shape_block_nothing(store: ObjectStore) -> 
         "locks/snapshot-x/nested",
         "locks/prune.bak",
     }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"],
+)
+def test_an_aws_setting_with_a_newline_is_one_line_without_the_clients_panic(
+    tmp_path: Path, name: str
+) -> None:
+    links = tmp_path / "links.txt"
+    links.write_text("https://i.imgur.com/a.jpg\n")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "key",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        name: "us-east\nnot-a-region",
+    }
+    command = [str(Path(sys.executable).parent / "gallery-snapshot"), "run", "--urls-file"]
+    result = subprocess.run(
+        [*command, str(links), "--out", "s3://bucket/prefix"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("gallery-snapshot: error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert name in result.stderr and "not-a-region" not in result.stderr  # may be a secret
