@@ -18,6 +18,7 @@ from pathlib import Path
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import StoredImage
 from gallery_snapshot.selection import normalize_url
+from gallery_snapshot.store import storage_error
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS urls (
@@ -96,7 +97,7 @@ class Catalog:
         try:
             probe.write_bytes(bytes(65536))
         except OSError as exc:
-            return StoreError(f"cannot write to {self.path.parent}: {exc.strerror}")
+            return storage_error(f"cannot write to {self.path.parent}", exc)
         finally:
             probe.unlink(missing_ok=True)
         return StoreError(

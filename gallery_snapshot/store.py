@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import stat
 import threading
@@ -147,6 +148,18 @@ def nested_store(place: str, outer: str) -> str:
     )
 
 
+def storage_error(doing: str, exc: OSError) -> StoreError:
+    """``doing`` (say, "cannot write to DIR") failed with ``exc``, as one line. Running out of
+    open files is said as such: it is no disk problem, whatever the call that met it."""
+    if exc.errno == errno.EMFILE:
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return StoreError(
+            f"too many open files: this process may open {limit} (ulimit -n); raise the "
+            f"limit or use fewer workers ({doing})"
+        )
+    return StoreError(f"{doing}: {exc.strerror}")
+
+
 class StoredFileProblem(Exception):
     """A stored file is missing, a symbolic link, unreadable, or not what it should be."""
 
@@ -189,9 +202,7 @@ class Store:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise StoreError(
-                f"cannot write to the output folder {self.root}: {exc.strerror}"
-            ) from None
+            raise storage_error(f"cannot write to the output folder {self.root}", exc) from None
 
     @contextlib.contextmanager
     def store_lock(self, *, exclusive: bool) -> Iterator[None]:
@@ -202,7 +213,7 @@ class Store:
         try:
             lock = open(self.root / ".lock", "a+b")  # noqa: SIM115 - closed below
         except OSError as exc:
-            raise StoreError(f"cannot lock {self.root / '.lock'}: {exc.strerror}") from None
+            raise storage_error(f"cannot lock {self.root / '.lock'}", exc) from None
         with lock:
             try:
                 fcntl.flock(lock, mode | fcntl.LOCK_NB)
@@ -221,7 +232,7 @@ class Store:
             yield  # no run has ever locked this folder
             return
         except OSError as exc:
-            raise StoreError(f"cannot lock {self.root / '.lock'}: {exc.strerror}") from None
+            raise storage_error(f"cannot lock {self.root / '.lock'}", exc) from None
         with open(fd, "rb") as lock:
             fcntl.flock(lock, fcntl.LOCK_SH)
             yield
@@ -461,4 +472,4 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+        raise storage_error(f"cannot write {path}", exc) from None

@@ -18,11 +18,10 @@ from PIL import Image, UnidentifiedImageError
 
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.downloader import staged_name
-from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import FetchResult, ImageRecord, StoredImage
 from gallery_snapshot.object_store import ObjectStore
 from gallery_snapshot.output import open_store
-from gallery_snapshot.store import Store, stored_relpath, sync_filesystem
+from gallery_snapshot.store import Store, storage_error, stored_relpath, sync_filesystem
 
 # Our own max_pixels check decides; Pillow's warning would only be noise.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -183,7 +182,7 @@ def validate_fetched(
         keeper.finish()
     except OSError as exc:  # a local disk's: an object store's failures are StoreErrors
         where = store.root if isinstance(store, Store) else store.url
-        raise StoreError(f"cannot store files in {where}: {exc.strerror}") from None
+        raise storage_error(f"cannot store files in {where}", exc) from None
     return records
 
 

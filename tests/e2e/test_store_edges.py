@@ -3,8 +3,17 @@ whose every batch fails."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import PrefectServer, S3Bucket
+import resource
+import subprocess
+from pathlib import Path
+
+from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
+from tests.e2e.conftest import BIN, PrefectServer, S3Bucket, run_args
 from tests.support.bucket_store import manifests, store_objects
+
+# Enough open files for the command and Prefect to start, too few for 64 downloads at once
+# (measured: with 32 workers, every batch failed from 20 to 50 files, the run passed at 70).
+OPEN_FILES = 28
 
 
 def content_types(bucket: S3Bucket) -> dict[str, str]:
@@ -35,3 +44,27 @@ def test_pages_manifests_and_images_are_served_as_what_they_are(
     quarantined = {key: kind for key, kind in types.items() if key.startswith("quarantine/")}
     assert len(quarantined) == 2
     assert set(quarantined.values()) == {"application/octet-stream"}
+
+
+def test_a_run_whose_every_batch_fails_says_why_in_one_line(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    def few_open_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+
+    with DemoGallery(bulk_catalogue(200, kilobytes=5)) as gallery:
+        argv = run_args(gallery, tmp_path / "out", "--pages", "3", "--workers", "64")
+        result = subprocess.run(
+            [str(BIN / "gallery-snapshot"), *argv],
+            env={**prefect_server.env, "IMGUR_CLIENT_ID": gallery.client_id},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            preexec_fn=few_open_files,
+        )
+    assert result.returncode == 1, result.stderr[-3000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("gallery-snapshot: error: too many open files"), last_line
+    assert "ulimit -n" in last_line and "No space left" not in last_line
+    assert "Traceback" not in result.stderr and "UnfinishedRun" not in result.stderr
