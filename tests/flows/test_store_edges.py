@@ -1,5 +1,5 @@
-"""The flows at the edges of a store: a deployment's ``out_dir`` inside another store (which the
-CLI's checks never see), and a run whose every batch fails."""
+"""The flows at the edges of a store: a deployment's ``out_dir`` inside another store, which the
+CLI's checks never see."""
 
 from __future__ import annotations
 
@@ -11,17 +11,12 @@ from flows.prune import gallery_prune
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import PruneConfig, SnapshotConfig, SourceSpec
 from gallery_snapshot.errors import ConfigError
-from gallery_snapshot.migration import upgrade_store
-from gallery_snapshot.store import Store
-from tests.support.stores import record_snapshot
+from tests.support.stores import store_with_a_snapshot
 
 
 @pytest.fixture
 def outer(tmp_path: Path) -> Path:
-    root = tmp_path / "outer"
-    record_snapshot(root, "01-a", [1])
-    upgrade_store(Store(root))
-    return root
+    return store_with_a_snapshot(tmp_path / "outer")
 
 
 def test_a_deployment_out_dir_inside_a_store_is_refused_by_the_flows(outer: Path) -> None:

@@ -10,11 +10,9 @@ import pytest
 
 from gallery_snapshot.cli import main
 from gallery_snapshot.errors import ConfigError
-from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.object_store import ObjectStore
 from gallery_snapshot.output import check_output, open_store
-from gallery_snapshot.store import Store
-from tests.support.stores import record_snapshot
+from tests.support.stores import store_with_a_snapshot
 from tests.unit.test_object_maintenance import record_snapshot as record_object_snapshot
 
 INSIDE = [
@@ -29,11 +27,7 @@ INSIDE = [
 
 @pytest.fixture
 def outer(tmp_path: Path) -> Path:
-    """A store as the flow leaves it: a snapshot, and the layout marker."""
-    root = tmp_path / "outer"
-    record_snapshot(root, "01-a", [1])
-    upgrade_store(Store(root))
-    return root
+    return store_with_a_snapshot(tmp_path / "outer")
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
