@@ -27,6 +27,7 @@ from urllib3.response import BaseHTTPResponse
 
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.config import DEFAULT_DEADLINE
+from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
     Backoff,
     Deadline,
@@ -186,7 +187,9 @@ def fetch_one(
                 size=stored.bytes,
             )
         except StoredFileProblem as exc:
-            logger.warning("not reusing the stored copy of %s (%s): downloading it", link.url, exc)
+            logger.warning(
+                "not reusing the stored copy of %s (%s): downloading it", unlinked(link.url), exc
+            )
         else:
             return FetchResult(
                 link=link, status="reused", sha256=stored.sha256, bytes=stored.bytes, stored=stored

@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from gallery_snapshot.errors import ApiError, RateLimitExhausted
+from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
     Backoff,
     MalformedResponse,
@@ -105,7 +106,8 @@ class ImgurClient:
                 self._note_rate_limits(response)
                 if response.status_code == 200:
                     return self._data(response, path)
-                message = error_text(response)
+                # The server's words end in logs and in the one-line error: made safe for both.
+                message = unlinked(error_text(response))
                 failure = f"HTTP {response.status_code} from /{path.lstrip('/')}: {message}"
                 if not is_transient(response.status_code, message):
                     raise self._permanent_error(response.status_code, message, path)

@@ -190,7 +190,7 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     assert {"demo-summary", "demo-report", "demo-contact-sheet", "demo-progress"} <= set(artifacts)
     summary = {row["field"]: row["value"] for row in json.loads(artifacts["demo-summary"]["data"])}
     assert summary["downloaded"] == 14 and summary["invalid"] == 2 and summary["images/s"]
-    assert "- **gone** [Deleted]" in artifacts["demo-report"]["data"]
+    assert "- **gone** `Deleted` (" in artifacts["demo-report"]["data"]
     assert "## Skipped (6)" in artifacts["demo-report"]["data"]
     assert "data:image/jpeg;base64," in artifacts["demo-contact-sheet"]["data"]
     assert artifacts["demo-progress"]["data"] == 100.0
@@ -205,7 +205,7 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     summary = {row["field"]: row["value"] for row in json.loads(again["demo-summary"]["data"])}
     assert (summary["downloaded"], summary["reused"]) == (0, 14)
     report = again["demo-report"]["data"]
-    assert f"## Changes since {snapshot.name}" in report
+    assert f"## Changes since `{snapshot.name}`" in report
     assert "- new: 0" in report and "- dropped out: 0" in report
     # The Artifacts page keeps the history under one key per deployment.
     history = prefect_server.api(
