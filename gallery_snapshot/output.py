@@ -26,10 +26,7 @@ AnyStore = Store | ObjectStore
 def open_store(out_dir: str) -> AnyStore:
     """The store ``out_dir`` names; ConfigError for a URL of no store this tool writes to, a
     folder inside another store, or nothing at all (not taken for the current folder)."""
-    if not out_dir.strip():
-        raise ConfigError(
-            "no output location given: name a folder or an object store (s3://BUCKET/PREFIX)"
-        )
+    refuse_empty(out_dir)
     if not names_a_url(out_dir):
         store = Store(out_dir)
         if (outer := enclosing_store(store.root)) is not None:
@@ -39,6 +36,15 @@ def open_store(out_dir: str) -> AnyStore:
         return ObjectStore(out_dir)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def refuse_empty(out_dir: str) -> None:
+    """ConfigError for an ``out_dir`` that names nothing: never the current folder, nor the
+    folder a relative one would be under."""
+    if not out_dir.strip():
+        raise ConfigError(
+            "no output location given: name a folder or an object store (s3://BUCKET/PREFIX)"
+        )
 
 
 def check_output(out_dir: str) -> None:

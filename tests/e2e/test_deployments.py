@@ -35,10 +35,18 @@ HEARTBEAT_SECONDS = 30
 CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30
 
 
-def setup_table(output: str) -> dict[str, str]:
-    """`gallery-snapshot setup`'s table as {what: result}."""
+def setup_table(output: str) -> dict[tuple[str, str], str]:
+    """`gallery-snapshot setup`'s table as {(what, name): result}."""
     rows = [re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[1:]]
-    return {row[0]: row[-1] for row in rows if len(row) == 3}
+    return {(row[0], row[1]): row[2] for row in rows if len(row) == 3}
+
+
+BASICS = [
+    ("work pool", "gallery-snapshot"),
+    ("global rate limit", "imgur-api"),
+    ("automation", "gallery-snapshot: crash zombie flow runs"),
+    ("secret block", "imgur-client-id"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,22 +73,34 @@ def deployed(prefect_server: PrefectServer, setup_runs: list[Any]) -> None:
 
 
 @contextmanager
-def worker(prefect_server: PrefectServer, folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    prefect_server: PrefectServer, folder: Path, gallery: DemoGallery | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`prefect worker start --pool gallery-snapshot` as the docs have it: started in a folder
-    that holds no checkout, with no variable of ours (no GALLERY_SNAPSHOT_HOME, no client id)."""
+    that holds no checkout, with no variable of ours (no client id), its HOME in ``folder`` (so
+    runs write under ``folder/gallery-snapshot``). With ``gallery``, the worker trusts that
+    gallery's API with its client id, as its operator would (GALLERY_SNAPSHOT_API_HOSTS)."""
     env = {
         key: value
         for key, value in prefect_server.env.items()
         if not key.startswith(("GALLERY_SNAPSHOT", "IMGUR_")) and key != "PYTHONPATH"
     }
-    with open(folder / "worker.log", "wb") as log:
+    env["HOME"] = str(folder)
+    if gallery is not None:
+        env["GALLERY_SNAPSHOT_API_HOSTS"] = gallery.base_url
+    argv = [str(BIN / "prefect"), "worker", "start", "--pool", "gallery-snapshot"]
+    with running(argv, cwd=folder, env=env, log=folder / "worker.log") as process:
+        yield process
+
+
+@contextmanager
+def running(
+    argv: list[str], *, cwd: Path, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` in a session of its own, its output in ``log``; terminated at the end."""
+    with open(log, "wb") as output:
         process = subprocess.Popen(
-            [str(BIN / "prefect"), "worker", "start", "--pool", "gallery-snapshot"],
-            cwd=folder,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             yield process
@@ -107,6 +127,30 @@ def run_deployment(
     # Its own id: the deployments' schedules have created runs of their own meanwhile.
     [flow_run_id] = re.findall(r"UUID: ([0-9a-f-]{36})", result.stdout)
     return prefect_server.api("GET", f"/flow_runs/{flow_run_id}").json()  # type: ignore[no-any-return]
+
+
+def finished(prefect_server: PrefectServer, run: dict[str, Any], log: Path) -> dict[str, Any]:
+    """The flow run once it has ended; the worker's ``log`` when it does not."""
+    deadline = time.monotonic() + 300  # not a speed check: a hang bound
+    while run["state_type"] in {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(1)
+        run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
+    return run
+
+
+def log_messages(prefect_server: PrefectServer, flow_run_id: str, wanted: str) -> list[str]:
+    """The flow run's log messages, once one holds ``wanted``: a run's last logs are shipped in
+    the background and may land after its final state."""
+    deadline = time.monotonic() + 30  # a hang bound
+    while True:
+        logs = prefect_server.api(
+            "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}}
+        ).json()
+        messages = [log["message"] for log in logs]
+        if any(wanted in m for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(1)
 
 
 def descendants(pid: int) -> list[int]:
@@ -136,14 +180,15 @@ def test_setup_creates_everything_once_then_finds_it(
 ) -> None:
     first, second = setup_runs
     assert first.returncode == 0, first.stderr
-    assert setup_table(first.stdout) == {
-        "work pool": "created",
-        "global rate limit": "created",
-        "automation": "created",
-        "secret block": "created",
-    }
+    table = setup_table(first.stdout)
+    assert {row: table[row] for row in BASICS} == dict.fromkeys(BASICS, "created")
+    assert table[("schedules", "prefect.yaml")] == (
+        "skipped: none deployed yet (`prefect deploy --all`, then setup again)"
+    )
+    assert table[("notifications", "-")] == "skipped: no --notify"
     assert second.returncode == 0, second.stderr
-    assert set(setup_table(second.stdout).values()) == {"found"}
+    again = setup_table(second.stdout)
+    assert {row: again[row] for row in BASICS} == dict.fromkeys(BASICS, "found")
     assert DEMO_CLIENT_ID not in first.stdout + first.stderr + second.stdout + second.stderr
     pool = prefect_server.api("GET", "/work_pools/gallery-snapshot").json()
     assert pool["type"] == "process"
@@ -151,7 +196,11 @@ def test_setup_creates_everything_once_then_finds_it(
     assert env == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
     limit = prefect_server.api("GET", "/v2/concurrency_limits/imgur-api").json()
     assert (limit["limit"], limit["slot_decay_per_second"]) == (50, 0.14)
-    [automation] = prefect_server.api("POST", "/automations/filter", json={}).json()
+    [automation] = [
+        automation
+        for automation in prefect_server.api("POST", "/automations/filter", json={}).json()
+        if automation["name"] == "gallery-snapshot: crash zombie flow runs"
+    ]
     assert automation["trigger"]["posture"] == "Proactive"
     assert automation["actions"] == [
         {**automation["actions"][0], "type": "change-flow-run-state", "state": "CRASHED"}
@@ -162,19 +211,20 @@ def test_setup_creates_everything_once_then_finds_it(
     ).check_returncode()
     third = prefect_server.snapshot("setup")
     assert third.returncode == 0, third.stderr
-    assert setup_table(third.stdout) == {
-        "work pool": "found",
-        "global rate limit": "updated",
-        "automation": "found",
-        "secret block": "skipped: IMGUR_CLIENT_ID is not set",
+    table = setup_table(third.stdout)
+    assert {row: table[row] for row in BASICS} == {
+        BASICS[0]: "found",
+        BASICS[1]: "updated",
+        BASICS[2]: "found",
+        BASICS[3]: "skipped: IMGUR_CLIENT_ID is not set",
     }
 
 
 def test_worker_without_a_checkout_runs_deployments_with_history(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
-    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": str(out)}
+    out = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker, whose HOME this is
+    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": "out"}
     with worker(prefect_server, tmp_path):
         first = run_deployment(prefect_server, "demo", config, "--watch")
         second = run_deployment(prefect_server, "demo", config, "--watch")
@@ -223,9 +273,9 @@ def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
             "source": {"api_url": gallery.api_url, "pages": 1},
             "allowed_hosts": [gallery.image_host],
             "workers": 1,
-            "out_dir": str(tmp_path / "out"),
+            "out_dir": "out",
         }
-        with worker(prefect_server, tmp_path) as process:
+        with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 300
             while not any(
@@ -259,27 +309,14 @@ def test_a_rejected_client_id_is_one_line_in_the_run_logs(
         config = {
             "source": {"api_url": gallery.api_url, "pages": 1},
             "allowed_hosts": [gallery.image_host],
-            "out_dir": str(tmp_path / "out"),
+            "out_dir": "out",
         }
-        with worker(prefect_server, tmp_path):
+        with worker(prefect_server, tmp_path, gallery):
             run = run_deployment(prefect_server, "viral-hourly", config)
-            deadline = time.monotonic() + 120  # not a speed check: a hang bound
-            while run["state_type"] in {"SCHEDULED", "PENDING", "RUNNING"}:
-                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
-                time.sleep(1)
-                run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
+            run = finished(prefect_server, run, tmp_path / "worker.log")
     assert run["state_type"] == "FAILED", (tmp_path / "worker.log").read_text()
     wanted = "the API rejected the client id (Invalid client_id)"
-    # The run's last logs are shipped in the background and may land after its final state.
-    deadline = time.monotonic() + 30  # a hang bound
-    while True:
-        logs = prefect_server.api(
-            "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}}
-        ).json()
-        messages = [log["message"] for log in logs]
-        if any(wanted in m for m in messages) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    messages = log_messages(prefect_server, run["id"], wanted)
     assert any(wanted in m for m in messages), json.dumps(messages, indent=1)
     assert not [m for m in messages if "Traceback" in m or m.count("\n") > 1], json.dumps(
         messages, indent=1
@@ -289,7 +326,6 @@ def test_a_rejected_client_id_is_one_line_in_the_run_logs(
 def test_cancelling_a_run_with_stuck_downloads_ends_its_process_on_sigterm(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
     with DemoGallery(bulk_catalogue(8, kilobytes=10)) as gallery:
         stuck = [f"/B{n:07d}.jpg" for n in range(0, 8, 2)]
         for path in stuck:  # one byte every 5 s: these downloads take hours
@@ -297,10 +333,10 @@ def test_cancelling_a_run_with_stuck_downloads_ends_its_process_on_sigterm(
         config = {
             "source": {"api_url": gallery.api_url, "pages": 1},
             "allowed_hosts": [gallery.image_host],
-            "out_dir": str(out),
+            "out_dir": "out",
             "workers": 4,
         }
-        with worker(prefect_server, tmp_path) as process:
+        with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 120  # not a speed check: a hang bound
             while not all(gallery.state.requests_for(path) for path in stuck):
@@ -318,3 +354,73 @@ def test_cancelling_a_run_with_stuck_downloads_ends_its_process_on_sigterm(
     # It ended on Prefect's SIGTERM, its stuck downloads cut; without that, Prefect kills it
     # with SIGKILL once its 30 s grace is over.
     assert "Process exited with status code: -15" in log and "SIGKILL" not in log, log
+
+
+SCHEDULED = ["viral-hourly", "viral-to-object-store", "top-daily", "earthporn-weekly"]
+
+
+def scheduled_deployments(prefect_server: PrefectServer) -> dict[str, dict[str, Any]]:
+    """prefect.yaml's scheduled deployments as the server has them, by name."""
+    deployments = prefect_server.api("POST", "/deployments/filter", json={}).json()
+    wanted = [*SCHEDULED, "prune-weekly"]
+    return {d["name"]: d for d in deployments if d["name"] in wanted}
+
+
+def test_deployed_schedules_stay_paused_until_setup_finds_what_their_runs_need(
+    prefect_server: PrefectServer, deployed: None
+) -> None:
+    deployments = scheduled_deployments(prefect_server)
+    assert len(deployments) == 5
+    # `prefect deploy --all` schedules nothing: not the hourly run without a client id, not
+    # the object-store run whose out_dir names no bucket (its Variable is not set).
+    for deployment in deployments.values():
+        assert [schedule["active"] for schedule in deployment["schedules"]] == [False]
+    scheduled_runs = prefect_server.api(
+        "POST",
+        "/flow_runs/filter",
+        json={
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+            "deployments": {"id": {"any_": [d["id"] for d in deployments.values()]}},
+        },
+    ).json()
+    assert scheduled_runs == []
+    config = deployments["viral-to-object-store"]["parameters"]["config"]
+    assert config["out_dir"] == "s3:///snapshots/viral"
+    # One run at a time: an overlapping snapshot is dropped, an overlapping prune waits.
+    for name, deployment in deployments.items():
+        assert deployment["global_concurrency_limit"]["limit"] == 1
+        strategy = "ENQUEUE" if name == "prune-weekly" else "CANCEL_NEW"
+        assert deployment["concurrency_options"]["collision_strategy"] == strategy
+    try:
+        result = prefect_server.snapshot("setup")  # the Secret block is stored already
+        assert result.returncode == 0, result.stderr
+        table = setup_table(result.stdout)
+        resumed = ["gallery-snapshot/" + name for name in SCHEDULED if "object" not in name]
+        for name in [*resumed, "gallery-prune/prune-weekly"]:
+            assert table[("schedule", name)] == "resumed"
+        assert table[("schedule", "gallery-snapshot/viral-to-object-store")] == (
+            "paused: the Prefect Variable gallery_snapshot_bucket is not set "
+            "(`prefect variable set gallery_snapshot_bucket VALUE`, then deploy again)"
+        )
+        actives = {
+            name: [schedule["active"] for schedule in deployment["schedules"]]
+            for name, deployment in scheduled_deployments(prefect_server).items()
+        }
+        assert actives == {name: [name != "viral-to-object-store"] for name in actives}
+        again = setup_table(prefect_server.snapshot("setup").stdout)
+        assert again[("schedule", "gallery-snapshot/viral-hourly")] == "active"
+        # The Variable set after the deploy: the deployed out_dir still names no bucket.
+        prefect_server.prefect("variable", "set", "gallery_snapshot_bucket", "b").check_returncode()
+        late = setup_table(prefect_server.snapshot("setup").stdout)
+        assert late[("schedule", "gallery-snapshot/viral-to-object-store")].startswith(
+            "paused: its parameters do not validate, deploy it again: config.out_dir: s3:///"
+        )
+    finally:  # other tests run these deployments by hand: no scheduled runs among theirs
+        for deployment in scheduled_deployments(prefect_server).values():
+            for schedule in deployment["schedules"]:
+                prefect_server.api(
+                    "PATCH",
+                    f"/deployments/{deployment['id']}/schedules/{schedule['id']}",
+                    json={"active": False},
+                )
+        prefect_server.prefect("variable", "unset", "gallery_snapshot_bucket")
