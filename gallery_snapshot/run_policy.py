@@ -71,7 +71,7 @@ def output_root() -> Path:
 
 def api_origin(url: str) -> Origin | None:
     """``(scheme, host, port)`` of a plain http(s) URL; None for anything else."""
-    match = _API_URL.match(url)
+    match = _API_URL.fullmatch(url)  # match() takes a trailing line break
     if match is None:
         return None
     scheme = match["scheme"].lower()
