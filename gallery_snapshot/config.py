@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import PurePath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,6 +32,8 @@ FormatName = Literal["jpeg", "png", "gif", "webp"]
 SourceKind = Literal["gallery", "subreddit", "tag", "album", "urls"]
 Runner = Literal["threads", "processes", "dask"]
 
+# ``--urls-file -``: the command line's standard input.
+STDIN = "-"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-f:.]+\]$")
 
@@ -95,8 +98,9 @@ class SourceSpec(BaseModel):
                 return f"tag-{self.tag}"
             case "album":
                 return f"album-{self.album}"
-            case _:
-                return "urls-file"
+            case _:  # the file's name (two files are two sources), or standard input
+                stem = "stdin" if self.urls_file == STDIN else PurePath(self.urls_file or "").stem
+                return f"urls-{stem}"
 
 
 class SnapshotConfig(BaseModel):

@@ -1,4 +1,5 @@
-"""A plain list of image URLs, one a line (blank lines and ``#`` comments ignored).
+"""A plain list of image URLs, one a line (blank lines and ``#`` comments ignored), from a
+file or, for ``-``, standard input (the command line's).
 
 The file is read a line at a time within caps (lines, bytes, bytes per line), so that a
 wrong path such as ``/dev/zero`` ends with one clear error instead of eating memory.
@@ -6,11 +7,15 @@ wrong path such as ``/dev/zero`` ends with one clear error instead of eating mem
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
+import sys
 from collections.abc import Iterator
 from pathlib import PurePosixPath
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from gallery_snapshot.config import STDIN
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.models import Link, Listing, SkippedLink
 from gallery_snapshot.selection import UrlProblem, normalize_url, parse_image_url
@@ -20,27 +25,41 @@ MAX_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
 
 
+@contextlib.contextmanager
+def _opened(path: str) -> Iterator[BinaryIO]:
+    """The file ``path``, or standard input for ``-`` (left open: it is not ours)."""
+    if path != STDIN:
+        with open(path, "rb") as handle:
+            yield handle
+    elif sys.stdin is None:  # a process started without one
+        raise OSError("no standard input")
+    else:
+        yield sys.stdin.buffer
+
+
 def _lines(path: str, *, max_lines: int, max_bytes: int) -> Iterator[str]:
-    """The lines of ``path``, decoded, read incrementally; ``ConfigError`` past a cap."""
+    """The lines of ``path`` (``-``: standard input), decoded, read incrementally;
+    ``ConfigError`` past a cap."""
+    what = "standard input" if path == STDIN else f"the URLs file {path}"
     read = 0
     try:
-        with open(path, "rb") as handle:
+        with _opened(path) as handle:
             for number in range(1, max_lines + 2):
                 raw = handle.readline(MAX_LINE_BYTES + 1)
                 if not raw:
                     return
                 read += len(raw)
                 if number > max_lines:
-                    raise ConfigError(f"the URLs file {path} has more than {max_lines} lines")
+                    raise ConfigError(f"{what} has more than {max_lines} lines")
                 if read > max_bytes:
-                    raise ConfigError(f"the URLs file {path} is more than {max_bytes} bytes")
+                    raise ConfigError(f"{what} is more than {max_bytes} bytes")
                 if len(raw) > MAX_LINE_BYTES:
                     raise ConfigError(
-                        f"the URLs file {path}: line {number} is longer than {MAX_LINE_BYTES} bytes"
+                        f"{what}: line {number} is longer than {MAX_LINE_BYTES} bytes"
                     )
                 yield raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the URLs file {path}: {exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a closed stdin; UnicodeDecodeError
+        raise ConfigError(f"cannot read {what}: {exc}") from None
 
 
 def list_urls_file(path: str, *, max_lines: int = MAX_LINES, max_bytes: int = MAX_BYTES) -> Listing:

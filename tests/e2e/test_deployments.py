@@ -194,8 +194,8 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     assert "## Skipped (6)" in artifacts["demo-report"]["data"]
     assert "data:image/jpeg;base64," in artifacts["demo-contact-sheet"]["data"]
     assert artifacts["demo-progress"]["data"] == 100.0
-    # The snapshot id ends like the flow run's name: with the run id's first six hex digits.
-    [snapshot] = list(out.glob(f"snapshots/*-{first['id'][:6]}"))
+    # The snapshot id ends like the flow run's name: with the run id's last six hex digits.
+    [snapshot] = list(out.glob(f"snapshots/*-{first['id'][-6:]}"))
     assert first["name"].endswith(snapshot.name[-6:])
     assert (snapshot / "contact-sheet.jpg").is_file()
 
