@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from prefect import Flow
+from prefect import Flow, State
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext
-from prefect.states import State
+from prefect.flows import FlowStateHook
 
 from gallery_snapshot.naming import run_name, snapshot_id
 
@@ -46,17 +46,17 @@ def run_namer(label: Label) -> Callable[[], str]:
     return lambda: name_of(current_run(), label)
 
 
-def name_if_unnamed(label: Label) -> Callable[[Flow[..., Any], FlowRun, State[Any]], None]:
+def name_if_unnamed(label: Label) -> FlowStateHook[..., Any]:
     """A hook for runs that end before Prefect names them (it does once their parameters have
     validated): they would keep the random name Prefect gave them on creation."""
 
-    def hook(flow: Flow[..., Any], run: FlowRun, state: State[Any]) -> None:
-        name = name_of(run, label)
-        if run.name != name:
+    def name_the_run(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+        name = name_of(flow_run, label)
+        if flow_run.name != name:
             with get_client(sync_client=True) as client:
-                client.set_flow_run_name(run.id, name)
+                client.set_flow_run_name(flow_run.id, name)
 
-    return hook
+    return name_the_run
 
 
 def tag_current_run(tag: str) -> None:

@@ -121,7 +121,9 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     """Take one snapshot of a gallery into ``config.out_dir`` and record it in a manifest."""
     logger = get_run_logger()
     # Our modules' INFO lines (API credits) in the run's logs; Prefect's root logger is at WARNING.
-    logging.getLogger("gallery_snapshot").setLevel(logging.INFO)
+    ours = logging.getLogger("gallery_snapshot")
+    if ours.getEffectiveLevel() > logging.INFO:  # `gallery-snapshot run -v` has it at DEBUG
+        ours.setLevel(logging.INFO)
     started_at, snapshot_id, clock = utc_now(), current_snapshot_id(), time.monotonic()
     tag_current_run(source_tag(config))
     if config.source.urls_file == STDIN and deployment.id:  # a worker's stdin is not a source
