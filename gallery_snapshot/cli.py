@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from gallery_snapshot.cli_store import add_store_commands
+from gallery_snapshot.cli_store import DEFAULT_OUT, add_store_commands
 from gallery_snapshot.config import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_BYTES,
@@ -44,9 +44,6 @@ from gallery_snapshot.terminal import ProgressBar, ProgressHandler
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TOO_MANY_FAILED = 3
-# gallery-dl's habit: a folder named after the tool. The store keeps its snapshots in
-# DIR/snapshots/, so a DIR named snapshots nested them.
-DEFAULT_OUT = "gallery-snapshot"
 BIN = Path(sys.executable).parent  # the installed commands, e.g. .venv/bin
 
 EPILOG = """\

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gallery_snapshot.cli import build_parser, main
+from gallery_snapshot.config import PruneConfig, SnapshotConfig
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -82,9 +83,13 @@ def test_help_documents_every_contract_option(capsys: pytest.CaptureFixture[str]
 def test_the_default_output_folder_does_not_nest_snapshots_in_snapshots() -> None:
     # The store keeps its snapshots in DIR/snapshots/: a DIR named snapshots made
     # snapshots/snapshots/<id>/manifest.json.
-    for command in ("run", "demo"):
+    for command in ("run", "demo", "verify", "prune"):
         out = Path(build_parser().parse_args([command]).out)
         assert "snapshots" not in out.parts, out
+    assert build_parser().parse_args(["verify"]).out == build_parser().parse_args(["run"]).out
+    # A deployment run naming no folder: ~/gallery-snapshot/<out_dir>/snapshots/<id>.
+    assert "snapshots" not in Path(SnapshotConfig().out_dir).parts
+    assert all("snapshots" not in Path(out).parts for out in PruneConfig(keep_last=1).out_dirs)
 
 
 def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
