@@ -4,7 +4,9 @@
     python -m deployments.serve demo       # only some, by name
 
 The names, descriptions, tags, schedules and parameters come from ``prefect.yaml`` itself, so
-the two ways of running stay one set of definitions.
+the two ways of running stay one set of definitions: the package carries it as
+``deployments/prefect.yaml`` (a link to the checkout's, whose content an installed package
+holds), so serving needs no checkout.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import yaml
@@ -24,13 +26,12 @@ from prefect.utilities.templating import resolve_variables
 
 from deployments.heartbeat import HEARTBEAT_ENV
 
-PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
+PREFECT_YAML = resources.files("deployments") / "prefect.yaml"
 
 
-def declared_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+def declared_deployments() -> list[dict[str, Any]]:
     """The ``deployments:`` entries of ``prefect.yaml``, with anchors and merges applied."""
-    with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle)
+    document = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
     return list(document["deployments"])
 
 

@@ -1,11 +1,12 @@
 """prefect.yaml's deployments, and their no-work-pool twins in deployments/serve.py."""
 
 import json
+from pathlib import Path
 
 import pytest
 from prefect.variables import Variable
 
-from deployments.serve import declared_deployments, main, runner_deployment
+from deployments.serve import PREFECT_YAML, declared_deployments, main, runner_deployment
 from gallery_snapshot.config import PruneConfig, SnapshotConfig
 
 
@@ -67,3 +68,11 @@ def test_serving_an_unknown_deployment_is_a_clear_error(capsys: pytest.CaptureFi
         main(["nope"])
     assert raised.value.code == 2
     assert "unknown deployment(s) nope" in capsys.readouterr().err
+
+
+def test_the_package_carries_the_checkouts_prefect_yaml_not_a_copy() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    packaged = repo / "deployments" / "prefect.yaml"
+    # A link, so there is one file to edit; the wheel holds its content (see pyproject.toml).
+    assert packaged.is_symlink() and packaged.resolve() == (repo / "prefect.yaml").resolve()
+    assert PREFECT_YAML.read_bytes() == (repo / "prefect.yaml").read_bytes()
