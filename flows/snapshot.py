@@ -128,15 +128,17 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     tag_current_run(source_tag(config))
     if config.source.urls_file == STDIN and deployment.id:  # a worker's stdin is not a source
         raise ConfigError("urls_file '-' (standard input) is for the command line only")
+    source = source_slug(config)
     # Per deployment and source: a custom run of another source keeps out of its history.
-    key_prefix = artifact_prefix([deployment.name, source_slug(config)])
-    store = open_store(resolve_out_dir(config.out_dir))
+    key_prefix = artifact_prefix([deployment.name, source])
+    where = resolve_out_dir(config.out_dir)
+    logger.info("snapshot %s of %s into %s", snapshot_id, source, where)
+    store = open_store(where)
     if isinstance(store, Store):
         upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index
     else:
         store.check_access()  # wrong credentials or a missing bucket: stop before any write
     out_dir = str(store.root) if isinstance(store, Store) else store.url
-    logger.info("snapshot %s of %s into %s", snapshot_id, source_slug(config), out_dir)
     with (
         downloads_end_on_sigterm(),
         demo_gallery_if_asked(config) as config,

@@ -519,21 +519,36 @@ def _print_summary(summary: dict[str, Any], out_dir: str, seconds: float) -> Non
         print(f"invalid files quarantined under {location(out_dir, 'quarantine')}")
 
 
-def _terminal(args: argparse.Namespace) -> ProgressBar | None:
-    """What the terminal shows, set before Prefect is imported (its logging settings are read
-    once); the progress bar when there is one. The run's logs on the server are the same
-    whatever is shown here."""
-    console_level = None
+def _console_level(args: argparse.Namespace) -> str | None:
+    """The least level of a log line shown on the terminal (None: Prefect's own choice). The
+    run's logs on the server are the same whatever is shown here."""
     if args.quiet:
-        console_level = "CRITICAL"  # our own one-line error is all that is printed
-    elif args.verbose:
+        return "CRITICAL"  # our own one-line error is all that is printed
+    if not args.verbose and sys.stderr is not None and sys.stderr.isatty():
+        return "WARNING"  # a progress bar stands in for the progress lines
+    return None
+
+
+def _verbose(args: argparse.Namespace) -> None:
+    """Every log line with -v: set before Prefect is imported (it reads its settings once)."""
+    if args.verbose:
         os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] = "INFO"
         logging.getLogger("gallery_snapshot").setLevel(logging.DEBUG)
-    elif sys.stderr is not None and sys.stderr.isatty():
-        console_level = "WARNING"  # the bar stands in for the progress lines
-    if console_level:
-        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = console_level
-    return ProgressBar(sys.stderr) if console_level == "WARNING" else None
+
+
+def _show_on_console(level: str | None) -> None:
+    """Prefect's console handler at ``level``, in this process and the worker processes it
+    starts (not in a local Prefect server it started: its log keeps every line)."""
+    if level is None:
+        return
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = level
+    ensure_logging_setup()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -543,6 +558,9 @@ def _progress_shown(bar: ProgressBar | None) -> Iterator[None]:
     if bar is None:
         yield
         return
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()  # first: setting up Prefect's logging replaces its loggers' handlers
     handler = ProgressHandler(bar)
     logger = logging.getLogger("prefect.flow_runs")
     logger.addHandler(handler)
@@ -570,7 +588,7 @@ def _snapshot(args: argparse.Namespace) -> None:
         _fail(str(exc), EXIT_USAGE)
     except StoreError as exc:
         _fail(str(exc), EXIT_FAILED)
-    bar = _terminal(args)
+    _verbose(args)
     _prefect_defaults()
     from deployments.local_server import configured_api_url, use_prefect_api
 
@@ -584,6 +602,9 @@ def _snapshot(args: argparse.Namespace) -> None:
         _fail(str(exc), EXIT_USAGE)
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)
+    console_level = _console_level(args)
+    _show_on_console(console_level)
+    bar = ProgressBar(sys.stderr) if console_level == "WARNING" else None
     started = time.perf_counter()
     try:
         with _progress_shown(bar):
