@@ -124,4 +124,6 @@ def test_a_deployment_run_never_reads_standard_input(tmp_path: Path) -> None:
     ended = run_again(gallery_snapshot, created.id)
     assert ended.state is not None and ended.state.type.value == "FAILED"
     assert "standard input) is for the command line only" in str(ended.state.message)
-    assert ended.name == f"urls-stdin-{SCHEDULED:%Y-%m-%d-%H%M}-{suffix(created)}"
+    assert created.expected_start_time is not None
+    due = created.expected_start_time.astimezone(UTC)
+    assert ended.name == f"urls-stdin-{due:%Y-%m-%d-%H%M}-{suffix(created)}"
