@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -25,16 +24,16 @@ from flows.progress import download_all
 from flows.run_identity import current_snapshot_id, name_if_unnamed, run_namer, tag_current_run
 from flows.task_runners import build_task_runner
 from gallery_snapshot.batching import plan_batches, split
-from gallery_snapshot.config import STDIN, SnapshotConfig
+from gallery_snapshot.config import SnapshotConfig
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions
-from gallery_snapshot.errors import ConfigError, SnapshotError
+from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.models import Selection
 from gallery_snapshot.naming import artifact_prefix, snapshot_label, source_slug, source_tag
-from gallery_snapshot.object_store import is_object_url
 from gallery_snapshot.output import open_store
+from gallery_snapshot.run_policy import RunPolicy, checked_config
 from gallery_snapshot.store import Store
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
@@ -59,16 +58,6 @@ for _logger in ("prefect.flow_runs", "prefect.task_runs"):
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def resolve_out_dir(out_dir: str) -> str:
-    """A relative ``out_dir`` (a deployment's, say) is under ``~/gallery-snapshot`` of the
-    machine running the flow: a worker runs each flow in a temporary folder. An object-store
-    URL stays as it is."""
-    if is_object_url(out_dir):
-        return out_dir
-    path = Path(out_dir).expanduser()
-    return str(path if path.is_absolute() else Path.home() / "gallery-snapshot" / path)
 
 
 @contextlib.contextmanager
@@ -124,16 +113,15 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     ours = logging.getLogger("gallery_snapshot")
     if ours.getEffectiveLevel() > logging.INFO:  # `gallery-snapshot run -v` has it at DEBUG
         ours.setLevel(logging.INFO)
+    source, tag = source_slug(config), source_tag(config)  # as given, as in the run's name
+    # Before anything is read, written or sent: what this machine lets the parameters reach.
+    config = checked_config(config, RunPolicy.of_this_process())
     started_at, snapshot_id, clock = utc_now(), current_snapshot_id(), time.monotonic()
-    tag_current_run(source_tag(config))
-    if config.source.urls_file == STDIN and deployment.id:  # a worker's stdin is not a source
-        raise ConfigError("urls_file '-' (standard input) is for the command line only")
-    source = source_slug(config)
+    tag_current_run(tag)
     # Per deployment and source: a custom run of another source keeps out of its history.
     key_prefix = artifact_prefix([deployment.name, source])
-    where = resolve_out_dir(config.out_dir)
-    logger.info("snapshot %s of %s into %s", snapshot_id, source, where)
-    store = open_store(where)
+    logger.info("snapshot %s of %s into %s", snapshot_id, source, config.out_dir)
+    store = open_store(config.out_dir)
     if isinstance(store, Store):
         upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index
     else:
@@ -146,7 +134,9 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     ):
         if isinstance(store, Store) and (swept := store.sweep_stale_staging()):
             logger.info("removed staging files of %d interrupted run(s)", len(swept))
-        listing = fetch_links(config.source, config.timeout, config.demo_gallery)
+        listing = fetch_links(
+            config.source, config.timeout, config.demo_gallery, deadline=config.deadline
+        )
         # quote: Prefect would walk every link looking for futures (2.7 s at 100,000)
         selection: Selection = filter_links(quote(listing.links), config)  # type: ignore[call-overload]
         logger.info(
@@ -182,6 +172,7 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                     "snapshot_id": snapshot_id,
                     "formats": config.pillow_formats,
                     "max_pixels": config.max_pixels,
+                    "deadline": config.deadline,
                 },
                 staging=store.staging_dir(snapshot_id) if isinstance(store, Store) else None,
                 known=None

@@ -39,6 +39,8 @@ from gallery_snapshot.manifest import summary_table
 from gallery_snapshot.object_store import is_object_url, names_a_url
 from gallery_snapshot.output import check_output, location
 from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
+from gallery_snapshot.run_policy import trust_terminal_user
+from gallery_snapshot.sources.urls_file import open_urls_file
 from gallery_snapshot.terminal import ProgressBar, ProgressHandler
 
 EXIT_FAILED = 1
@@ -204,7 +206,8 @@ def _add_download_options(
         type=float,
         default=DEFAULT_DEADLINE,
         metavar="SECONDS",
-        help="total time per image (connect, reads, retries); past it the image is failed "
+        help="total time per image (connect, reads, retries); past it the image is failed. "
+        "Each API request, and each image's decoding, get as long "
         f"(default: {DEFAULT_DEADLINE:g})",
     )
     group.add_argument(
@@ -426,10 +429,7 @@ def _check_inputs(config: SnapshotConfig) -> None:
     """What can be checked before Prefect starts: the URLs file is readable (ConfigError), the
     output folder writable (StoreError), the client id set when no server may hold it."""
     if (path := config.source.urls_file) and path != STDIN:
-        try:
-            open(path, "rb").close()  # only whether it opens
-        except OSError as exc:
-            raise ConfigError(f"cannot read the URLs file {path}: {exc.strerror}") from None
+        open_urls_file(path).close()  # only whether it opens: a regular file, readable
     _check_client_id(config)
     check_output(config.out_dir)
 
@@ -602,6 +602,7 @@ def _snapshot(args: argparse.Namespace) -> None:
         _fail(str(exc), EXIT_USAGE)
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)
+    trust_terminal_user()  # its options are its user's, who owns this machine (see run_policy)
     console_level = _console_level(args)
     _show_on_console(console_level)
     bar = ProgressBar(sys.stderr) if console_level == "WARNING" else None

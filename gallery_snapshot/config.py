@@ -129,7 +129,8 @@ class SnapshotConfig(BaseModel):
         DEFAULT_DEADLINE,
         gt=0,
         le=86_400,
-        description="Total time per image (connect, reads, retries), seconds.",
+        description="Total time per image (connect, reads, retries), seconds; as long again "
+        "for each API request and each image's decoding.",
     )
     max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image accepted, bytes.")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Largest image accepted, pixels.")

@@ -28,8 +28,10 @@ from urllib3.response import BaseHTTPResponse
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.errors import StoreError
+from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
     Backoff,
+    BodyTooLarge,
     Deadline,
     DeadlineExceeded,
     ImageClient,
@@ -37,6 +39,7 @@ from gallery_snapshot.http import (
     Sleep,
     enforce,
     image_client,
+    read_body,
     retry_after_seconds,
 )
 from gallery_snapshot.models import FetchResult, Link, StoredImage
@@ -50,7 +53,6 @@ from gallery_snapshot.store import (
     stored_relpath,
 )
 
-CHUNK_SIZE = 64 * 1024
 MAX_REDIRECTS = 5
 REMOVED_PLACEHOLDER = "removed.png"
 
@@ -144,19 +146,15 @@ def _stream_to(
     response: BaseHTTPResponse, sink: BinaryIO, max_bytes: int, deadline: Deadline
 ) -> tuple[str, int]:
     """Write the body to ``sink``; return its sha256 and size. Stops at ``max_bytes``."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise Refused(f"larger than max-bytes ({declared} > {max_bytes})")
     digest = hashlib.sha256()
     size = 0
-    for chunk in response.stream(CHUNK_SIZE):
-        if deadline.expired:
-            raise deadline.error()
-        size += len(chunk)
-        if size > max_bytes:
-            raise Refused(f"larger than max-bytes (over {max_bytes})")
-        digest.update(chunk)
-        sink.write(chunk)
+    try:
+        for chunk in read_body(response, max_bytes=max_bytes, deadline=deadline):
+            size += len(chunk)
+            digest.update(chunk)
+            sink.write(chunk)
+    except BodyTooLarge as exc:
+        raise Refused(f"larger than max-bytes ({exc})") from None
     return digest.hexdigest(), size
 
 
@@ -186,7 +184,9 @@ def fetch_one(
                 size=stored.bytes,
             )
         except StoredFileProblem as exc:
-            logger.warning("not reusing the stored copy of %s (%s): downloading it", link.url, exc)
+            logger.warning(
+                "not reusing the stored copy of %s (%s): downloading it", unlinked(link.url), exc
+            )
         else:
             return FetchResult(
                 link=link, status="reused", sha256=stored.sha256, bytes=stored.bytes, stored=stored

@@ -20,6 +20,12 @@ for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "IMGUR_CLIENT_ID", "IMGUR_API
     os.environ.pop(name, None)
 tempfile.tempdir = None  # re-read TMPDIR
 
+from hypothesis import settings  # noqa: E402
+
+# No per-example time limit: machines are shared and noisy, and no test asserts a duration.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
+
 from gallery_snapshot.demo_gallery import DemoGallery  # noqa: E402
 
 # What a snapshot of the default demo catalogue counts (pages 0-2, JPEG only).

@@ -67,22 +67,34 @@ def deployed(prefect_server: PrefectServer, setup_runs: list[Any]) -> None:
 
 
 @contextmanager
-def worker(prefect_server: PrefectServer, folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    prefect_server: PrefectServer, folder: Path, gallery: DemoGallery | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`prefect worker start --pool gallery-snapshot` as the docs have it: started in a folder
-    that holds no checkout, with no variable of ours (no GALLERY_SNAPSHOT_HOME, no client id)."""
+    that holds no checkout, with no variable of ours (no client id), its HOME in ``folder`` (so
+    runs write under ``folder/gallery-snapshot``). With ``gallery``, the worker trusts that
+    gallery's API with its client id, as its operator would (GALLERY_SNAPSHOT_API_HOSTS)."""
     env = {
         key: value
         for key, value in prefect_server.env.items()
         if not key.startswith(("GALLERY_SNAPSHOT", "IMGUR_")) and key != "PYTHONPATH"
     }
-    with open(folder / "worker.log", "wb") as log:
+    env["HOME"] = str(folder)
+    if gallery is not None:
+        env["GALLERY_SNAPSHOT_API_HOSTS"] = gallery.base_url
+    argv = [str(BIN / "prefect"), "worker", "start", "--pool", "gallery-snapshot"]
+    with running(argv, cwd=folder, env=env, log=folder / "worker.log") as process:
+        yield process
+
+
+@contextmanager
+def running(
+    argv: list[str], *, cwd: Path, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` in a session of its own, its output in ``log``; terminated at the end."""
+    with open(log, "wb") as output:
         process = subprocess.Popen(
-            [str(BIN / "prefect"), "worker", "start", "--pool", "gallery-snapshot"],
-            cwd=folder,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             yield process
@@ -109,6 +121,30 @@ def run_deployment(
     # Its own id: the deployments' schedules have created runs of their own meanwhile.
     [flow_run_id] = re.findall(r"UUID: ([0-9a-f-]{36})", result.stdout)
     return prefect_server.api("GET", f"/flow_runs/{flow_run_id}").json()  # type: ignore[no-any-return]
+
+
+def finished(prefect_server: PrefectServer, run: dict[str, Any], log: Path) -> dict[str, Any]:
+    """The flow run once it has ended; the worker's ``log`` when it does not."""
+    deadline = time.monotonic() + 300  # not a speed check: a hang bound
+    while run["state_type"] in {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(1)
+        run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
+    return run
+
+
+def log_messages(prefect_server: PrefectServer, flow_run_id: str, wanted: str) -> list[str]:
+    """The flow run's log messages, once one holds ``wanted``: a run's last logs are shipped in
+    the background and may land after its final state."""
+    deadline = time.monotonic() + 30  # a hang bound
+    while True:
+        logs = prefect_server.api(
+            "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}}
+        ).json()
+        messages = [log["message"] for log in logs]
+        if any(wanted in m for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(1)
 
 
 def descendants(pid: int) -> list[int]:
@@ -175,8 +211,8 @@ def test_setup_creates_everything_once_then_finds_it(
 def test_worker_without_a_checkout_runs_deployments_with_history(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
-    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": str(out)}
+    out = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker, whose HOME this is
+    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": "out"}
     with worker(prefect_server, tmp_path):
         first = run_deployment(prefect_server, "demo", config, "--watch")
         second = run_deployment(prefect_server, "demo", config, "--watch")
@@ -192,7 +228,7 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     assert {"demo-summary", "demo-report", "demo-contact-sheet", "demo-progress"} <= set(artifacts)
     summary = {row["field"]: row["value"] for row in json.loads(artifacts["demo-summary"]["data"])}
     assert summary["downloaded"] == 14 and summary["invalid"] == 2 and summary["images/s"]
-    assert "- **gone** [Deleted]" in artifacts["demo-report"]["data"]
+    assert "- **gone** `Deleted` (" in artifacts["demo-report"]["data"]
     assert "## Skipped (6)" in artifacts["demo-report"]["data"]
     assert "data:image/jpeg;base64," in artifacts["demo-contact-sheet"]["data"]
     assert artifacts["demo-progress"]["data"] == 100.0
@@ -207,7 +243,7 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     summary = {row["field"]: row["value"] for row in json.loads(again["demo-summary"]["data"])}
     assert (summary["downloaded"], summary["reused"]) == (0, 14)
     report = again["demo-report"]["data"]
-    assert f"## Changes since {snapshot.name}" in report
+    assert f"## Changes since `{snapshot.name}`" in report
     assert "- new: 0" in report and "- dropped out: 0" in report
     # The Artifacts page keeps the history under one key per deployment.
     history = prefect_server.api(
@@ -225,9 +261,9 @@ def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
             "source": {"api_url": gallery.api_url, "pages": 1},
             "allowed_hosts": [gallery.image_host],
             "workers": 1,
-            "out_dir": str(tmp_path / "out"),
+            "out_dir": "out",
         }
-        with worker(prefect_server, tmp_path) as process:
+        with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 300
             while not any(
@@ -261,27 +297,14 @@ def test_a_rejected_client_id_is_one_line_in_the_run_logs(
         config = {
             "source": {"api_url": gallery.api_url, "pages": 1},
             "allowed_hosts": [gallery.image_host],
-            "out_dir": str(tmp_path / "out"),
+            "out_dir": "out",
         }
-        with worker(prefect_server, tmp_path):
+        with worker(prefect_server, tmp_path, gallery):
             run = run_deployment(prefect_server, "viral-hourly", config)
-            deadline = time.monotonic() + 120  # not a speed check: a hang bound
-            while run["state_type"] in {"SCHEDULED", "PENDING", "RUNNING"}:
-                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
-                time.sleep(1)
-                run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
+            run = finished(prefect_server, run, tmp_path / "worker.log")
     assert run["state_type"] == "FAILED", (tmp_path / "worker.log").read_text()
     wanted = "the API rejected the client id (Invalid client_id)"
-    # The run's last logs are shipped in the background and may land after its final state.
-    deadline = time.monotonic() + 30  # a hang bound
-    while True:
-        logs = prefect_server.api(
-            "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}}
-        ).json()
-        messages = [log["message"] for log in logs]
-        if any(wanted in m for m in messages) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    messages = log_messages(prefect_server, run["id"], wanted)
     assert any(wanted in m for m in messages), json.dumps(messages, indent=1)
     assert not [m for m in messages if "Traceback" in m or m.count("\n") > 1], json.dumps(
         messages, indent=1
@@ -291,7 +314,6 @@ def test_a_rejected_client_id_is_one_line_in_the_run_logs(
 def test_cancelling_a_run_with_stuck_downloads_ends_its_process_on_sigterm(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
     with DemoGallery(bulk_catalogue(8, kilobytes=10)) as gallery:
         stuck = [f"/B{n:07d}.jpg" for n in range(0, 8, 2)]
         for path in stuck:  # one byte every 5 s: these downloads take hours
@@ -299,10 +321,10 @@ def test_cancelling_a_run_with_stuck_downloads_ends_its_process_on_sigterm(
         config = {
             "source": {"api_url": gallery.api_url, "pages": 1},
             "allowed_hosts": [gallery.image_host],
-            "out_dir": str(out),
+            "out_dir": "out",
             "workers": 4,
         }
-        with worker(prefect_server, tmp_path) as process:
+        with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 120  # not a speed check: a hang bound
             while not all(gallery.state.requests_for(path) for path in stuck):

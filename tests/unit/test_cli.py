@@ -1,5 +1,6 @@
 """CLI paths that end before any flow runs (no Prefect needed)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -157,7 +158,9 @@ def no_prefect_server(monkeypatch: pytest.MonkeyPatch) -> None:
     ("argv", "message", "status"),
     [
         (["--urls-file", "{tmp}/missing.txt"], "cannot read the URLs file", 2),
-        (["--urls-file", "{tmp}"], "cannot read the URLs file", 2),  # a folder
+        (["--urls-file", "{tmp}"], "not a regular file (a folder)", 2),
+        (["--urls-file", "{tmp}/fifo"], "not a regular file (a FIFO)", 2),  # not waited on
+        (["--urls-file", "/dev/zero"], "not a regular file (a character device)", 2),
         (["--out", "{tmp}/a-file"], "cannot write to the output folder", 1),
         (["--out", "{tmp}/a-file/out"], "cannot write to the output folder", 1),
         (["--out", "http://bucket/snaps"], "http:// is not a store this tool writes to", 2),
@@ -174,6 +177,7 @@ def test_bad_files_are_found_before_any_prefect_server(
 ) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     (tmp_path / "links.txt").write_text("https://i.imgur.com/a.jpg\n")
+    os.mkfifo(tmp_path / "fifo")
     args = [arg.format(tmp=tmp_path) for arg in argv]
     if "--urls-file" not in args:
         args += ["--urls-file", str(tmp_path / "links.txt")]
