@@ -79,7 +79,7 @@ def test_urls_on_standard_input_into_the_default_folder(
         "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["urls-stdin-report"]}}}
     ).json()
     # Standard input is one source from run to run: the second run's changes are the first's.
-    assert any(f"## Changes since {older['snapshot_id']}" in item["data"] for item in report)
+    assert any(f"## Changes since `{older['snapshot_id']}`" in item["data"] for item in report)
 
 
 def test_too_much_standard_input_is_one_line(prefect_server: PrefectServer, tmp_path: Path) -> None:
