@@ -357,10 +357,11 @@ def wait_until_final(prefect_server: PrefectServer, run_id: str, log: Path) -> d
 def test_a_retried_custom_run_keeps_its_name_snapshot_and_source_keys(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    blocker = tmp_path / "out"
+    blocker = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker (its HOME)
+    blocker.parent.mkdir()
     blocker.write_text("a file where the output folder should be")
     # A custom run of another source (the demo gallery) on a scheduled deployment.
-    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": str(blocker)}
+    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": "out"}
     with worker(prefect_server, tmp_path):
         run = run_deployment(prefect_server, "viral-hourly", config)
         first = wait_until_final(prefect_server, run["id"], tmp_path / "worker.log")

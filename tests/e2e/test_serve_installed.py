@@ -55,7 +55,8 @@ def test_serve_runs_the_deployments_from_an_installed_package(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    env = {**own_server.env, "PYTHONPATH": str(installed)}
+    # HOME: relative out_dirs of served runs go under HOME/gallery-snapshot.
+    env = {**own_server.env, "PYTHONPATH": str(installed), "HOME": str(tmp_path)}
     where = subprocess.run(
         [
             sys.executable,
@@ -95,8 +96,8 @@ def test_serve_runs_the_deployments_from_an_installed_package(
             except requests.RequestException:
                 pass
             time.sleep(1)
-        out = tmp_path / "out"
-        config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": str(out)}
+        out = tmp_path / "gallery-snapshot" / "out"
+        config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": "out"}
         result = own_server.prefect(
             "deployment",
             "run",
