@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gallery_snapshot.object_store import check_object_url, names_a_url
-from gallery_snapshot.selection import normalize_host
+from gallery_snapshot.selection import UrlProblem, allowed_host, parse_image_url
 
 IMGUR_API_URL = "https://api.imgur.com/3"
 IMGUR_IMAGE_HOST = "i.imgur.com"
@@ -39,7 +39,6 @@ DEFAULT_OUT_DIR = "default"
 # ``--urls-file -``: the command line's standard input.
 STDIN = "-"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-f:.]+\]$")
 
 
 class SourceSpec(BaseModel):
@@ -76,6 +75,10 @@ class SourceSpec(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        try:  # read as every request will read it: 'http://[::1' is one line here, not retries
+            parse_image_url(value)
+        except UrlProblem as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -145,11 +148,7 @@ class SnapshotConfig(BaseModel):
     @field_validator("allowed_hosts")
     @classmethod
     def _hostnames(cls, hosts: list[str]) -> list[str]:
-        normalized = [normalize_host(host) for host in hosts]
-        for host, checked in zip(hosts, normalized, strict=True):
-            if not _HOST.match(checked):
-                raise ValueError(f"{host!r} is not a hostname")
-        return normalized
+        return [allowed_host(host) for host in hosts]
 
     @field_validator("out_dir")
     @classmethod

@@ -20,9 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import unquote, urljoin, urlsplit
 
-from urllib3.exceptions import HTTPError, LocationParseError, ProxySchemeUnknown
+from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 
 from gallery_snapshot.catalog import Catalog
@@ -43,7 +42,13 @@ from gallery_snapshot.http import (
     retry_after_seconds,
 )
 from gallery_snapshot.models import FetchResult, Link, StoredImage
-from gallery_snapshot.selection import allowed_host_set, url_rejection
+from gallery_snapshot.selection import (
+    UrlProblem,
+    allowed_host_set,
+    image_url,
+    join_url,
+    url_rejection,
+)
 from gallery_snapshot.store import (
     Received,
     ReceivedJournal,
@@ -101,7 +106,7 @@ def _request(
         raise Refused(reason)
     try:
         return session.get(url, timeout=deadline.timeout(timeout))
-    except (LocationParseError, ProxySchemeUnknown) as exc:
+    except ValueError as exc:  # urllib3's LocationParseError, a proxy's, http.client's InvalidURL
         raise Refused(f"malformed URL: {_short(exc)}") from None
 
 
@@ -118,9 +123,9 @@ def _open_stream(
             return response
         response.close()
         try:
-            target = urljoin(url, location)
-        except ValueError as exc:
-            raise Refused(f"malformed redirect Location: {_short(exc)}") from None
+            target = join_url(url, location)
+        except UrlProblem as exc:
+            raise Refused(str(exc)) from None
         if target.rsplit("/", 1)[-1].split("?")[0] == REMOVED_PLACEHOLDER:
             raise Gone("redirected to the removed-image placeholder")
         reason = url_rejection(target, allowed_hosts=allowed)
@@ -161,7 +166,8 @@ def _stream_to(
 def staged_name(link: Link) -> str:
     """A staging (and quarantine) file name: unique in its snapshot by rank, readable by the
     link's own file name."""
-    name = posixpath.basename(unquote(urlsplit(link.url).path))
+    parsed = image_url(link.url)
+    name = posixpath.basename(parsed.path) if parsed else ""
     return f"{link.rank}-{safe_component(name, fallback='image')}"
 
 

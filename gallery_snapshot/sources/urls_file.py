@@ -20,12 +20,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import BinaryIO
-from urllib.parse import unquote, urlsplit
 
 from gallery_snapshot.config import STDIN
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.models import Link, Listing, SkippedLink
-from gallery_snapshot.selection import UrlProblem, normalize_url, parse_image_url
+from gallery_snapshot.selection import UrlProblem, parse_image_url
 
 MAX_LINES = 100_000
 MAX_BYTES = 64 * 1024 * 1024
@@ -137,11 +136,11 @@ def list_urls_file(path: str, *, max_lines: int = MAX_LINES, max_bytes: int = MA
         if not url or url.startswith("#"):
             continue
         try:
-            parse_image_url(url)
+            parsed = parse_image_url(url)
         except UrlProblem as exc:
             skipped.append(skipped_line(number, url, str(exc)))
             continue
-        guessed, _ = mimetypes.guess_type(PurePosixPath(unquote(urlsplit(url).path)).name)
+        guessed, _ = mimetypes.guess_type(PurePosixPath(parsed.path).name)
         # The whole URL is the image's identity: /red/x.jpg, /blue/x.jpg and x.png differ.
-        links.append(Link(url=url, id=normalize_url(url), rank=len(links) + 1, type=guessed))
+        links.append(Link(url=url, id=parsed.key, rank=len(links) + 1, type=guessed))
     return Listing(links=links, skipped=skipped)

@@ -37,10 +37,18 @@ HEARTBEAT_SECONDS = 30
 CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30
 
 
-def setup_table(output: str) -> dict[str, str]:
-    """`gallery-snapshot setup`'s table as {what: result}."""
+def setup_table(output: str) -> dict[tuple[str, str], str]:
+    """`gallery-snapshot setup`'s table as {(what, name): result}."""
     rows = [re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[1:]]
-    return {row[0]: row[-1] for row in rows if len(row) == 3}
+    return {(row[0], row[1]): row[2] for row in rows if len(row) == 3}
+
+
+BASICS = [
+    ("work pool", "gallery-snapshot"),
+    ("global rate limit", "imgur-api"),
+    ("automation", "gallery-snapshot: crash zombie flow runs"),
+    ("secret block", "imgur-client-id"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -174,14 +182,15 @@ def test_setup_creates_everything_once_then_finds_it(
 ) -> None:
     first, second = setup_runs
     assert first.returncode == 0, first.stderr
-    assert setup_table(first.stdout) == {
-        "work pool": "created",
-        "global rate limit": "created",
-        "automation": "created",
-        "secret block": "created",
-    }
+    table = setup_table(first.stdout)
+    assert {row: table[row] for row in BASICS} == dict.fromkeys(BASICS, "created")
+    assert table[("schedules", "prefect.yaml")] == (
+        "skipped: none deployed yet (`prefect deploy --all`, then setup again)"
+    )
+    assert table[("notifications", "-")] == "skipped: no --notify"
     assert second.returncode == 0, second.stderr
-    assert set(setup_table(second.stdout).values()) == {"found"}
+    again = setup_table(second.stdout)
+    assert {row: again[row] for row in BASICS} == dict.fromkeys(BASICS, "found")
     assert DEMO_CLIENT_ID not in first.stdout + first.stderr + second.stdout + second.stderr
     pool = prefect_server.api("GET", "/work_pools/gallery-snapshot").json()
     assert pool["type"] == "process"
@@ -189,7 +198,11 @@ def test_setup_creates_everything_once_then_finds_it(
     assert env == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
     limit = prefect_server.api("GET", "/v2/concurrency_limits/imgur-api").json()
     assert (limit["limit"], limit["slot_decay_per_second"]) == (50, 0.14)
-    [automation] = prefect_server.api("POST", "/automations/filter", json={}).json()
+    [automation] = [
+        automation
+        for automation in prefect_server.api("POST", "/automations/filter", json={}).json()
+        if automation["name"] == "gallery-snapshot: crash zombie flow runs"
+    ]
     assert automation["trigger"]["posture"] == "Proactive"
     assert automation["actions"] == [
         {**automation["actions"][0], "type": "change-flow-run-state", "state": "CRASHED"}
@@ -200,11 +213,12 @@ def test_setup_creates_everything_once_then_finds_it(
     ).check_returncode()
     third = prefect_server.snapshot("setup")
     assert third.returncode == 0, third.stderr
-    assert setup_table(third.stdout) == {
-        "work pool": "found",
-        "global rate limit": "updated",
-        "automation": "found",
-        "secret block": "skipped: IMGUR_CLIENT_ID is not set",
+    table = setup_table(third.stdout)
+    assert {row: table[row] for row in BASICS} == {
+        BASICS[0]: "found",
+        BASICS[1]: "updated",
+        BASICS[2]: "found",
+        BASICS[3]: "skipped: IMGUR_CLIENT_ID is not set",
     }
 
 
@@ -389,3 +403,73 @@ def test_a_retried_custom_run_keeps_its_name_snapshot_and_source_keys(
     assert manifest["snapshot_id"] == f"{scheduled:%Y%m%dT%H%M%SZ}-{run['id'][-6:]}"
     keys = {key for key in artifacts_of(prefect_server, run["id"]) if key}  # None: the failure's
     assert keys == {f"viral-hourly-demo-{kind}" for kind in REPORT_KINDS}, keys
+
+
+SCHEDULED = ["viral-hourly", "viral-to-object-store", "top-daily", "earthporn-weekly"]
+
+
+def scheduled_deployments(prefect_server: PrefectServer) -> dict[str, dict[str, Any]]:
+    """prefect.yaml's scheduled deployments as the server has them, by name."""
+    deployments = prefect_server.api("POST", "/deployments/filter", json={}).json()
+    wanted = [*SCHEDULED, "prune-weekly"]
+    return {d["name"]: d for d in deployments if d["name"] in wanted}
+
+
+def test_deployed_schedules_stay_paused_until_setup_finds_what_their_runs_need(
+    prefect_server: PrefectServer, deployed: None
+) -> None:
+    deployments = scheduled_deployments(prefect_server)
+    assert len(deployments) == 5
+    # `prefect deploy --all` schedules nothing: not the hourly run without a client id, not
+    # the object-store run whose out_dir names no bucket (its Variable is not set).
+    for deployment in deployments.values():
+        assert [schedule["active"] for schedule in deployment["schedules"]] == [False]
+    scheduled_runs = prefect_server.api(
+        "POST",
+        "/flow_runs/filter",
+        json={
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+            "deployments": {"id": {"any_": [d["id"] for d in deployments.values()]}},
+        },
+    ).json()
+    assert scheduled_runs == []
+    config = deployments["viral-to-object-store"]["parameters"]["config"]
+    assert config["out_dir"] == "s3:///snapshots/viral"
+    # One run at a time: an overlapping snapshot is dropped, an overlapping prune waits.
+    for name, deployment in deployments.items():
+        assert deployment["global_concurrency_limit"]["limit"] == 1
+        strategy = "ENQUEUE" if name == "prune-weekly" else "CANCEL_NEW"
+        assert deployment["concurrency_options"]["collision_strategy"] == strategy
+    try:
+        result = prefect_server.snapshot("setup")  # the Secret block is stored already
+        assert result.returncode == 0, result.stderr
+        table = setup_table(result.stdout)
+        resumed = ["gallery-snapshot/" + name for name in SCHEDULED if "object" not in name]
+        for name in [*resumed, "gallery-prune/prune-weekly"]:
+            assert table[("schedule", name)] == "resumed"
+        assert table[("schedule", "gallery-snapshot/viral-to-object-store")] == (
+            "paused: the Prefect Variable gallery_snapshot_bucket is not set "
+            "(`prefect variable set gallery_snapshot_bucket VALUE`, then deploy again)"
+        )
+        actives = {
+            name: [schedule["active"] for schedule in deployment["schedules"]]
+            for name, deployment in scheduled_deployments(prefect_server).items()
+        }
+        assert actives == {name: [name != "viral-to-object-store"] for name in actives}
+        again = setup_table(prefect_server.snapshot("setup").stdout)
+        assert again[("schedule", "gallery-snapshot/viral-hourly")] == "active"
+        # The Variable set after the deploy: the deployed out_dir still names no bucket.
+        prefect_server.prefect("variable", "set", "gallery_snapshot_bucket", "b").check_returncode()
+        late = setup_table(prefect_server.snapshot("setup").stdout)
+        assert late[("schedule", "gallery-snapshot/viral-to-object-store")].startswith(
+            "paused: its parameters do not validate, deploy it again: config.out_dir: s3:///"
+        )
+    finally:  # other tests run these deployments by hand: no scheduled runs among theirs
+        for deployment in scheduled_deployments(prefect_server).values():
+            for schedule in deployment["schedules"]:
+                prefect_server.api(
+                    "PATCH",
+                    f"/deployments/{deployment['id']}/schedules/{schedule['id']}",
+                    json={"active": False},
+                )
+        prefect_server.prefect("variable", "unset", "gallery_snapshot_bucket")

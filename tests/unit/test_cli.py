@@ -28,7 +28,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["run", "--formats", "bmp"], "unknown format bmp"),
         (["run", "--section", "cold"], "invalid choice: 'cold'"),
         (["run", "--subreddit", "a/b"], "error: --subreddit: 'a/b' is not a plain name"),
-        (["run", "--allow-host", "x/y"], "error: --allow-host: 'x/y' is not a hostname"),
+        (["run", "--allow-host", "x/y"], "argument --allow-host: 'x/y' is not a host name"),
+        (
+            ["run", "--allow-host", "127.0.0.1:8901"],
+            "argument --allow-host: '127.0.0.1:8901' is a host and a port: give the host alone",
+        ),
+        (["run", "--allow-host", "[::1"], "argument --allow-host: '[::1' is not a host name"),
         (["run", "--tag", "a", "--album", "b"], "not allowed with argument"),
         (["run", "--api-url", "nope"], "error: --api-url: 'nope' is not an http(s) URL"),
         (["run", "--timeout", "abc"], "invalid float value"),
@@ -39,7 +44,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["run", "--fail-on", "101"], "argument --fail-on: '101' is not a percentage (0-100)"),
         (["demo", "--fail-on", "x"], "argument --fail-on: 'x' is not a percentage (0-100)"),
         (["run", "-q", "-v"], "argument -v/--verbose: not allowed with argument -q/--quiet"),
-        (["run"], "IMGUR_CLIENT_ID is not set"),
+        # Names the block a run would also look for (and no server holds: none is configured).
+        (
+            ["run"],
+            "IMGUR_CLIENT_ID is not set and no Prefect server holds the Secret block "
+            "'imgur-client-id'",
+        ),
         (["explode"], "invalid choice: 'explode'"),
     ],
 )

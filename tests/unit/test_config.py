@@ -1,7 +1,10 @@
 import pytest
+from hypothesis import given, settings
 from pydantic import ValidationError
 
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
+from gallery_snapshot.selection import parse_image_url
+from tests.support.urls import awkward_urls
 
 
 def test_defaults_are_the_articles_jpeg_only_hot_viral_gallery() -> None:
@@ -25,6 +28,9 @@ def test_defaults_are_the_articles_jpeg_only_hot_viral_gallery() -> None:
         {"album": "a/b"},
         {"pages": 0},
         {"api_url": "ftp://example.com"},
+        {"api_url": "http://[::1"},
+        {"api_url": "http://127.0.0.1\uff1a8080/3"},
+        {"api_url": "http://host:99999/3"},
         {"sort": "rising"},
         {"kind": "subreddit", "subreddit": "pics", "sort": "rising"},
         {"unknown": 1},
@@ -39,6 +45,39 @@ def test_hosts_are_lowercased_and_checked() -> None:
     assert SnapshotConfig(allowed_hosts=["I.Imgur.COM"]).allowed_hosts == ["i.imgur.com"]
     with pytest.raises(ValidationError):
         SnapshotConfig(allowed_hosts=["evil.com/path"])
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1:8901",
+        "i.imgur.com:443",
+        "[::1]:8080",
+        "[::1",
+        "::1]",
+        "[127.0.0.1]",
+        "[fe80::1%eth0]",
+        "fe80::1%25eth0",
+        "1:2",
+        "",
+        "i.imgur.com\uff1a443",
+    ],
+)
+def test_a_host_with_a_port_or_a_malformed_ipv6_literal_is_refused(host: str) -> None:
+    """``127.0.0.1:8901`` was once read as the IPv6 literal ``[127.0.0.1:8901]``."""
+    with pytest.raises(ValidationError):
+        SnapshotConfig(allowed_hosts=[host])
+
+
+@settings(max_examples=300, deadline=None)
+@given(awkward_urls(("127.0.0.1:8901", "i.imgur.com")))
+def test_any_allowed_host_text_is_a_host_or_one_validation_error(text: str) -> None:
+    try:
+        [host] = SnapshotConfig(allowed_hosts=[text]).allowed_hosts
+    except ValidationError as exc:
+        assert len(exc.errors()) == 1
+        return
+    assert parse_image_url(f"http://{host}/a.jpg").host == host
 
 
 def test_formats_are_deduplicated_and_map_to_pillow_names() -> None:
