@@ -23,6 +23,7 @@ from uuid import UUID
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.schemas.objects import TaskRunResult
+from prefect.exceptions import UnfinishedRun
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque, quote
@@ -88,7 +89,8 @@ class BatchSubmitter:
         self.runner, self.options, self.validation, self.known = runner, options, validation, known
         self.finished = Finished()
         self.downloads: dict[PrefectFuture[Any], str] = {}  # in flight, with their span
-        self.validations: set[PrefectFuture[Any]] = set()
+        # In flight, with the download each validates.
+        self.validations: dict[PrefectFuture[Any], PrefectFuture[Any]] = {}
         self._waiting = collections.deque[tuple[str, list[Link]]]()
         start = 0
         for links in batches:
@@ -130,7 +132,7 @@ class BatchSubmitter:
             parameters={"fetched": self._unwalked(fetched, resolve=True), **self.validation},
             dependencies={"fetched": {TaskRunResult(id=fetched.task_run_id)}},
         )
-        self.validations.add(self.finished.watch(checked))
+        self.validations[self.finished.watch(checked)] = fetched
 
     def step(self, timeout: float) -> list[ImageRecord]:
         """Wait up to ``timeout`` for task runs to finish; submit what their ends allow; return
@@ -138,8 +140,7 @@ class BatchSubmitter:
         records: list[ImageRecord] = []
         for future in self.finished.take(timeout):
             if future in self.validations:
-                self.validations.remove(future)
-                records.extend(future.result())
+                records.extend(validated(future, self.validations.pop(future)))
                 continue
             name = self.downloads.pop(future)
             if future.state.is_failed():
@@ -148,6 +149,19 @@ class BatchSubmitter:
                 self._download_next()
             self._validate(future, name)
         return records
+
+
+def validated(checked: PrefectFuture[Any], fetched: PrefectFuture[Any]) -> list[ImageRecord]:
+    """The records of the validation ``checked`` of the download ``fetched``. A validation
+    whose download failed never runs (Prefect leaves it pending, and its result is an
+    UnfinishedRun): the error is the download's (a full disk, too many open files). (The
+    server may learn of a download's failure only after the flow has submitted its
+    validation.)"""
+    try:
+        return list(checked.result())
+    except UnfinishedRun:
+        fetched.result()  # raises the download's own error
+        raise
 
 
 def staged_count(staging: Path) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import StoredImage
 from gallery_snapshot.selection import UrlProblem, normalize_url
+from gallery_snapshot.store import storage_error
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS urls (
@@ -61,7 +62,7 @@ class Catalog:
         try:
             connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the URL index {self.path}: {exc}") from None
+            raise self._explain(exc, opening=True) from None
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -94,16 +95,19 @@ class Catalog:
             return True
         return False
 
-    def _explain(self, error: sqlite3.DatabaseError) -> StoreError:
-        """SQLite says "disk I/O error" for a full disk; a small write next to the index
-        finds the real cause."""
+    def _explain(self, error: sqlite3.Error, *, opening: bool = False) -> StoreError:
+        """SQLite says "disk I/O error" for a full disk, "unable to open database file" when
+        the process may open no more files; a small write next to the index finds the real
+        cause."""
         probe = self.path.with_name(f".probe-{os.getpid()}")
         try:
             probe.write_bytes(bytes(65536))
         except OSError as exc:
-            return StoreError(f"cannot write to {self.path.parent}: {exc.strerror}")
+            return storage_error(f"cannot write to {self.path.parent}", exc)
         finally:
             probe.unlink(missing_ok=True)
+        if opening:
+            return StoreError(f"cannot open the URL index {self.path}: {error}")
         return StoreError(
             f"the URL index {self.path} is unusable ({error}): remove it, and the next run "
             "rebuilds it from the manifests"

@@ -35,6 +35,7 @@ from gallery_snapshot.config import (
     SnapshotConfig,
 )
 from gallery_snapshot.errors import ConfigError, SnapshotError, StoreError
+from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.manifest import summary_table
 from gallery_snapshot.object_store import is_object_url, names_a_url
 from gallery_snapshot.output import check_output, location
@@ -378,7 +379,10 @@ def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
     options: dict[str, Any] = {
         "source": source,
         "formats": args.formats,
-        "out_dir": args.out if names_a_url(args.out) else os.path.abspath(args.out),
+        # An empty --out stays empty (refused by the store), never the current folder.
+        "out_dir": args.out
+        if names_a_url(args.out) or not args.out.strip()
+        else os.path.abspath(args.out),
         "runner": args.runner,
         "workers": args.workers,
         "timeout": args.timeout,
@@ -610,6 +614,14 @@ def _problem_share(counts: dict[str, int]) -> float:
     return 100 * (counts["failed"] + counts["invalid"]) / max(1, counts["selected"])
 
 
+def _end_the_run() -> None:
+    """Before the line saying why a run failed, which must be the last: the run is over and
+    recorded, but threads of its other batches may still end and log. Their downloads are
+    cut, and what they would log is dropped."""
+    abort_exchanges()
+    logging.disable(logging.CRITICAL)
+
+
 def _snapshot(args: argparse.Namespace) -> None:
     handle = FlowRunHandle()
     stop_on_signals(handle.cancel)
@@ -645,8 +657,10 @@ def _snapshot(args: argparse.Namespace) -> None:
         with _progress_shown(bar):
             summary, flow_run_id = run_watched(lambda: run_snapshot(config, handle), api_url)
     except SnapshotError as exc:
+        _end_the_run()
         _fail(str(exc), EXIT_FAILED)
     except Exception as exc:  # a bug or a Prefect failure: still one line
+        _end_the_run()
         _fail(f"the snapshot failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
     if not args.quiet:
         _print_summary(summary, config.out_dir, time.perf_counter() - started)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gallery_snapshot.escaping import one_line
 from gallery_snapshot.object_store import check_object_url, names_a_url
 from gallery_snapshot.selection import UrlProblem, allowed_host, parse_image_url
 
@@ -41,6 +42,15 @@ STDIN = "-"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
+def one_line_text(value: str | None) -> str | None:
+    """Refuse a parameter that would not show as itself on one line: a run's parameters end
+    in its name, its log lines (a worker's terminal too) and its messages, where a line break
+    forges a line and ESC or a bidi override acts on the viewer."""
+    if value is not None and one_line(value) != value:
+        raise ValueError(f"{value!r} holds a line break, a control or a format character")
+    return value
+
+
 class SourceSpec(BaseModel):
     """Where the links come from: an Imgur listing (gallery, subreddit, tag, album) or URLs."""
 
@@ -66,9 +76,11 @@ class SourceSpec(BaseModel):
     @field_validator("subreddit", "tag", "album")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.match(value):
+        if value is not None and not _NAME.fullmatch(value):  # match() takes "name\n"
             raise ValueError(f"{value!r} is not a plain name (letters, digits, _ and -)")
         return value
+
+    _text = field_validator("api_url", "urls_file")(one_line_text)
 
     @field_validator("api_url")
     @classmethod
@@ -150,9 +162,12 @@ class SnapshotConfig(BaseModel):
     def _hostnames(cls, hosts: list[str]) -> list[str]:
         return [allowed_host(host) for host in hosts]
 
+    _text = field_validator("dask_address")(one_line_text)
+
     @field_validator("out_dir")
     @classmethod
     def _output(cls, out_dir: str) -> str:
+        one_line_text(out_dir)
         return check_object_url(out_dir) if names_a_url(out_dir) else out_dir
 
     @field_validator("formats")

@@ -26,7 +26,6 @@ from urllib3.response import BaseHTTPResponse
 
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.config import DEFAULT_DEADLINE
-from gallery_snapshot.errors import StoreError
 from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
     Backoff,
@@ -55,6 +54,7 @@ from gallery_snapshot.store import (
     Store,
     StoredFileProblem,
     safe_component,
+    storage_error,
     stored_relpath,
 )
 
@@ -232,7 +232,7 @@ def fetch_one(
             error = f"{type(exc).__name__}: {_short(exc)}"
         except OSError as exc:  # the disk, not the network: no image can be stored now
             staged.unlink(missing_ok=True)
-            raise StoreError(f"cannot write to {staged.parent}: {exc.strerror}") from None
+            raise storage_error(f"cannot write to {staged.parent}", exc) from None
         staged.unlink(missing_ok=True)
         if deadline.expired:
             return FetchResult(link=link, status="failed", error=str(deadline.error()))

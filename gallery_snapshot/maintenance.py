@@ -51,6 +51,7 @@ def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyRep
     outside the store), naming the snapshots that reference it, and one per file under
     ``snapshots/`` that is not a readable manifest. Changes nothing."""
     if isinstance(objects := open_store(out_dir), ObjectStore):
+        objects.check_access()
         if not has_snapshots(out_dir):
             raise StoreError(f"{objects.url} holds no snapshots")
         return _verify(scan_object_manifests(objects), objects.read_stored, progress, threads=16)
@@ -172,6 +173,7 @@ def prune_store(
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"--keep-last must be at least 1, not {keep_last}")
     if isinstance(objects := open_store(out_dir), ObjectStore):
+        objects.check_access()
         return prune_objects(objects, keep_last=keep_last, keep_within=keep_within, dry_run=dry_run)
     if dry_run:
         store = _existing_store(out_dir)

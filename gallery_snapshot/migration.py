@@ -21,11 +21,16 @@ from typing import Any
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.manifest import STORED, iter_manifests
 from gallery_snapshot.models import StoredImage
-from gallery_snapshot.store import Store, is_stored_relpath, sha256_of, write_atomically
+from gallery_snapshot.store import (
+    LAYOUT_MARKER,
+    Store,
+    is_stored_relpath,
+    sha256_of,
+    write_atomically,
+)
 
 logger = logging.getLogger(__name__)
 
-LAYOUT_MARKER = ".layout"
 LAYOUT = "content-addressed v1\n"
 
 

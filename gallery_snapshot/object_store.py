@@ -35,12 +35,13 @@ from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
 from obstore.store import from_url
 
 from gallery_snapshot.catalog import url_key
-from gallery_snapshot.errors import StoreError
+from gallery_snapshot.errors import ConfigError, StoreError
 from gallery_snapshot.models import ImageRecord, StoredImage
 from gallery_snapshot.store import (
     STORED_PATH,
     StoredFileProblem,
     is_stored_relpath,
+    nested_store,
     stored_relpath,
 )
 
@@ -53,10 +54,36 @@ PRUNE_LOCK = "locks/prune"
 LOCK_REFRESH = timedelta(minutes=1)
 STALE_LOCK = timedelta(minutes=10)
 PRUNE_POLL_SECONDS = 2.0
+# What a store keeps at its top: what its snapshots and prunes write and delete.
+OWN_PREFIXES = frozenset({"images", "index", "snapshots", "quarantine", "locks"})
+# The lock keys this tool writes (snapshot ids are letters, digits and dashes); anything
+# else under locks/ is someone else's and blocks nothing.
+_LOCK_KEY = re.compile(r"^locks/(?:prune|snapshot-[A-Za-z0-9-]{1,64})$")
 _INDEX_ENTRY = re.compile(
     r"^index/([0-9a-f]{64})/([0-9a-f]{64})\.([A-Z0-9]{2,8})\.(\d+)\.(\d+)x(\d+)"
     r"(?:\.([A-Za-z0-9]{1,64}))?$"
 )
+
+
+# What a browser takes an object for when the store is served: pages, manifests and images
+# (validated, so their extension is their format) by their extension; anything else, such as
+# a quarantined download whatever its name says, as bytes (S3's own default).
+_CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "json": "application/json",
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+}
+_BYTES = "application/octet-stream"
+
+
+def content_type(key: str) -> str:
+    """The ``Content-Type`` an object of the store is put with."""
+    if key.startswith(("images/", "snapshots/")):
+        return _CONTENT_TYPES.get(key.rpartition(".")[2], _BYTES)
+    return _BYTES
 
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: not a drive letter
@@ -121,6 +148,18 @@ _USERINFO = re.compile(r"(?<=//)[^/@\s]*@")
 def _redacted(text: str) -> str:
     """``text`` without the ``user:password@`` of any URL in it."""
     return _USERINFO.sub("***@", text)
+
+
+def _check_aws_settings() -> None:
+    """StoreError naming an ``AWS_*`` variable that holds a control character (a newline):
+    the Rust client would panic on it, printing its own report before any error of ours.
+    The value is never shown (it may be a secret)."""
+    for name, value in sorted(os.environ.items()):
+        if name.startswith("AWS_") and not value.isprintable():
+            raise StoreError(
+                f"{name} holds a control character (a newline?), which no AWS setting has: "
+                "set it again without one"
+            )
 
 
 def _checked_endpoint() -> str | None:
@@ -221,8 +260,9 @@ class ObjectStore:
     """One output location on object storage. Plain: holds its URL and opens its client
     lazily, so an instance is cheap in any process (a Dask worker builds its own)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = check_object_url(url)
+        self._create = create  # file://: make the folder (a store looked at only is not made)
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -239,7 +279,9 @@ class ObjectStore:
         build: Any = from_url  # its overloads type each store's options separately
         with self._reported():
             if scheme == "file":
-                return build(self.url, mkdir=True)
+                return build(self.url, mkdir=self._create)
+            if scheme in ("s3", "s3a"):
+                _check_aws_settings()
             endpoint = _checked_endpoint()
             options = {
                 "connect_timeout": "10s",
@@ -276,10 +318,35 @@ class ObjectStore:
             ) from None
 
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> str:
-        """Put ``data`` whole; return the new object's version token."""
+        """Put ``data`` whole, with its ``Content-Type``; return the new object's version
+        token."""
+        mode: Literal["create", "overwrite"] = "create" if create_only else "overwrite"
+        # The local backend keeps no attributes (and refuses them).
+        local = urlsplit(self.url).scheme.lower() == "file"
+        attributes = None if local else {"Content-Type": content_type(key)}
         with self._reported():
-            mode: Literal["create", "overwrite"] = "create" if create_only else "overwrite"
-            return version_token(obstore.put(self.client, key, data, mode=mode).get("e_tag"))
+            put = obstore.put(self.client, key, data, mode=mode, attributes=attributes)
+            return version_token(put.get("e_tag"))
+
+    def put_image(self, key: str, content: bytes, *, sha256: str) -> str:
+        """Store an image's validated ``content`` (of ``sha256``) under its content key;
+        return the version of the object holding it. An image stored already is not put
+        again: where the version tag is no content hash (``file://``, some S3-compatible
+        services) that would change the version every other URL's index entry of it holds.
+        Its bytes are hashed instead, and put back only when damaged."""
+        try:
+            return self.put(key, content, create_only=True)
+        except AlreadyExistsError:
+            pass
+        with self._reported():
+            try:
+                found = obstore.get(self.client, key)
+                stored = bytes(found.bytes())
+            except (NotFoundError, FileNotFoundError):  # pruned meanwhile
+                found, stored = None, b""
+        if found is not None and hashlib.sha256(stored).hexdigest() == sha256:
+            return version_token(found.meta.get("e_tag"))
+        return self.put(key, content)
 
     def get(self, key: str) -> bytes:
         with self._reported():
@@ -308,9 +375,34 @@ class ObjectStore:
 
     def check_access(self) -> None:
         """One LIST request: wrong credentials, a missing bucket or an unreachable endpoint
-        stop the run here, before anything is written."""
+        stop the run here, before anything is written. Before it, ConfigError for a place
+        among another store's own entries (``s3://b/p/snapshots/x`` when ``s3://b/p`` is a
+        store), which that store's next prune would delete."""
+        if (outer := self.enclosing_store()) is not None:
+            raise ConfigError(nested_store(self.url, outer))
         for _ in self.listing(LOCK_PREFIX):
             break
+
+    def enclosing_store(self) -> str | None:
+        """The URL of a store this one lies among the own entries of, if any: one LIST for
+        each prefix above followed by a store's entry name (usually one at most). A prefix
+        holding ``snapshots/`` and ``index/`` is a store; one that cannot be listed (a
+        policy granting this prefix only) is taken for none."""
+        parts = urlsplit(self.url)
+        names = parts.path.strip("/").split("/")
+        for depth in range(len(names) - 1, -1, -1):
+            if names[depth] not in OWN_PREFIXES:
+                continue
+            above = f"{parts.scheme}://{parts.netloc}/{'/'.join(names[:depth])}"
+            try:
+                candidate = ObjectStore(above, create=False)
+                with candidate._reported():
+                    top = obstore.list_with_delimiter(candidate.client)["common_prefixes"]
+            except (ValueError, StoreError):  # the file system's root, an unlistable bucket
+                continue
+            if {"snapshots/", "index/"} <= {name.rstrip("/") + "/" for name in top}:
+                return candidate.url
+        return None
 
     # The store's own operations.
 
@@ -375,7 +467,11 @@ class ObjectStore:
         """Lock keys refreshed within ``STALE_LOCK``, with their last refresh. Ages are
         counted on the store's clock, from the lock ``reference`` just put, when given: a
         machine whose clock runs ahead must not take live locks for dead ones."""
-        locks = {info.key: info.modified for info in self.listing(LOCK_PREFIX)}
+        locks = {
+            info.key: info.modified
+            for info in self.listing(LOCK_PREFIX)
+            if _LOCK_KEY.match(info.key)
+        }
         now = locks.get(reference or "") or datetime.now(UTC)
         return {key: modified for key, modified in locks.items() if now - modified < STALE_LOCK}
 

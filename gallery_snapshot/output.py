@@ -12,19 +12,39 @@ from pathlib import Path
 
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.object_store import ObjectStore, is_object_url, names_a_url
-from gallery_snapshot.store import Store, open_regular, write_atomically
+from gallery_snapshot.store import (
+    Store,
+    enclosing_store,
+    nested_store,
+    open_regular,
+    write_atomically,
+)
 
 AnyStore = Store | ObjectStore
 
 
 def open_store(out_dir: str) -> AnyStore:
-    """The store ``out_dir`` names; ConfigError for a URL of no store this tool writes to."""
+    """The store ``out_dir`` names; ConfigError for a URL of no store this tool writes to, a
+    folder inside another store, or nothing at all (not taken for the current folder)."""
+    refuse_empty(out_dir)
     if not names_a_url(out_dir):
-        return Store(out_dir)
+        store = Store(out_dir)
+        if (outer := enclosing_store(store.root)) is not None:
+            raise ConfigError(nested_store(str(store.root), str(outer)))
+        return store
     try:
         return ObjectStore(out_dir)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def refuse_empty(out_dir: str) -> None:
+    """ConfigError for an ``out_dir`` that names nothing: never the current folder, nor the
+    folder a relative one would be under."""
+    if not out_dir.strip():
+        raise ConfigError(
+            "no output location given: name a folder or an object store (s3://BUCKET/PREFIX)"
+        )
 
 
 def check_output(out_dir: str) -> None:

@@ -13,6 +13,7 @@ Ctrl-C would print ``threading._shutdown``'s traceback).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -96,8 +97,10 @@ class ApiWatch:
     def healthy(self) -> bool:
         try:
             return requests.get(f"{self.api_url}/health", timeout=POLL_SECONDS).ok
-        except requests.RequestException:
-            return False
+        except requests.RequestException as exc:
+            # A process out of files cannot even open the socket: no sign the API is gone
+            # (the run fails on its own, saying so).
+            return _out_of_files(exc)
 
     def check(self) -> None:
         if self.healthy():
@@ -138,6 +141,15 @@ class ApiWatch:
         sys.stderr.flush()
         self.buffer.close()
         self.saved_stderr, self.buffer = None, None
+
+
+def _out_of_files(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an error it arose from) is running out of file descriptors."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def run_watched(work: Callable[[], T], api_url: str) -> T:

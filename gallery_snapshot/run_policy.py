@@ -32,6 +32,7 @@ from pathlib import Path
 from gallery_snapshot.config import IMGUR_API_URL, STDIN, SnapshotConfig
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.object_store import check_object_url, is_object_url
+from gallery_snapshot.output import refuse_empty
 from gallery_snapshot.selection import normalize_host
 from gallery_snapshot.sources import needs_client_id
 from gallery_snapshot.sources.urls_file import open_urls_file
@@ -70,7 +71,7 @@ def output_root() -> Path:
 
 def api_origin(url: str) -> Origin | None:
     """``(scheme, host, port)`` of a plain http(s) URL; None for anything else."""
-    match = _API_URL.match(url)
+    match = _API_URL.fullmatch(url)  # match() takes a trailing line break
     if match is None:
         return None
     scheme = match["scheme"].lower()
@@ -153,6 +154,7 @@ class RunPolicy:
 def checked_out_dir(out_dir: str, policy: RunPolicy) -> str:
     """The folder or store ``out_dir`` names on this machine (a relative folder under the output
     root); ConfigError when a run parameter may not write there."""
+    refuse_empty(out_dir)
     if is_object_url(out_dir):
         if policy.terminal or any(_within(_canonical_url(out_dir), r) for r in policy.out_roots):
             return out_dir

@@ -10,6 +10,7 @@ per-snapshot staging and quarantine, and the manifests.
     DIR/.staging/<id>.lock               held while snapshot <id> runs
     DIR/.staging/.adoptable/<id>/        whole downloads of a run that died, for the next run
     DIR/.lock                            shared by running snapshots, exclusive for prune
+    DIR/.layout                          the layout's version: marks the folder as a store
 
 A stored file is immutable: it appears by an atomic link of its whole, validated, synced
 content under the name its sha256 gives, and only ``prune`` deletes it. The same bytes are
@@ -33,6 +34,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import stat
 import threading
@@ -125,6 +127,37 @@ class ReceivedJournal:
 
 # What the store itself keeps at the top of the output folder; none may be a symbolic link.
 OWN_ENTRIES = ("images", "snapshots", "quarantine", ".staging", ".lock", "index.sqlite")
+LAYOUT_MARKER = ".layout"  # written by the first run (migration.upgrade_store)
+
+
+def enclosing_store(path: Path) -> Path | None:
+    """The root of a store that ``path`` lies below (a folder above it, links resolved,
+    holding the layout marker), if any: such a path is the outer store's to delete (its
+    staging is swept, its snapshots' folders pruned)."""
+    for parent in Path(os.path.realpath(path)).parents:
+        if (parent / LAYOUT_MARKER).is_file():
+            return parent
+    return None
+
+
+def nested_store(place: str, outer: str) -> str:
+    """Why ``place``, inside the store ``outer``, is refused: one line."""
+    return (
+        f"{place} is inside the store {outer}, whose next snapshot or prune may delete it: "
+        "choose a place outside it"
+    )
+
+
+def storage_error(doing: str, exc: OSError) -> StoreError:
+    """``doing`` (say, "cannot write to DIR") failed with ``exc``, as one line. Running out of
+    open files is said as such: it is no disk problem, whatever the call that met it."""
+    if exc.errno == errno.EMFILE:
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return StoreError(
+            f"too many open files: this process may open {limit} (ulimit -n); raise the "
+            f"limit or use fewer workers ({doing})"
+        )
+    return StoreError(f"{doing}: {exc.strerror}")
 
 
 class StoredFileProblem(Exception):
@@ -169,9 +202,7 @@ class Store:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise StoreError(
-                f"cannot write to the output folder {self.root}: {exc.strerror}"
-            ) from None
+            raise storage_error(f"cannot write to the output folder {self.root}", exc) from None
 
     @contextlib.contextmanager
     def store_lock(self, *, exclusive: bool) -> Iterator[None]:
@@ -182,7 +213,7 @@ class Store:
         try:
             lock = open(self.root / ".lock", "a+b")  # noqa: SIM115 - closed below
         except OSError as exc:
-            raise StoreError(f"cannot lock {self.root / '.lock'}: {exc.strerror}") from None
+            raise storage_error(f"cannot lock {self.root / '.lock'}", exc) from None
         with lock:
             try:
                 fcntl.flock(lock, mode | fcntl.LOCK_NB)
@@ -201,7 +232,7 @@ class Store:
             yield  # no run has ever locked this folder
             return
         except OSError as exc:
-            raise StoreError(f"cannot lock {self.root / '.lock'}: {exc.strerror}") from None
+            raise storage_error(f"cannot lock {self.root / '.lock'}", exc) from None
         with open(fd, "rb") as lock:
             fcntl.flock(lock, fcntl.LOCK_SH)
             yield
@@ -441,4 +472,4 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+        raise storage_error(f"cannot write {path}", exc) from None

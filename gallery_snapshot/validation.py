@@ -24,11 +24,10 @@ from PIL.JpegImagePlugin import JpegImageFile
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.downloader import staged_name
-from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import FetchResult, ImageRecord, StoredImage
 from gallery_snapshot.object_store import ObjectStore
 from gallery_snapshot.output import open_store
-from gallery_snapshot.store import Store, stored_relpath, sync_filesystem
+from gallery_snapshot.store import Store, storage_error, stored_relpath, sync_filesystem
 
 # Our own max_pixels check decides; Pillow's warning would only be noise.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -212,8 +211,10 @@ class _ObjectKeeper:
     def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str:
         assert result.sha256 is not None and result.content is not None
         relpath = stored_relpath(result.sha256, image_format)
-        # One PUT of the whole, validated content.
-        self.versions[result.link.url] = self.store.put(relpath, result.content)
+        # One PUT of the whole, validated content (none when it is stored already).
+        self.versions[result.link.url] = self.store.put_image(
+            relpath, result.content, sha256=result.sha256
+        )
         return relpath
 
     def quarantine(self, result: FetchResult, snapshot_id: str) -> str:
@@ -259,7 +260,7 @@ def validate_fetched(
         keeper.finish()
     except OSError as exc:  # a local disk's: an object store's failures are StoreErrors
         where = store.root if isinstance(store, Store) else store.url
-        raise StoreError(f"cannot store files in {where}: {exc.strerror}") from None
+        raise storage_error(f"cannot store files in {where}", exc) from None
     return records
 
 

@@ -141,3 +141,38 @@ def test_hostile_run_parameters_never_reach_the_workers_secrets_files_or_network
     published.append(served.log.read_text(errors="replace"))
     for name, secret in SECRETS.items():
         assert not [text for text in published if secret in text], name
+
+
+FORGED = "12:00:00.000 | CRITICAL | forged line"
+
+
+def test_parameter_text_never_breaks_or_escapes_the_runs_name_state_or_logs(
+    prefect_server: PrefectServer, served: ServedWorker, trap: HostileServer
+) -> None:
+    """Parameters become text a person reads: the run's name, its state message, its log
+    lines, in the UI and in the worker's terminal. One holding a line break or an escape
+    sequence (a terminal hyperlink, a screen clear) is refused before the run does anything."""
+    link = "\x1b]8;;https://evil.example/\x07click\x1b]8;;\x07"
+    hostile = [
+        {"demo_gallery": True, "out_dir": f"snapshots/x{link}\n{FORGED}"},
+        {"source": {"kind": "urls", "urls_file": f"lists{link}\x1b[2J\n{FORGED}"}},
+        {
+            "source": {
+                "kind": "subreddit",
+                "subreddit": "EarthPorn\n",
+                "api_url": f"{trap.base_url}/3",
+            }
+        },
+    ]
+    started = [run_deployment(prefect_server, "demo", config) for config in hostile]
+    for run in started:
+        run = finished(prefect_server, run, served.log)
+        assert run["state_type"] == "FAILED", served.log.read_text()
+        messages = log_messages(prefect_server, run["id"], "Finished in state")
+        assert messages
+        for text in [run["name"], run["state"]["message"], *messages]:
+            assert "\x1b" not in text and "\x07" not in text, text
+            assert not any(line.startswith(FORGED) for line in text.splitlines()), text
+        assert "\n" not in run["name"]
+    assert trap.connections == 0
+    assert not [path for path in served.home.rglob("*") if "evil" in path.name]

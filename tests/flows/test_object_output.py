@@ -13,6 +13,8 @@ from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.manifest import read_manifest
 from gallery_snapshot.store import is_stored_relpath
 from tests.conftest import DEMO_COUNTS
+from tests.support.content_server import content_servers
+from tests.support.images import image_bytes
 
 
 def keys_under(root: Path) -> list[str]:
@@ -53,3 +55,29 @@ def test_a_snapshot_into_an_object_store_then_a_rerun_that_reuses_everything(
     assert {image["path"] for image in second["images"] if image["status"] == "reused"} == stored
     after = keys_under(bucket / "snaps")
     assert [key for key in after if key.startswith("images/")] == images
+
+
+def test_the_same_bytes_under_two_urls_are_reused_by_both_without_a_request(
+    tmp_path: Path,
+) -> None:
+    # file:// gives a version tag (ETag) that is no content hash, as some object stores do.
+    files: dict[str, bytes] = {}
+    with content_servers(1, files) as (server,):
+        urls = [f"http://127.0.0.1:{server.port}/{name}.jpg" for name in ("a", "b")]
+        files.update(dict.fromkeys(urls, image_bytes(7)))
+        links = tmp_path / "urls.txt"
+        links.write_text("\n".join(urls) + "\n")
+        config = SnapshotConfig(
+            source=SourceSpec(kind="urls", urls_file=str(links)),
+            allowed_hosts=["127.0.0.1"],
+            out_dir=f"file://{tmp_path}/bucket/snaps",
+            workers=2,
+        )
+        first = read_manifest(gallery_snapshot(config)["manifest"])
+        assert first["counts"]["downloaded"] == 2
+        assert len(keys_under(tmp_path / "bucket" / "snaps" / "images")) == 1
+        requested = len(server.requests)
+
+        second = read_manifest(gallery_snapshot(config)["manifest"])
+        assert second["counts"]["reused"] == 2
+        assert len(server.requests) == requested  # no image asked for again

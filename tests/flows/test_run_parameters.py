@@ -96,3 +96,25 @@ def test_a_prune_run_cannot_reach_outside_the_output_root(tmp_path: Path) -> Non
     assert state.is_failed()
     assert "is not where this worker writes for a run" in str(state.result(raise_on_failure=False))
     assert (victim / "snapshots").is_dir()
+
+
+FORGED = "12:00:00.000 | CRITICAL | forged line"
+
+
+@pytest.mark.usefixtures("worker_home")
+def test_a_prune_runs_folder_names_never_break_or_escape_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A folder name is text in the run's log lines (in the worker's terminal too): one with a
+    line break or an escape sequence is refused as a parameter, never logged raw."""
+    hostile = f"snapshots/x\x1b]8;;https://evil.example/\x07click\x1b]8;;\x07\n{FORGED}"
+    with caplog.at_level("INFO"):
+        state = gallery_prune(  # type: ignore[call-overload]  # a run's raw parameters
+            config={"out_dirs": [hostile], "keep_last": 1}, return_state=True
+        )
+    assert state.is_failed()
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages
+    for message in messages:
+        assert "\x1b" not in message and not message.startswith(FORGED)
+        assert not any(line.startswith(FORGED) for line in message.splitlines())

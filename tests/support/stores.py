@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gallery_snapshot.manifest import build_manifest, write_manifest
+from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.models import ImageRecord
 from gallery_snapshot.store import Store
 from tests.support.images import image_bytes
@@ -59,3 +60,10 @@ def record_snapshot(
         records.append(downloaded(seed, rank, path=path, sha256=sha, size=size))
     manifest = snapshot_manifest(snapshot_id, records, source=source, started=started)
     write_manifest(str(out), manifest)
+
+
+def store_with_a_snapshot(root: Path) -> Path:
+    """A store as the flow leaves it: one snapshot, and the layout marker."""
+    record_snapshot(root, "01-a", [1])
+    upgrade_store(Store(root))
+    return root

@@ -1,8 +1,11 @@
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from pydantic import ValidationError
 
-from gallery_snapshot.config import SnapshotConfig, SourceSpec
+from gallery_snapshot.config import PruneConfig, SnapshotConfig, SourceSpec
+from gallery_snapshot.escaping import one_line
 from gallery_snapshot.selection import parse_image_url
 from tests.support.urls import awkward_urls
 
@@ -88,3 +91,40 @@ def test_formats_are_deduplicated_and_map_to_pillow_names() -> None:
 
 def test_rising_is_allowed_for_the_user_section() -> None:
     assert SourceSpec(section="user", sort="rising").sort == "rising"
+
+
+# Text a person reads in a log line, a run's name or a message: a parameter that a name check
+# passes must be all of it, and no parameter may carry a character that a terminal or a log
+# viewer acts on (a line break, ESC, a bidi override).
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"source": {"kind": "subreddit", "subreddit": "EarthPorn\n"}},
+        {"source": {"kind": "tag", "tag": "cats\n"}},
+        {"source": {"kind": "album", "album": "AbC12\n"}},
+        {"allowed_hosts": ["i.imgur.com\n"]},
+        {"source": {"api_url": "https://api.imgur.com/3\n"}},
+        {"source": {"api_url": "https://api.imgur.com/3\x1b[2J"}},
+        {"source": {"kind": "urls", "urls_file": "lists/a\x1b[31m.txt"}},
+        {"source": {"kind": "urls", "urls_file": "lists/a.txt\nforged line"}},
+        {"out_dir": "snapshots/x\x1b]8;;https://evil.example/\x07click\x1b]8;;\x07"},
+        {"out_dir": "snapshots/x\nforged line"},
+        {"out_dir": "snapshots/\u202ex"},
+        {"dask_address": "tcp://scheduler:8786\n"},
+    ],
+)
+def test_parameters_holding_line_breaks_or_escapes_are_refused(config: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as raised:
+        SnapshotConfig.model_validate(config)
+    for line in str(raised.value).splitlines():  # pydantic's form, which Prefect logs
+        assert one_line(line) == line
+
+
+@pytest.mark.parametrize("out_dir", ["snapshots/x\n", "x\x1b[31m", "\u2028x"])
+def test_prune_folders_holding_line_breaks_or_escapes_are_refused(out_dir: str) -> None:
+    with pytest.raises(ValidationError):
+        PruneConfig(out_dirs=["snapshots", out_dir], keep_last=1)
+
+
+def test_plain_unicode_names_are_still_folders() -> None:
+    assert SnapshotConfig(out_dir="snapshots/café ✓").out_dir == "snapshots/café ✓"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from gallery_snapshot import object_store
 from gallery_snapshot.errors import StoreError
-from gallery_snapshot.models import StoredImage
+from gallery_snapshot.models import FetchResult, Link, StoredImage
 from gallery_snapshot.object_store import (
     PRUNE_LOCK,
     ObjectStore,
@@ -28,6 +30,8 @@ from gallery_snapshot.object_store import (
 )
 from gallery_snapshot.output import location, read_file, write_file
 from gallery_snapshot.store import stored_relpath
+from gallery_snapshot.validation import validate_fetched
+from tests.support.images import image_bytes
 
 
 def image_of(content: bytes, image_format: str = "JPEG") -> StoredImage:
@@ -91,7 +95,7 @@ def test_a_url_of_an_unknown_store_is_still_a_url(out_dir: str, expected: bool) 
         ("AWS_ENDPOINT_URL", "not a url", "is not an endpoint"),
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:99999", "is not an endpoint"),
         ("AWS_ENDPOINT_URL", "http://[::1", "is not an endpoint"),
-        ("AWS_REGION", "us east\n1", "check AWS_ENDPOINT_URL and AWS_REGION"),
+        ("AWS_REGION", "us east\n1", "AWS_REGION holds a control character"),
     ],
 )
 def test_settings_the_client_cannot_use_are_one_line_not_a_panic(
@@ -327,3 +331,105 @@ def test_failures_are_one_line_a_person_can_act_on(text: str, expected: str) -> 
     message = describe_failure("s3://b/p", _Failure(text))
     assert expected in message
     assert "\n" not in message and "<?xml" not in message
+
+
+def fetched(url: str, content: bytes, rank: int = 1) -> FetchResult:
+    return FetchResult(
+        link=Link(url=url, id=url.rsplit("/", 1)[1], rank=rank),
+        status="fetched",
+        sha256=hashlib.sha256(content).hexdigest(),
+        bytes=len(content),
+        content=content,
+    )
+
+
+def validate(store: ObjectStore, results: list[FetchResult]) -> list[str]:
+    records = validate_fetched(
+        results, out_dir=store.url, snapshot_id="s1", formats=("JPEG",), max_pixels=10**8
+    )
+    return [record.status for record in records]
+
+
+def test_the_same_bytes_under_two_urls_stay_reusable_by_both(store: ObjectStore) -> None:
+    # The local backend's version tag (ETag) is no content hash: putting the image again for
+    # the second URL changed the version the first URL's entry holds.
+    content = image_bytes(7)
+    urls = ["https://i.example.org/a.jpg", "https://i.example.org/b.jpg"]
+    assert validate(store, [fetched(url, content, rank) for rank, url in enumerate(urls, 1)]) == [
+        "downloaded",
+        "downloaded",
+    ]
+    assert set(store.lookup(urls)) == set(urls)
+    # A later snapshot finding one of them new again puts nothing either.
+    version = store.stored_images()[stored_relpath(image_of(content).sha256, "JPEG")].version
+    assert validate(store, [fetched("https://i.example.org/c.jpg", content)]) == ["downloaded"]
+    assert store.stored_images()[stored_relpath(image_of(content).sha256, "JPEG")].version == (
+        version
+    )
+    assert set(store.lookup([*urls, "https://i.example.org/c.jpg"])) == {
+        *urls,
+        "https://i.example.org/c.jpg",
+    }
+
+
+def test_an_image_damaged_in_place_is_put_back_when_fetched_again(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    content = image_bytes(8)
+    url = "https://i.example.org/a.jpg"
+    assert validate(store, [fetched(url, content)]) == ["downloaded"]
+    key = stored_relpath(image_of(content).sha256, "JPEG")
+    damaged = bytearray(content)
+    damaged[-10] ^= 0xFF  # same size, other bytes
+    (tmp_path / "bucket" / key).write_bytes(bytes(damaged))
+    assert store.lookup([url]) == {}
+    assert validate(store, [fetched(url, content)]) == ["downloaded"]
+    assert store.get(key) == content
+    assert set(store.lookup([url])) == {url}
+
+
+def test_keys_under_locks_of_another_shape_block_nothing(store: ObjectStore) -> None:
+    for foreign in ("locks/terraform.tflock", "locks/snapshot-x/nested", "locks/prune.bak"):
+        store.put(foreign, b"not ours")
+    assert store.running_snapshots() == []
+    assert not store.prune_running()
+    with store.prune_lock():
+        pass
+    with store.snapshot_lock("20261125T000000Z-abcdef"):
+        pass
+    assert {info.key for info in store.listing("locks/")} == {
+        "locks/terraform.tflock",
+        "locks/snapshot-x/nested",
+        "locks/prune.bak",
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"],
+)
+def test_an_aws_setting_with_a_newline_is_one_line_without_the_clients_panic(
+    tmp_path: Path, name: str
+) -> None:
+    links = tmp_path / "links.txt"
+    links.write_text("https://i.imgur.com/a.jpg\n")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "key",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        name: "us-east\nnot-a-region",
+    }
+    command = [str(Path(sys.executable).parent / "gallery-snapshot"), "run", "--urls-file"]
+    result = subprocess.run(
+        [*command, str(links), "--out", "s3://bucket/prefix"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("gallery-snapshot: error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert name in result.stderr and "not-a-region" not in result.stderr  # may be a secret

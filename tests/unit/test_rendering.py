@@ -10,11 +10,13 @@ import logging
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gallery_snapshot.config import SourceSpec
 from gallery_snapshot.errors import ApiError
 from gallery_snapshot.escaping import md_code, one_line, unlinked
 from gallery_snapshot.http import Backoff
@@ -23,6 +25,7 @@ from gallery_snapshot.manifest import build_manifest
 from gallery_snapshot.models import ImageRecord, SkippedLink
 from gallery_snapshot.report import changes, markdown_report, summary_rows
 from gallery_snapshot.snapshot_page import render_page
+from gallery_snapshot.sources.imgur import list_imgur, page_paths
 from tests.support.hostile_server import HostileServer, response, serving
 from tests.support.rendering import inline_text, parse_page, render_markdown
 
@@ -298,3 +301,26 @@ def test_retried_api_errors_log_one_line_each_with_no_link(
     for message in messages:
         assert one_line(message) == message and "://evil" not in message
         assert re.search(r"forged line\\x1b\[31m \[click\]\(javascript:alert\(1\)\) ", message)
+
+
+def test_an_album_id_with_a_line_break_is_skipped_and_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An album id is the one listing field that goes into API paths, and so into the retry
+    warnings and errors of the run's logs: a plain name, all of it, or the album is skipped."""
+    album = {"id": "AlbLazy\n", "is_album": True, "link": "https://imgur.com/a/AlbLazy"}
+    with serving(HostileServer()) as server:
+        [(page, query)] = page_paths(SourceSpec(pages=1))
+        server.routes[f"/3/{page}?{urlencode(query)}"] = api_error("200 OK", {"data": [album]})
+        server.routes["/3/album/AlbLazy%0A/images"] = api_error(
+            "500 Internal Server Error", {"data": {"error": HOSTILE_ERROR}}
+        )
+        client = ImgurClient(
+            f"{server.base_url}/3", "id", attempts=3, backoff=Backoff(base=0, cap=0, jitter=0)
+        )
+        with caplog.at_level(logging.WARNING):
+            listing = list_imgur(SourceSpec(pages=1), client)
+    messages = [record.getMessage() for record in caplog.records]
+    assert [one_line(message) for message in messages] == messages
+    [skipped] = listing.skipped
+    assert skipped.reason == "malformed album: id: not a plain album id"

@@ -158,11 +158,12 @@ def test_parsing_and_host_checks_raise_nothing_but_a_url_problem(url: str) -> No
 @given(st.lists(awkward_urls(ALLOWED).map(lambda url: url.replace("\n", "")), max_size=20))
 def test_every_urls_file_line_is_a_link_or_a_skip(tmp_path_factory: Any, lines: list[str]) -> None:
     path = tmp_path_factory.mktemp("urls") / "urls.txt"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    text = "\n".join(lines)  # not read back: read_text would take a lone \r for a line end
+    path.write_text(text, encoding="utf-8")
     listing = list_urls_file(str(path))
     urls = [link.url for link in listing.links]
     reasons = [item.reason for item in listing.skipped]
-    assert unaccounted_lines(path.read_text("utf-8"), urls, reasons) == []
+    assert unaccounted_lines(text, urls, reasons) == []
 
 
 @ON_DISK
