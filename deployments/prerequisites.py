@@ -14,7 +14,8 @@ import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any, get_type_hints
 from uuid import UUID
 
@@ -30,14 +31,15 @@ from gallery_snapshot.sources import needs_client_id
 from tasks.links import CLIENT_ID_BLOCK
 
 Row = tuple[str, str, str]  # what, name, outcome
-PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
+# The package's own (a link to the checkout's prefect.yaml; a wheel holds its content), so
+# `serve` and `setup` need no checkout.
+PREFECT_YAML = resources.files("deployments") / "prefect.yaml"
 VARIABLE = re.compile(r"\{\{\s*prefect\.variables\.([\w-]+)\s*\}\}")
 
 
-def declared_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+def declared_deployments(path: Traversable = PREFECT_YAML) -> list[dict[str, Any]]:
     """The ``deployments:`` entries of ``prefect.yaml``, with anchors and merges applied."""
-    with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle)
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
     return list(document["deployments"])
 
 

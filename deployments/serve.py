@@ -6,7 +6,9 @@
 The names, descriptions, tags, schedules, concurrency limits and parameters come from
 ``prefect.yaml`` itself, so the two ways of running stay one set of definitions. A schedule
 runs only when what its runs need exists on the server (the rule `gallery-snapshot setup`
-applies to deployed ones); the others are served paused, and said so.
+applies to deployed ones); the others are served paused, and said so. The package carries
+``prefect.yaml`` (``deployments/prefect.yaml``, a link to the checkout's whose content a wheel
+holds), so serving needs no checkout.
 """
 
 from __future__ import annotations

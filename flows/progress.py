@@ -32,6 +32,7 @@ from flows.task_runners import download_slots
 from gallery_snapshot.downloader import DownloadOptions
 from gallery_snapshot.manifest import status_counts
 from gallery_snapshot.models import ImageRecord, Link, StoredImage
+from gallery_snapshot.terminal import PROGRESS_FIELD
 from tasks.images import download_images, validate_images
 
 PROGRESS_SECONDS = 2.0
@@ -216,6 +217,7 @@ def download_all(
                 total,
                 len(records),
                 status_counts(records) or "none yet",
+                extra={PROGRESS_FIELD: (now, len(records), total)},  # the command's progress bar
             )
             update_progress_artifact(progress, 50 * (now + len(records)) / max(1, total))
         downloaded = now

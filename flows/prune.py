@@ -7,13 +7,20 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.run_identity import name_if_unnamed, run_namer
 from gallery_snapshot.config import PruneConfig
+from gallery_snapshot.naming import prune_label
 from gallery_snapshot.output import has_snapshots
 from gallery_snapshot.run_policy import RunPolicy, checked_out_dir
 from tasks.store import prune_out_dir
 
 
-@flow(name="gallery-prune")
+@flow(
+    name="gallery-prune",
+    flow_run_name=run_namer(prune_label),
+    on_failure=[name_if_unnamed(prune_label)],
+    on_crashed=[name_if_unnamed(prune_label)],
+)
 def gallery_prune(config: PruneConfig) -> list[dict[str, Any]]:
     """Prune every folder of ``config.out_dirs`` by the same policy."""
     logger = get_run_logger()

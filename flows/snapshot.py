@@ -17,10 +17,11 @@ from types import FrameType
 from typing import Any
 
 from prefect import State, flow, get_run_logger
-from prefect.runtime import deployment, flow_run
+from prefect.runtime import deployment
 from prefect.utilities.annotations import quote
 
 from flows.progress import download_all
+from flows.run_identity import current_snapshot_id, name_if_unnamed, run_namer, tag_current_run
 from flows.task_runners import build_task_runner
 from gallery_snapshot.batching import plan_batches, split
 from gallery_snapshot.config import SnapshotConfig
@@ -30,6 +31,7 @@ from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.models import Selection
+from gallery_snapshot.naming import artifact_prefix, snapshot_label, source_slug, source_tag
 from gallery_snapshot.output import open_store
 from gallery_snapshot.run_policy import RunPolicy, checked_config
 from gallery_snapshot.store import Store
@@ -56,27 +58,6 @@ for _logger in ("prefect.flow_runs", "prefect.task_runs"):
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def run_suffix() -> str:
-    """Six hex digits of the flow run's id: the end of both its name and its snapshot id."""
-    return str(flow_run.id).replace("-", "")[:6]
-
-
-def new_snapshot_id() -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{run_suffix()}"
-
-
-def config_label(config: SnapshotConfig) -> str:
-    return "demo" if config.demo_gallery else config.source.describe()
-
-
-def run_name() -> str:
-    """Readable, unique flow run names: the source, the date and time (UTC), and the suffix
-    of the run's snapshot id."""
-    raw = flow_run.parameters.get("config") or {}
-    config = raw if isinstance(raw, SnapshotConfig) else SnapshotConfig.model_validate(raw)
-    return f"{config_label(config)}-{datetime.now(UTC):%Y-%m-%d-%H%M}-{run_suffix()}"
 
 
 @contextlib.contextmanager
@@ -116,16 +97,30 @@ def downloads_end_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@flow(name="gallery-snapshot", flow_run_name=run_name)
+snapshot_run_name = run_namer(snapshot_label)
+
+
+@flow(
+    name="gallery-snapshot",
+    flow_run_name=snapshot_run_name,
+    on_failure=[name_if_unnamed(snapshot_label)],
+    on_crashed=[name_if_unnamed(snapshot_label)],
+)
 def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any]:  # noqa: B008
     """Take one snapshot of a gallery into ``config.out_dir`` and record it in a manifest."""
     logger = get_run_logger()
     # Our modules' INFO lines (API credits) in the run's logs; Prefect's root logger is at WARNING.
-    logging.getLogger("gallery_snapshot").setLevel(logging.INFO)
+    ours = logging.getLogger("gallery_snapshot")
+    if ours.getEffectiveLevel() > logging.INFO:  # `gallery-snapshot run -v` has it at DEBUG
+        ours.setLevel(logging.INFO)
+    source, tag = source_slug(config), source_tag(config)  # as given, as in the run's name
     # Before anything is read, written or sent: what this machine lets the parameters reach.
     config = checked_config(config, RunPolicy.of_this_process())
-    started_at, snapshot_id, clock = utc_now(), new_snapshot_id(), time.monotonic()
-    key_prefix = artifact_key(deployment.name or config_label(config))
+    started_at, snapshot_id, clock = utc_now(), current_snapshot_id(), time.monotonic()
+    tag_current_run(tag)
+    # Per deployment and source: a custom run of another source keeps out of its history.
+    key_prefix = artifact_prefix([deployment.name, source])
+    logger.info("snapshot %s of %s into %s", snapshot_id, source, config.out_dir)
     store = open_store(config.out_dir)
     if isinstance(store, Store):
         upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
+import io
 import logging
 import os
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from gallery_snapshot.cli_store import add_store_commands
+from gallery_snapshot.cli_store import DEFAULT_OUT, add_store_commands
 from gallery_snapshot.config import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_BYTES,
     FORMATS,
     IMGUR_API_URL,
     IMGUR_IMAGE_HOST,
+    STDIN,
     SnapshotConfig,
 )
 from gallery_snapshot.errors import ConfigError, SnapshotError, StoreError
@@ -40,9 +43,11 @@ from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
 from gallery_snapshot.run_policy import trust_terminal_user
 from gallery_snapshot.selection import UrlProblem, allowed_host
 from gallery_snapshot.sources.urls_file import open_urls_file
+from gallery_snapshot.terminal import ProgressBar, ProgressHandler
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TOO_MANY_FAILED = 3
 BIN = Path(sys.executable).parent  # the installed commands, e.g. .venv/bin
 
 EPILOG = """\
@@ -50,6 +55,8 @@ examples:
   gallery-snapshot demo                         snapshot the built-in demo gallery
   IMGUR_CLIENT_ID=... gallery-snapshot run --section top --sort top --pages 2
   gallery-snapshot run --urls-file links.txt --allow-host example.org --out snaps
+  grep -h jpg lists/*.txt | gallery-snapshot run --urls-file - --allow-host example.org
+  gallery-snapshot run -q --fail-on 5           quiet unless over 5 % failed (cron, CI)
   gallery-snapshot demo --out s3://my-bucket/demo   into S3 (AWS_* from the environment)
   gallery-snapshot run --runner dask --dask-address tcp://scheduler:8786 --out s3://b/p
   gallery-snapshot setup                        prepare a Prefect server for the deployments
@@ -63,6 +70,7 @@ exit status:
   1    the snapshot could not complete (client id rejected, API unreachable, disk full,
        object store refusing the credentials, the Prefect API lost)
   2    bad options, or no client id
+  3    the snapshot completed, but more of its images failed or were invalid than --fail-on
   130  interrupted (Ctrl-C)
   143  terminated (SIGTERM)
 """
@@ -100,6 +108,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _percent(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 100:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{value!r} is not a percentage (0-100)")
+    return number
+
+
 def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
     def parse(value: str) -> float:
         try:
@@ -113,9 +131,38 @@ def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
     return parse
 
 
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "terminal and exit status",
+        "On a terminal, a progress bar on stderr (images fetched, rate, time left) stands in "
+        "for the log lines; elsewhere (a pipe, cron) the log lines are printed as they come.",
+    )
+    loudness = group.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but an error: no log lines, no progress bar, no summary",
+    )
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print every log line, each task run's included, and no progress bar",
+    )
+    group.add_argument(
+        "--fail-on",
+        type=_percent,
+        metavar="PERCENT",
+        help="exit with status 3 when more than PERCENT %% of the selected images failed or "
+        "were invalid (default: exit 0 whenever the snapshot completes)",
+    )
+
+
 def _add_download_options(
     parser: argparse.ArgumentParser, *, out_default: str, pages_default: int
 ) -> None:
+    _add_output_options(parser)
     group = parser.add_argument_group("download")
     group.add_argument(
         "--formats",
@@ -230,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     only_one.add_argument("--subreddit", metavar="NAME", help="a subreddit gallery")
     only_one.add_argument("--tag", metavar="NAME", help="a tag gallery")
     only_one.add_argument("--album", metavar="ID", help="one album")
-    only_one.add_argument("--urls-file", metavar="PATH", help="a file of image URLs, one a line")
+    only_one.add_argument(
+        "--urls-file", metavar="PATH", help="a file of image URLs, one a line (-: standard input)"
+    )
     run.add_argument(
         "--allow-host",
         action="append",
@@ -239,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="allow_hosts",
         help=f"host images may come from; repeatable (default: {IMGUR_IMAGE_HOST})",
     )
-    _add_download_options(run, out_default="snapshots", pages_default=1)
+    _add_download_options(run, out_default=DEFAULT_OUT, pages_default=1)
 
     demo = commands.add_parser(
         "demo",
@@ -323,7 +372,9 @@ def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
             subreddit=args.subreddit,
             tag=args.tag,
             album=args.album,
-            urls_file=os.path.abspath(args.urls_file) if args.urls_file else None,
+            urls_file=args.urls_file
+            if args.urls_file in (None, STDIN)
+            else os.path.abspath(args.urls_file),
         )
     options: dict[str, Any] = {
         "source": source,
@@ -345,11 +396,39 @@ def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
     return SnapshotConfig.model_validate(options)
 
 
+# The option that sets each field of SnapshotConfig, for errors that name what was typed.
+FIELD_OPTIONS: dict[tuple[str, ...], str] = {
+    ("source", "api_url"): "--api-url",
+    ("source", "section"): "--section",
+    ("source", "sort"): "--sort",
+    ("source", "window"): "--window",
+    ("source", "pages"): "--pages",
+    ("source", "subreddit"): "--subreddit",
+    ("source", "tag"): "--tag",
+    ("source", "album"): "--album",
+    ("source", "urls_file"): "--urls-file",
+    ("formats",): "--formats",
+    ("allowed_hosts",): "--allow-host",
+    ("out_dir",): "--out",
+    ("runner",): "--runner",
+    ("workers",): "--workers",
+    ("dask_address",): "--dask-address",
+    ("timeout",): "--timeout",
+    ("max_bytes",): "--max-bytes",
+    ("deadline",): "--deadline",
+}
+
+
 def _validation_message(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"] if part != "source")
+    where = tuple(str(part) for part in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{where.replace('_', '-')}: {message}" if where else message
+    # The longest prefix: an error about one item of a list names the list's option.
+    option = next(
+        (FIELD_OPTIONS[where[:n]] for n in range(len(where), 0, -1) if where[:n] in FIELD_OPTIONS),
+        None,
+    )
+    return f"{option}: {message}" if option else message
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -387,7 +466,7 @@ def _needs_client_id(config: SnapshotConfig) -> bool:
 def _check_inputs(config: SnapshotConfig) -> None:
     """What can be checked before Prefect starts: the URLs file is readable (ConfigError), the
     output folder writable (StoreError), the client id set when no server may hold it."""
-    if path := config.source.urls_file:
+    if (path := config.source.urls_file) and path != STDIN:
         open_urls_file(path).close()  # only whether it opens: a regular file, readable
     _check_client_id(config)
     check_output(config.out_dir)
@@ -426,12 +505,11 @@ class FlowRunHandle:
 
     def run_name(self) -> str:
         """The flow's own run name; on the way, the run's id."""
-        from prefect.runtime import flow_run
+        from flows.run_identity import current_run
+        from flows.snapshot import snapshot_run_name
 
-        from flows.snapshot import run_name
-
-        self.flow_run_id = flow_run.id
-        return run_name()
+        self.flow_run_id = str(current_run().id)
+        return snapshot_run_name()
 
     def cancel(self) -> None:
         if self.flow_run_id is None:
@@ -449,12 +527,16 @@ def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[dict[st
     """Run the flow in this process; return its summary (snapshot id, counts, where the
     manifest and page are: the manifest itself is not read again, it can be tens of MB) and
     the flow run's id, or raise SnapshotError."""
+    from prefect import tags
+
     from flows.snapshot import gallery_snapshot
+    from gallery_snapshot.naming import source_tag
 
     flow = (
         gallery_snapshot.with_options(flow_run_name=handle.run_name) if handle else gallery_snapshot
     )
-    state = flow(config, return_state=True)
+    with tags(source_tag(config)):  # created with it: deployment runs get it as they start
+        state = flow(config, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, SnapshotError):
         raise outcome
@@ -473,6 +555,63 @@ def _print_summary(summary: dict[str, Any], out_dir: str, seconds: float) -> Non
     print(f"images:   {location(out_dir, 'images')}")
     if summary["counts"]["invalid"]:
         print(f"invalid files quarantined under {location(out_dir, 'quarantine')}")
+
+
+def _console_level(args: argparse.Namespace) -> str | None:
+    """The least level of a log line shown on the terminal (None: Prefect's own choice). The
+    run's logs on the server are the same whatever is shown here."""
+    if args.quiet:
+        return "CRITICAL"  # our own one-line error is all that is printed
+    if not args.verbose and sys.stderr is not None and sys.stderr.isatty():
+        return "WARNING"  # a progress bar stands in for the progress lines
+    return None
+
+
+def _verbose(args: argparse.Namespace) -> None:
+    """Every log line with -v: set before Prefect is imported (it reads its settings once)."""
+    if args.verbose:
+        os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] = "INFO"
+        logging.getLogger("gallery_snapshot").setLevel(logging.DEBUG)
+
+
+def _show_on_console(level: str | None) -> None:
+    """Prefect's console handler at ``level``, in this process and the worker processes it
+    starts (not in a local Prefect server it started: its log keeps every line)."""
+    if level is None:
+        return
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = level
+    ensure_logging_setup()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.setLevel(level)
+
+
+@contextlib.contextmanager
+def _progress_shown(bar: ProgressBar | None) -> Iterator[None]:
+    """The flow's progress records drawn on ``bar`` while the run goes; its line cleared at
+    the end, for the summary or an error."""
+    if bar is None:
+        yield
+        return
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()  # first: setting up Prefect's logging replaces its loggers' handlers
+    handler = ProgressHandler(bar)
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        bar.close()
+
+
+def _problem_share(counts: dict[str, int]) -> float:
+    """Failed and invalid images, in % of those selected."""
+    return 100 * (counts["failed"] + counts["invalid"]) / max(1, counts["selected"])
 
 
 def _end_the_run() -> None:
@@ -495,11 +634,13 @@ def _snapshot(args: argparse.Namespace) -> None:
         _fail(str(exc), EXIT_USAGE)
     except StoreError as exc:
         _fail(str(exc), EXIT_FAILED)
+    _verbose(args)
     _prefect_defaults()
     from deployments.local_server import configured_api_url, use_prefect_api
 
     try:
-        ui_url = use_prefect_api()
+        with contextlib.redirect_stderr(io.StringIO()) if args.quiet else contextlib.nullcontext():
+            ui_url = use_prefect_api()  # says so when it starts the local server
         api_url = str(configured_api_url())
         if _needs_client_id(config):
             _check_secret_block(api_url)
@@ -508,17 +649,29 @@ def _snapshot(args: argparse.Namespace) -> None:
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)
     trust_terminal_user()  # its options are its user's, who owns this machine (see run_policy)
+    console_level = _console_level(args)
+    _show_on_console(console_level)
+    bar = ProgressBar(sys.stderr) if console_level == "WARNING" else None
     started = time.perf_counter()
     try:
-        summary, flow_run_id = run_watched(lambda: run_snapshot(config, handle), api_url)
+        with _progress_shown(bar):
+            summary, flow_run_id = run_watched(lambda: run_snapshot(config, handle), api_url)
     except SnapshotError as exc:
         _end_the_run()
         _fail(str(exc), EXIT_FAILED)
     except Exception as exc:  # a bug or a Prefect failure: still one line
         _end_the_run()
         _fail(f"the snapshot failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
-    _print_summary(summary, config.out_dir, time.perf_counter() - started)
-    print(f"run page: {ui_url}/runs/flow-run/{flow_run_id}")
+    if not args.quiet:
+        _print_summary(summary, config.out_dir, time.perf_counter() - started)
+        print(f"run page: {ui_url}/runs/flow-run/{flow_run_id}")
+    share = _problem_share(summary["counts"])
+    if args.fail_on is not None and share > args.fail_on:
+        _fail(
+            f"{share:.1f} % of the {summary['counts']['selected']} selected images failed or "
+            f"were invalid, more than --fail-on {args.fail_on:g}",
+            EXIT_TOO_MANY_FAILED,
+        )
 
 
 def _setup(args: argparse.Namespace) -> None:

@@ -13,7 +13,10 @@ from gallery_snapshot.errors import ConfigError, SnapshotError
 from gallery_snapshot.maintenance import prune_store, verify_store
 
 T = TypeVar("T")
-OUT_HELP = "output folder, or object store (s3://BUCKET/PREFIX, …) (default: snapshots)"
+# The commands' default folder, gallery-dl's habit: one named after the tool. (The store keeps
+# its snapshots in DIR/snapshots/, so a DIR named snapshots nested them.)
+DEFAULT_OUT = "gallery-snapshot"
+OUT_HELP = f"output folder, or object store (s3://BUCKET/PREFIX, …) (default: {DEFAULT_OUT})"
 
 
 def add_store_commands(commands: Any) -> None:
@@ -25,7 +28,7 @@ def add_store_commands(commands: Any) -> None:
         "per problem (missing, wrong sha256, symbolic link, unreadable) and a summary. "
         "Exit 0 when all hold, 1 otherwise.",
     )
-    verify.add_argument("--out", default="snapshots", metavar="DIR|URL", help=OUT_HELP)
+    verify.add_argument("--out", default=DEFAULT_OUT, metavar="DIR|URL", help=OUT_HELP)
     verify.set_defaults(handler=_verify)
 
     prune = commands.add_parser(
@@ -35,7 +38,7 @@ def add_store_commands(commands: Any) -> None:
         "--keep-within of the latest; remove the other manifests, then every stored image "
         "that no kept snapshot references. Waits for running snapshots of the folder.",
     )
-    prune.add_argument("--out", default="snapshots", metavar="DIR|URL", help=OUT_HELP)
+    prune.add_argument("--out", default=DEFAULT_OUT, metavar="DIR|URL", help=OUT_HELP)
     prune.add_argument(
         "--keep-last", type=_positive, metavar="N", help="latest snapshots to keep, per source"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import PurePath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,6 +33,12 @@ FormatName = Literal["jpeg", "png", "gif", "webp"]
 SourceKind = Literal["gallery", "subreddit", "tag", "album", "urls"]
 Runner = Literal["threads", "processes", "dask"]
 
+# A run's folder when its parameters name none: under ~/gallery-snapshot/ of the machine that
+# runs it, where a deployment's relative out_dir goes. (The store keeps its snapshots in
+# DIR/snapshots/: a DIR named snapshots nested them.)
+DEFAULT_OUT_DIR = "default"
+# ``--urls-file -``: the command line's standard input.
+STDIN = "-"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
@@ -110,8 +117,9 @@ class SourceSpec(BaseModel):
                 return f"tag-{self.tag}"
             case "album":
                 return f"album-{self.album}"
-            case _:
-                return "urls-file"
+            case _:  # the file's name (two files are two sources), or standard input
+                stem = "stdin" if self.urls_file == STDIN else PurePath(self.urls_file or "").stem
+                return f"urls-{stem}"
 
 
 class SnapshotConfig(BaseModel):
@@ -125,7 +133,7 @@ class SnapshotConfig(BaseModel):
         [IMGUR_IMAGE_HOST], min_length=1, description="Hosts images may be downloaded from."
     )
     out_dir: str = Field(
-        "snapshots",
+        DEFAULT_OUT_DIR,
         description="Output folder, or object store (s3://BUCKET/PREFIX, gs://…, az://…): "
         "store, manifests, quarantine.",
     )
@@ -196,7 +204,7 @@ class PruneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     out_dirs: list[str] = Field(
-        ["snapshots"], min_length=1, description="Output folders or object-store URLs."
+        [DEFAULT_OUT_DIR], min_length=1, description="Output folders or object-store URLs."
     )
     keep_last: int | None = Field(None, ge=1, description="Latest snapshots to keep per source.")
     keep_within: str | None = Field(

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gallery_snapshot.config import IMGUR_API_URL, SnapshotConfig
+from gallery_snapshot.config import IMGUR_API_URL, STDIN, SnapshotConfig
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.object_store import check_object_url, is_object_url
 from gallery_snapshot.output import refuse_empty
@@ -170,7 +170,12 @@ def checked_out_dir(out_dir: str, policy: RunPolicy) -> str:
 
 def checked_urls_file(urls_file: str, policy: RunPolicy) -> str:
     """The path of a regular file ``urls_file`` names (a relative path under the output root),
-    symbolic links resolved; ConfigError when a run parameter may not read it."""
+    symbolic links resolved; ConfigError when a run parameter may not read it. Standard input
+    (``-``) is the command line's only: a worker's is no list of URLs, and may be a terminal."""
+    if urls_file == STDIN:
+        if policy.terminal:
+            return urls_file
+        raise ConfigError("urls_file '-' (standard input) is for the command line only")
     if policy.terminal:
         open_urls_file(urls_file).close()
         return urls_file

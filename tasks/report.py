@@ -1,15 +1,15 @@
 """The task that leaves a snapshot's artifacts in Prefect: a summary table, a markdown report
-and a contact sheet, keyed per deployment so the Artifacts page keeps their history."""
+and a contact sheet, keyed per deployment and source so the Artifacts page keeps their history."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from gallery_snapshot.naming import slug
 from gallery_snapshot.report import (
     contact_sheet_markdown,
     markdown_report,
@@ -20,8 +20,7 @@ from gallery_snapshot.report import (
 
 
 def artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+    return slug("-".join(parts))
 
 
 @task(name="publish_report", cache_policy=NO_CACHE, retries=1)

@@ -1,22 +1,27 @@
-"""A plain list of image URLs, one a line (blank lines and ``#`` comments ignored).
+"""A plain list of image URLs, one a line (blank lines and ``#`` comments ignored), from a
+file or, for ``-``, standard input (the command line's).
 
-Only a regular file is read (a FIFO or a device is refused at once, never waited on), a line
-at a time within caps (lines, bytes, bytes per line), so that a huge file ends with one clear
-error instead of eating memory. A line that is not a link is never echoed whole: the file
+Only a regular file is read as a file (a FIFO or a device is refused at once, never waited
+on; standard input is whatever the command was given), a line at a time within caps (lines,
+bytes, bytes per line), so that a huge file ends with one clear error instead of eating
+memory. A line that is not a link is never echoed whole: the file
 may not be a list of URLs at all (``/proc/self/environ``), and skipped lines end up in the
 manifest, the page and the run's report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
+from gallery_snapshot.config import STDIN
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.models import Link, Listing, SkippedLink
 from gallery_snapshot.selection import UrlProblem, parse_image_url
@@ -83,27 +88,42 @@ def skipped_line(number: int, line: str, reason: str) -> SkippedLink:
     return SkippedLink(url=shown, reason=f"line {number}: {reason}")
 
 
+@contextlib.contextmanager
+def _opened(path: str) -> Iterator[BinaryIO]:
+    """The regular file ``path``, or standard input for ``-`` (a pipe, a terminal, whatever
+    the command was given: read within the same caps; left open, it is not ours)."""
+    if path != STDIN:
+        with open_urls_file(path) as handle:
+            yield handle
+    elif sys.stdin is None:  # a process started without one
+        raise OSError("no standard input")
+    else:
+        yield sys.stdin.buffer
+
+
 def _lines(path: str, *, max_lines: int, max_bytes: int) -> Iterator[str]:
-    """The lines of ``path``, decoded, read incrementally; ``ConfigError`` past a cap."""
+    """The lines of ``path`` (``-``: standard input), decoded, read incrementally;
+    ``ConfigError`` past a cap."""
+    what = "standard input" if path == STDIN else f"the URLs file {path}"
     read = 0
     try:
-        with open_urls_file(path) as handle:
+        with _opened(path) as handle:
             for number in range(1, max_lines + 2):
                 raw = handle.readline(MAX_LINE_BYTES + 1)
                 if not raw:
                     return
                 read += len(raw)
                 if number > max_lines:
-                    raise ConfigError(f"the URLs file {path} has more than {max_lines} lines")
+                    raise ConfigError(f"{what} has more than {max_lines} lines")
                 if read > max_bytes:
-                    raise ConfigError(f"the URLs file {path} is more than {max_bytes} bytes")
+                    raise ConfigError(f"{what} is more than {max_bytes} bytes")
                 if len(raw) > MAX_LINE_BYTES:
                     raise ConfigError(
-                        f"the URLs file {path}: line {number} is longer than {MAX_LINE_BYTES} bytes"
+                        f"{what}: line {number} is longer than {MAX_LINE_BYTES} bytes"
                     )
                 yield raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the URLs file {path}: {exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a closed stdin; UnicodeDecodeError
+        raise ConfigError(f"cannot read {what}: {exc}") from None
 
 
 def list_urls_file(path: str, *, max_lines: int = MAX_LINES, max_bytes: int = MAX_BYTES) -> Listing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -116,7 +117,13 @@ def run(
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    home = tmp_path_factory.mktemp("prefect-server-home")
+    with running_server(tmp_path_factory.mktemp("prefect-server-home")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_server(home: Path) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a free port with its data in ``home``, until the end."""
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {

@@ -13,13 +13,14 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID, DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer
+from tests.e2e.conftest import BIN, PrefectServer, manifests
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = {
@@ -30,6 +31,7 @@ STEPS = {
     "record_manifest",
     "publish_report",
 }
+REPORT_KINDS = ("summary", "report", "progress", "contact-sheet")
 HEARTBEAT_SECONDS = 30
 # Prefect's zombie automation: three missed heartbeats; its proactive check runs every few seconds.
 CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30
@@ -246,8 +248,8 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     assert "## Skipped (6)" in artifacts["demo-report"]["data"]
     assert "data:image/jpeg;base64," in artifacts["demo-contact-sheet"]["data"]
     assert artifacts["demo-progress"]["data"] == 100.0
-    # The snapshot id ends like the flow run's name: with the run id's first six hex digits.
-    [snapshot] = list(out.glob(f"snapshots/*-{first['id'][:6]}"))
+    # The snapshot id ends like the flow run's name: with the run id's last six hex digits.
+    [snapshot] = list(out.glob(f"snapshots/*-{first['id'][-6:]}"))
     assert first["name"].endswith(snapshot.name[-6:])
     assert (snapshot / "contact-sheet.jpg").is_file()
 
@@ -356,6 +358,53 @@ def test_cancelling_a_run_with_stuck_downloads_ends_its_process_on_sigterm(
     # It ended on Prefect's SIGTERM, its stuck downloads cut; without that, Prefect kills it
     # with SIGKILL once its 30 s grace is over.
     assert "Process exited with status code: -15" in log and "SIGKILL" not in log, log
+
+
+def wait_until_final(prefect_server: PrefectServer, run_id: str, log: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + 300  # a hang bound, not a speed check
+    while True:
+        run = prefect_server.api("GET", f"/flow_runs/{run_id}").json()
+        if run["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return run  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(1)
+
+
+def test_a_retried_custom_run_keeps_its_name_snapshot_and_source_keys(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker (its HOME)
+    blocker.parent.mkdir()
+    blocker.write_text("a file where the output folder should be")
+    # A custom run of another source (the demo gallery) on a scheduled deployment.
+    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": "out"}
+    with worker(prefect_server, tmp_path):
+        run = run_deployment(prefect_server, "viral-hourly", config)
+        first = wait_until_final(prefect_server, run["id"], tmp_path / "worker.log")
+        assert first["state_type"] == "FAILED", (tmp_path / "worker.log").read_text()
+        blocker.unlink()
+        # What the UI's Retry does: the same flow run, AwaitingRetry.
+        prefect_server.api(
+            "POST",
+            f"/flow_runs/{run['id']}/set_state",
+            json={"state": {"type": "SCHEDULED", "name": "AwaitingRetry"}, "force": True},
+        )
+        second = wait_until_final(prefect_server, run["id"], tmp_path / "worker.log")
+    assert second["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()
+    assert second["run_count"] == 2
+    scheduled = datetime.fromisoformat(run["expected_start_time"]).astimezone(UTC)
+    assert first["name"] == second["name"] == f"demo-{scheduled:%Y-%m-%d-%H%M}-{run['id'][-6:]}"
+    assert {"source:demo", "gallery-snapshot"} <= set(second["tags"])
+    logs = prefect_server.api(
+        "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}}
+    ).json()
+    started = {m.split()[1] for m in (log["message"] for log in logs) if m.startswith("snapshot ")}
+    [manifest] = manifests(blocker)
+    # Both attempts were the one snapshot, the id of which is fixed at the run's creation.
+    assert started == {manifest["snapshot_id"]}, started
+    assert manifest["snapshot_id"] == f"{scheduled:%Y%m%dT%H%M%SZ}-{run['id'][-6:]}"
+    keys = {key for key in artifacts_of(prefect_server, run["id"]) if key}  # None: the failure's
+    assert keys == {f"viral-hourly-demo-{kind}" for kind in REPORT_KINDS}, keys
 
 
 SCHEDULED = ["viral-hourly", "viral-to-object-store", "top-daily", "earthporn-weekly"]

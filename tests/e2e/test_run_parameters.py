@@ -128,7 +128,8 @@ def test_hostile_run_parameters_never_reach_the_workers_secrets_files_or_network
     assert skipping["state_type"] == "COMPLETED", served.log.read_text()
     published += log_messages(prefect_server, skipping["id"], "recorded in")
     report = artifacts_of(prefect_server, skipping["id"])
-    assert "line 1: not an http(s) URL" in report["demo-report"]["data"]
+    # A run of another source on the demo deployment: keyed by both (not the demo's history).
+    assert "line 1: not an http(s) URL" in report["demo-urls-mixed-report"]["data"]
     published.append(json.dumps(report))
 
     assert trap.connections == 0  # neither the client id nor a Dask handshake went there

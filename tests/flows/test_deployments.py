@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+from pathlib import Path
 
 import pytest
 from prefect.blocks.system import Secret
@@ -9,6 +10,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
+from deployments.prerequisites import PREFECT_YAML
 from deployments.serve import declared_deployments, main, runner_deployment
 from gallery_snapshot.config import PruneConfig, SnapshotConfig
 from tasks.links import CLIENT_ID_BLOCK
@@ -102,3 +104,11 @@ def test_serving_an_unknown_deployment_is_a_clear_error(capsys: pytest.CaptureFi
         main(["nope"])
     assert raised.value.code == 2
     assert "unknown deployment(s) nope" in capsys.readouterr().err
+
+
+def test_the_package_carries_the_checkouts_prefect_yaml_not_a_copy() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    packaged = repo / "deployments" / "prefect.yaml"
+    # A link, so there is one file to edit; the wheel holds its content (see pyproject.toml).
+    assert packaged.is_symlink() and packaged.resolve() == (repo / "prefect.yaml").resolve()
+    assert PREFECT_YAML.read_bytes() == (repo / "prefect.yaml").read_bytes()

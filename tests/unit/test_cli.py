@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gallery_snapshot.cli import build_parser, main
+from gallery_snapshot.config import PruneConfig, SnapshotConfig
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -21,11 +22,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--workers", "0"], "workers: Input should be greater than or equal to 1"),
-        (["run", "--pages", "0"], "pages: Input should be greater than or equal to 1"),
+        # Errors name the option typed, not the config field it sets.
+        (["run", "--workers", "0"], "error: --workers: Input should be greater than or equal to 1"),
+        (["run", "--pages", "0"], "error: --pages: Input should be greater than or equal to 1"),
         (["run", "--formats", "bmp"], "unknown format bmp"),
         (["run", "--section", "cold"], "invalid choice: 'cold'"),
-        (["run", "--subreddit", "a/b"], "subreddit: 'a/b' is not a plain name"),
+        (["run", "--subreddit", "a/b"], "error: --subreddit: 'a/b' is not a plain name"),
         (["run", "--allow-host", "x/y"], "argument --allow-host: 'x/y' is not a host name"),
         (
             ["run", "--allow-host", "127.0.0.1:8901"],
@@ -33,8 +35,15 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         ),
         (["run", "--allow-host", "[::1"], "argument --allow-host: '[::1' is not a host name"),
         (["run", "--tag", "a", "--album", "b"], "not allowed with argument"),
-        (["run", "--api-url", "nope"], "api-url: 'nope' is not an http(s) URL"),
+        (["run", "--api-url", "nope"], "error: --api-url: 'nope' is not an http(s) URL"),
         (["run", "--timeout", "abc"], "invalid float value"),
+        (["run", "--timeout", "0"], "error: --timeout: Input should be greater than 0"),
+        (["demo", "--deadline", "0"], "error: --deadline: Input should be greater than 0"),
+        (["run", "--max-bytes", "0"], "error: --max-bytes: Input should be greater than or equal"),
+        (["run", "--out", "gs://b/../p"], "error: --out: "),
+        (["run", "--fail-on", "101"], "argument --fail-on: '101' is not a percentage (0-100)"),
+        (["demo", "--fail-on", "x"], "argument --fail-on: 'x' is not a percentage (0-100)"),
+        (["run", "-q", "-v"], "argument -v/--verbose: not allowed with argument -q/--quiet"),
         # Names the block a run would also look for (and no server holds: none is configured).
         (
             ["run"],
@@ -75,8 +84,23 @@ def test_help_documents_every_contract_option(capsys: pytest.CaptureFixture[str]
         "--workers",
         "--timeout",
         "--max-bytes",
+        "--quiet",
+        "--verbose",
+        "--fail-on",
     ):
         assert option in text
+
+
+def test_the_default_output_folder_does_not_nest_snapshots_in_snapshots() -> None:
+    # The store keeps its snapshots in DIR/snapshots/: a DIR named snapshots made
+    # snapshots/snapshots/<id>/manifest.json.
+    for command in ("run", "demo", "verify", "prune"):
+        out = Path(build_parser().parse_args([command]).out)
+        assert "snapshots" not in out.parts, out
+    assert build_parser().parse_args(["verify"]).out == build_parser().parse_args(["run"]).out
+    # A deployment run naming no folder: ~/gallery-snapshot/<out_dir>/snapshots/<id>.
+    assert "snapshots" not in Path(SnapshotConfig().out_dir).parts
+    assert all("snapshots" not in Path(out).parts for out in PruneConfig(keep_last=1).out_dirs)
 
 
 def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -199,6 +199,14 @@ def test_only_regular_files_are_read_and_a_fifo_is_refused_at_once(
             checked_urls_file(path, terminal())
 
 
+def test_standard_input_is_the_terminal_users_only(home: Path) -> None:
+    # A file named "-" in the output root is no way in: a worker's run never reads stdin.
+    (home / "gallery-snapshot" / "-").write_text("https://i.imgur.com/a.jpg\n")
+    with pytest.raises(ConfigError, match="standard input\\) is for the command line only"):
+        checked_urls_file("-", worker())
+    assert checked_urls_file("-", terminal()) == "-"
+
+
 # -- the Dask scheduler ----------------------------------------------------------------------
 
 

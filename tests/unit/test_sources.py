@@ -1,5 +1,8 @@
 import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -177,3 +180,54 @@ def test_proc_self_environ_as_a_urls_file_shows_none_of_the_environment() -> Non
     assert [(item.url, item.reason) for item in listing.skipped] == [
         ("", "line 1: not an http(s) URL")
     ]
+
+
+@pytest.fixture
+def stdin_from(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path | str], None]]:
+    """Standard input read from a file, as ``gallery-snapshot run --urls-file - < FILE``."""
+    opened: list[TextIO] = []
+
+    def redirect(path: Path | str) -> None:
+        opened.append(open(path))  # noqa: SIM115 - closed when the test ends
+        monkeypatch.setattr(sys, "stdin", opened[-1])
+
+    yield redirect
+    for handle in opened:
+        handle.close()
+
+
+def test_urls_from_standard_input(tmp_path: Path, stdin_from: Callable[[Path | str], None]) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("https://i.imgur.com/a.jpg\n# a comment\n\nhttps://i.imgur.com/b.png\n")
+    stdin_from(urls)
+    listing = list_links(SourceSpec(kind="urls", urls_file="-"), client_id=None)
+    assert [link.url for link in listing.links] == [
+        "https://i.imgur.com/a.jpg",
+        "https://i.imgur.com/b.png",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b"#\n" * 9 + b"\0" * 70_000, "standard input: line 10 is longer than 65536 bytes"),
+        (b"#\n" * 11, "standard input has more than 10 lines"),
+        (b"https://i.imgur.com/a.jpg\n" * 5, "standard input is more than 100 bytes"),
+    ],
+)
+def test_standard_input_is_read_within_the_same_caps(
+    tmp_path: Path, stdin_from: Callable[[Path | str], None], content: bytes, error: str
+) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(content)
+    stdin_from(urls)
+    with pytest.raises(ConfigError, match=error):
+        list_urls_file("-", max_lines=10, max_bytes=100 if len(content) < 1000 else 10**6)
+
+
+def test_standard_input_from_dev_zero_stops_at_once(
+    stdin_from: Callable[[Path | str], None],
+) -> None:
+    stdin_from("/dev/zero")
+    with pytest.raises(ConfigError, match="standard input: line 1 is longer than"):
+        list_urls_file("-")
