@@ -514,16 +514,17 @@ def test_cancelling_a_run_with_stuck_downloads_ends_it_cancelled_and_says_what_i
             cancel = prefect_server.prefect("flow-run", "cancel", run["id"])
             assert cancel.returncode == 0, cancel.stdout + cancel.stderr
             run = ended(prefect_server, run["id"], log)
+            assert run["state_type"] == "CANCELLED", log.read_text()
+            # Never Crashed on the way (an automation paging on Crashed would fire on every
+            # cancel).
+            states = prefect_server.api("GET", f"/flow_run_states/?flow_run_id={run['id']}")
+            assert "CRASHED" not in {state["type"] for state in states.json()}, states.json()
+            assert "Crash detected" not in log.read_text()
             messages = messages_once_gone(
                 prefect_server, run["id"], flow_processes, "staged downloads kept"
             )
         others = {f"/B{n:07d}.jpg" for n in range(1, 8, 2)}
         whole = [path for path in others if gallery.state.requests_for(path) == [200]]
-    assert run["state_type"] == "CANCELLED", log.read_text()
-    # Never Crashed on the way (an automation paging on Crashed would fire on every cancel).
-    states = prefect_server.api("GET", f"/flow_run_states/?flow_run_id={run['id']}").json()
-    assert "CRASHED" not in {state["type"] for state in states}, states
-    assert "Crash detected" not in log.read_text()
     # Its last line says what the next run starts from; written once the stuck downloads were
     # cut (the runner's shutdown waits for every download), before Prefect's 30 s grace.
     [kept] = [m for m in messages if "staged downloads kept" in m]
