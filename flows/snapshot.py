@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect import State, flow, get_client, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import deployment, flow_run
@@ -135,10 +136,13 @@ def downloads_cut_on_termination() -> Iterator[None]:
 
 
 def ended_how() -> str:
-    """ "cancelled" when the run was (its state is Cancelling), else "terminated" (a SIGTERM
-    from elsewhere: a node shut down, a pod evicted)."""
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(flow_run.id)).state
+    """How a run ended by SIGTERM ended: "cancelled" when it was (its state is Cancelling),
+    else "terminated" (a node shut down, a pod evicted), or "ended" when the API cannot say."""
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run.id)).state
+    except httpx.HTTPError:
+        return "ended"
     return "cancelled" if state is not None and state.is_cancelling() else "terminated"
 
 

@@ -169,6 +169,16 @@ def run_deployment(
     return prefect_server.api("GET", f"/flow_runs/{flow_run_id}").json()  # type: ignore[no-any-return]
 
 
+def config_for(gallery: DemoGallery, out: Path, **extra: Any) -> dict[str, Any]:
+    """The ``config`` parameter of a run that snapshots ``gallery`` (one page) into ``out``."""
+    return {
+        "source": {"api_url": gallery.api_url, "pages": 1},
+        "allowed_hosts": [gallery.image_host],
+        "out_dir": str(out),
+        **extra,
+    }
+
+
 def descendants(pid: int) -> list[int]:
     """The processes ``pid`` started, and theirs (Linux /proc)."""
     try:
@@ -317,12 +327,7 @@ def test_the_worker_fixture_leaves_no_process_behind(
     # start it: with SIGINT ignored, which Prefect's CLI turns SIGTERM into. And a flow run in
     # flight, whose process runs in a session of its own.
     with DemoGallery(bulk_catalogue(10, kilobytes=5), latency=5.0) as gallery:
-        config = {
-            "source": {"api_url": gallery.api_url, "pages": 1},
-            "allowed_hosts": [gallery.image_host],
-            "workers": 1,
-            "out_dir": str(tmp_path / "out"),
-        }
+        config = config_for(gallery, tmp_path / "out", workers=1)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             with worker(prefect_server, tmp_path) as process:
@@ -344,12 +349,7 @@ def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
 ) -> None:
     # A slow gallery (2 s an image, one download at a time) keeps the run busy for minutes.
     with DemoGallery(bulk_catalogue(60, kilobytes=10), latency=2.0) as gallery:
-        config = {
-            "source": {"api_url": gallery.api_url, "pages": 1},
-            "allowed_hosts": [gallery.image_host],
-            "workers": 1,
-            "out_dir": str(tmp_path / "out"),
-        }
+        config = config_for(gallery, tmp_path / "out", workers=1)
         with worker(prefect_server, tmp_path) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 300
@@ -397,12 +397,7 @@ def test_a_flow_process_whose_worker_is_killed_finishes_its_snapshot(
     log = tmp_path / "worker.log"
     # 30 images at 0.5 s, two at a time: the run downloads for ~8 s, logging every 2 s.
     with DemoGallery(bulk_catalogue(30, kilobytes=5), latency=0.5) as gallery:
-        config = {
-            "source": {"api_url": gallery.api_url, "pages": 1},
-            "allowed_hosts": [gallery.image_host],
-            "workers": 2,
-            "out_dir": str(out),
-        }
+        config = config_for(gallery, out, workers=2)
         with worker(prefect_server, tmp_path) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 300  # a hang bound
@@ -460,11 +455,7 @@ def failed_run_messages(
     prefect_server: PrefectServer, gallery: DemoGallery, folder: Path
 ) -> list[str]:
     """The log messages of a `viral-hourly` run of ``gallery`` that has failed."""
-    config = {
-        "source": {"api_url": gallery.api_url, "pages": 1},
-        "allowed_hosts": [gallery.image_host],
-        "out_dir": str(folder / "out"),
-    }
+    config = config_for(gallery, folder / "out")
     with worker(prefect_server, folder) as process:
         run = run_deployment(prefect_server, "viral-hourly", config)
         flow_processes: set[int] = set()
@@ -497,12 +488,7 @@ def test_cancelling_a_run_with_stuck_downloads_ends_it_cancelled_and_says_what_i
         stuck = [f"/B{n:07d}.jpg" for n in range(0, 8, 2)]
         for path in stuck:  # one byte every 5 s: these downloads take hours
             gallery.state.faults[path] = ["trickle=5"]
-        config = {
-            "source": {"api_url": gallery.api_url, "pages": 1},
-            "allowed_hosts": [gallery.image_host],
-            "out_dir": str(out),
-            "workers": 4,
-        }
+        config = config_for(gallery, out, workers=4)
         with worker(prefect_server, tmp_path) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 120  # not a speed check: a hang bound
