@@ -124,7 +124,7 @@ def stream_lines() -> dict[str, str]:
     names = {
         "digest.update": "sha256",
         "sink.write": "file write",
-        "response.stream": "read body (urllib3 stream)",
+        "read_body(": "read body (urllib3 stream)",
     }
     lines = {}
     for offset, text in enumerate(source):

@@ -366,7 +366,9 @@ def child(args: argparse.Namespace) -> None:
     """Run one snapshot in this process and print its measurements as JSON."""
     from flows.snapshot import gallery_snapshot
     from gallery_snapshot.config import SnapshotConfig
+    from gallery_snapshot.run_policy import trust_terminal_user
 
+    trust_terminal_user()  # its options are the benchmark's user's, as the CLI's are
     config = SnapshotConfig(
         source=SourceSpec(api_url=args.api_url, pages=args.pages),
         allowed_hosts=["127.0.0.1"],

@@ -4,6 +4,12 @@ Without a configured API, Prefect starts a temporary server in every process tha
 (8-14 s each, and the runs vanish with it). Instead, the CLI starts ``prefect server start`` once
 in the background, on loopback, with its pid in Prefect's own pid file (so ``prefect server stop``
 stops it too) and its log next to it under ``PREFECT_HOME``, and every later run reuses it.
+
+The server is this user's only while the process that pid file names is the one listening on
+the port: a server someone else runs there (another user, another ``PREFECT_HOME``) is named
+and refused, never adopted. ``setup`` records the server in a Prefect profile of the project's
+own, so Prefect's CLI finds it when asked to (``prefect --profile gallery-snapshot ...``) and
+the active profile, which other projects use, is left alone.
 """
 
 from __future__ import annotations
@@ -11,15 +17,19 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psutil
 import requests
 from prefect.context import refresh_global_settings_context
-from prefect.settings import get_current_settings, update_current_profile
+from prefect.settings import PREFECT_API_URL, Profile, get_current_settings
+from prefect.settings.profiles import load_current_profile, load_profiles, save_profiles
 
 from gallery_snapshot.errors import SnapshotError
 
@@ -27,6 +37,7 @@ HOST = "127.0.0.1"
 PID_FILE = "server.pid"  # the name `prefect server start --background` and `stop` use
 LOG_FILE = "gallery-snapshot-server.log"
 START_TIMEOUT = 120.0  # a fresh database takes ~15 s on a 2-core machine, more under load
+PROFILE = "gallery-snapshot"  # the Prefect profile `setup` points at the local server
 
 
 @dataclass(frozen=True)
@@ -61,21 +72,68 @@ class LocalServer:
         return api_healthy(self.api_url)
 
     def pid(self) -> int | None:
-        """The background server's pid, if its pid file names a live process."""
+        """The pid in the pid file while it names a Prefect server (after a reboot a stale
+        file may name another program, which must never be signalled)."""
         try:
             pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
+            command = " ".join(psutil.Process(pid).cmdline())
+        except (OSError, ValueError, psutil.Error):
             return None
-        return pid
+        prefect_server = "server start" in command or "prefect.server.api.server" in command
+        return pid if prefect_server and "prefect" in command else None
+
+    def listens(self, pid: int) -> bool:
+        """Whether process ``pid`` holds this server's port."""
+        try:
+            sockets = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return False
+        return any(_listens_on(sock, self.port) for sock in sockets)
+
+    def running(self) -> bool:
+        """Whether this user's server is up: the pid file's process listens on the port and
+        answers."""
+        pid = self.pid()
+        return pid is not None and self.listens(pid) and self.healthy()
+
+    def other_holder(self) -> str | None:
+        """What holds the port when this user's server does not (a description naming its pid
+        and ``PREFECT_HOME`` when they can be read); None when the port is free or ours."""
+        pid = self.pid()
+        if pid is not None and self.listens(pid):
+            return None
+        holder = _listener_pid(self.port)
+        if holder is None and not _port_open(self.port):
+            return None
+        what = "a Prefect server" if self.healthy() else "a program"
+        details = []
+        if holder is not None:
+            details.append(f"pid {holder}")
+            try:
+                environment = psutil.Process(holder).environ()
+                details.append(f"PREFECT_HOME {environment.get('PREFECT_HOME', '~/.prefect')}")
+            except psutil.Error:
+                pass  # another user's process
+        else:
+            details.append("another user's process")
+        return f"{what} gallery-snapshot did not start ({', '.join(details)})"
+
+    def refusal(self, holder: str) -> SnapshotError:
+        return SnapshotError(
+            f"port {self.port} is taken by {holder}: not using it. Set PREFECT_SERVER_API_PORT "
+            f"to start this user's server on another port, or PREFECT_API_URL={self.api_url} "
+            "to use that server on purpose"
+        )
 
     def start(self) -> bool:
         """Start the server unless it is up; return whether this call started it."""
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "gallery-snapshot-server.lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two first runs at once start one server
-            if self.healthy():
+            if self.running():
                 return False
+            if holder := self.other_holder():
+                raise self.refusal(holder)
             self._wait_until_healthy(self._spawn() if self.pid() is None else None)
             return True
 
@@ -110,7 +168,7 @@ class LocalServer:
             time.sleep(0.3)
 
     def stop(self) -> bool:
-        """Stop the background server; return whether one was running."""
+        """Stop this user's background server; return whether one was running."""
         pid = self.pid()
         self.pid_file.unlink(missing_ok=True)
         if pid is None:
@@ -126,6 +184,27 @@ class LocalServer:
         return True
 
 
+def _listens_on(sock: Any, port: int) -> bool:
+    return bool(sock.status == psutil.CONN_LISTEN and sock.laddr and sock.laddr.port == port)
+
+
+def _listener_pid(port: int) -> int | None:
+    """The pid listening on ``port``, when this user may see it."""
+    try:
+        sockets = psutil.net_connections(kind="tcp")
+    except psutil.Error:  # macOS without root
+        return None
+    return next((sock.pid for sock in sockets if _listens_on(sock, port) and sock.pid), None)
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
 def api_healthy(api_url: str) -> bool:
     try:
         return requests.get(f"{api_url.rstrip('/')}/health", timeout=5).ok
@@ -138,15 +217,65 @@ def configured_api_url() -> str | None:
     return str(url) if url else None
 
 
-def use_prefect_api(*, remember: bool = False) -> str:
-    """The configured Prefect API, else this user's local server (started on first use and
-    announced once), for this process and every process it starts (process-pool and Dask
-    workers inherit the environment); returns the UI's address. With ``remember``, the local
-    server also goes into the active Prefect profile, so Prefect's own CLI (``prefect deploy``,
-    ``prefect worker start``) uses it with nothing exported."""
+def profile_api_url() -> str | None:
+    """The API the project's profile names, once `setup` wrote it."""
+    profiles = load_profiles()
+    if PROFILE not in profiles.names:
+        return None
+    url = profiles[PROFILE].settings.get(PREFECT_API_URL)
+    return str(url) if url else None
+
+
+def secrets_api_url() -> str | None:
+    """Where a run looks for the client id's Secret block: PREFECT_API_URL (environment or
+    active profile), else this user's local server once `setup` has recorded it."""
+    server = LocalServer.from_settings()
+    return configured_api_url() or (server.api_url if profile_api_url() == server.api_url else None)
+
+
+def remember(server: LocalServer) -> str:
+    """Point the project's profile at ``server``, leaving the active profile alone; return
+    "created", "updated" or "found"."""
+    profiles = load_profiles()
+    if PROFILE not in profiles.names:
+        outcome = "created"
+        profiles.add_profile(Profile(name=PROFILE, settings={PREFECT_API_URL: server.api_url}))
+    elif profile_api_url() == server.api_url:
+        return "found"
+    else:
+        outcome = "updated"
+        profiles.update_profile(PROFILE, {PREFECT_API_URL: server.api_url})
+    save_profiles(profiles)
+    return outcome
+
+
+def stale_profile(server: LocalServer) -> str | None:
+    """The active profile's name when it points at ``server`` although it is not the
+    project's own (an older `setup` wrote it there): Prefect fails there once the server
+    stops."""
+    profile = load_current_profile()
+    url = profile.settings.get(PREFECT_API_URL)
+    return profile.name if profile.name != PROFILE and url == server.api_url else None
+
+
+def local_server_in_use() -> LocalServer | None:
+    """This user's local server when runs use it: no PREFECT_API_URL, or one from a profile
+    that names the local address. An exported PREFECT_API_URL is used as it is, whoever runs
+    that server."""
     server = LocalServer.from_settings()
     url = configured_api_url()
-    if url and url != server.api_url:
+    explicit = url and (url != server.api_url or os.environ.get("PREFECT_API_URL"))
+    return None if explicit else server
+
+
+def use_prefect_api() -> str:
+    """The configured Prefect API, else this user's local server (started on first use and
+    announced once; a server someone else runs on its port is refused), for this process and
+    every process it starts (process-pool and Dask workers inherit the environment); returns
+    the UI's address."""
+    server = local_server_in_use()
+    if server is None:
+        url = str(configured_api_url())
         if not api_healthy(url):
             raise SnapshotError(f"cannot reach the Prefect API at {url} (PREFECT_API_URL)")
         return str(get_current_settings().ui_url or url.removesuffix("/api"))
@@ -156,14 +285,7 @@ def use_prefect_api(*, remember: bool = False) -> str:
             "(`gallery-snapshot server stop` stops it)",
             file=sys.stderr,
         )
-    if url is None:
-        if remember:
-            profile = update_current_profile({"PREFECT_API_URL": server.api_url})
-            print(
-                f"Prefect profile {profile.name!r} now uses {server.api_url} "
-                "(prefect deploy, prefect worker start)",
-                file=sys.stderr,
-            )
+    if configured_api_url() is None:
         os.environ["PREFECT_API_URL"] = server.api_url
         # Prefect read its settings at import: make every thread and context see the new
         # API (a stale one would start a temporary server of its own).

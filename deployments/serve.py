@@ -3,62 +3,59 @@
     python -m deployments.serve            # all of them
     python -m deployments.serve demo       # only some, by name
 
-The names, descriptions, tags, schedules and parameters come from ``prefect.yaml`` itself, so
-the two ways of running stay one set of definitions.
+The names, descriptions, tags, schedules, concurrency limits and parameters come from
+``prefect.yaml`` itself, so the two ways of running stay one set of definitions. A schedule
+runs only when what its runs need exists on the server (the rule `gallery-snapshot setup`
+applies to deployed ones); the others are served paused, and said so.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-from pathlib import Path
+import sys
 from typing import Any
 
-import yaml
-from prefect import Flow, serve
+from prefect import serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect.utilities.templating import resolve_variables
 
 from deployments.heartbeat import HEARTBEAT_ENV
-
-PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
-
-
-def declared_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
-    """The ``deployments:`` entries of ``prefect.yaml``, with anchors and merges applied."""
-    with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle)
-    return list(document["deployments"])
+from deployments.prerequisites import declared_deployments, entrypoint_flow, missing_on_server
 
 
-def entrypoint_flow(entrypoint: str) -> Flow[Any, Any]:
-    """The flow a module-path entrypoint (``flows.snapshot:gallery_snapshot``) names."""
-    module, _, name = entrypoint.partition(":")
-    flow: Flow[Any, Any] = getattr(importlib.import_module(module), name)
-    return flow
+def concurrency_limit(declared: dict[str, Any]) -> ConcurrencyLimitConfig | int | None:
+    """prefect.yaml's ``concurrency_limit`` (a number, or limit and collision strategy)."""
+    limit = declared.get("concurrency_limit")
+    return ConcurrencyLimitConfig.model_validate(limit) if isinstance(limit, dict) else limit
 
 
-def runner_deployment(declared: dict[str, Any]) -> RunnerDeployment:
+def runner_deployment(declared: dict[str, Any]) -> tuple[RunnerDeployment, list[str]]:
+    """The deployment to serve, and why its schedules are paused (empty: they run)."""
+    flow = entrypoint_flow(declared["entrypoint"])
+    # ``{{ prefect.variables.NAME }}`` read now, as ``prefect deploy`` does.
+    parameters = run_coro_as_sync(resolve_variables(declared.get("parameters") or {}))
+    missing: list[str] = []
+    if declared.get("schedules"):
+        with get_client(sync_client=True) as client:
+            missing = missing_on_server(client, flow, declared.get("parameters"), parameters)
     schedules = [
-        Cron(
-            schedule["cron"],
-            timezone=schedule.get("timezone", "UTC"),
-            active=schedule.get("active", True),
-        )
+        Cron(schedule["cron"], timezone=schedule.get("timezone", "UTC"), active=not missing)
         for schedule in declared.get("schedules") or []
     ]
-    flow = entrypoint_flow(declared["entrypoint"])
-    return flow.to_deployment(  # type: ignore[return-value]  # sync call
+    deployment = flow.to_deployment(
         name=declared["name"],
         description=declared.get("description"),
         tags=declared.get("tags"),
-        # ``{{ prefect.variables.NAME }}`` read now, as ``prefect deploy`` does.
-        parameters=run_coro_as_sync(resolve_variables(declared.get("parameters") or {})),
+        parameters=parameters,
         schedules=schedules or None,
+        concurrency_limit=concurrency_limit(declared),
     )
+    return deployment, missing  # type: ignore[return-value]  # to_deployment is sync here
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +70,13 @@ def main(argv: list[str] | None = None) -> None:
         )
     chosen = [entry for entry in declared if not args.names or entry["name"] in args.names]
     os.environ.update({**HEARTBEAT_ENV, **os.environ})  # flow runs inherit it
-    serve(*(runner_deployment(entry) for entry in chosen))
+    deployments = []
+    for entry in chosen:
+        deployment, missing = runner_deployment(entry)
+        if missing:
+            print(f"{entry['name']}: schedule paused: {'; '.join(missing)}", file=sys.stderr)
+        deployments.append(deployment)
+    serve(*deployments)
 
 
 if __name__ == "__main__":

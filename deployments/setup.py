@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from prefect.blocks.system import Secret
@@ -28,12 +28,18 @@ from prefect.exceptions import ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
 from deployments.heartbeat import HEARTBEAT_ENV, HEARTBEAT_SECONDS
+from deployments.notifications import (
+    Target,
+    ensure_automation,
+    ensure_notifications,
+    notification_block,
+)
+from deployments.prerequisites import Row, ensure_schedules
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.errors import SnapshotError
 from tasks.links import API_RATE_LIMIT, CLIENT_ID_BLOCK, CLIENT_ID_ENV
 
-Outcome = Literal["created", "updated", "found", "skipped: IMGUR_CLIENT_ID is not set"]
-Row = tuple[str, str, str]  # what, name, outcome
+Outcome = str  # "created", "updated", "found", or why it was skipped
 
 WORK_POOL = "gallery-snapshot"
 MISSED_HEARTBEATS = 3  # then the run is crashed
@@ -127,16 +133,7 @@ def ensure_rate_limit(client: SyncPrefectClient) -> Outcome:
 
 
 def ensure_zombie_automation(client: SyncPrefectClient) -> Outcome:
-    wanted = zombie_automation()
-    existing = client.read_automations_by_name(ZOMBIE_AUTOMATION)
-    if not existing:
-        client.create_automation(wanted)
-        return "created"
-    fields = set(AutomationCore.model_fields)
-    if AutomationCore.model_validate(existing[0].model_dump(include=fields)) == wanted:
-        return "found"
-    client.update_automation(existing[0].id, wanted)
-    return "updated"
+    return ensure_automation(client, zombie_automation())
 
 
 def ensure_client_id_block() -> Outcome:
@@ -155,9 +152,10 @@ def ensure_client_id_block() -> Outcome:
     return "updated"
 
 
-def setup() -> list[Row]:
-    """Create or update everything; one row per object. SnapshotError when the server
-    refuses."""
+def setup(*, notify: Target | None = None) -> list[Row]:
+    """Create or update everything, resume the schedules whose prerequisites exist, wire
+    notifications to ``notify`` (else to the target of an earlier one); one row per object.
+    SnapshotError when the server refuses, ConfigError for a ``notify`` block it lacks."""
     with get_client(sync_client=True) as client:
         steps: list[tuple[str, str, Callable[[], Outcome]]] = [
             ("work pool", WORK_POOL, lambda: ensure_work_pool(client)),
@@ -166,7 +164,14 @@ def setup() -> list[Row]:
             ("secret block", CLIENT_ID_BLOCK, ensure_client_id_block),
         ]
         try:
-            return [(what, name, ensure()) for what, name, ensure in steps]
+            notifying = notification_block(client, notify)  # a bad --notify changes nothing
+            rows = [(what, name, ensure()) for what, name, ensure in steps]
+            schedule_rows, scheduled = ensure_schedules(client)
+            if notifying is None:
+                return [*rows, *schedule_rows, ("notifications", "-", "skipped: no --notify")]
+            block_id, block_rows = notifying
+            automations = ensure_notifications(client, block_id, scheduled)
+            return rows + schedule_rows + block_rows + automations
         except httpx.HTTPError as exc:
             raise SnapshotError(f"the Prefect API refused the setup: {exc}") from None
 

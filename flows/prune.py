@@ -7,9 +7,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.snapshot import resolve_out_dir
 from gallery_snapshot.config import PruneConfig
 from gallery_snapshot.output import has_snapshots
+from gallery_snapshot.run_policy import RunPolicy, checked_out_dir
 from tasks.store import prune_out_dir
 
 
@@ -17,8 +17,10 @@ from tasks.store import prune_out_dir
 def gallery_prune(config: PruneConfig) -> list[dict[str, Any]]:
     """Prune every folder of ``config.out_dirs`` by the same policy."""
     logger = get_run_logger()
+    policy = RunPolicy.of_this_process()
+    out_dirs = [checked_out_dir(out_dir, policy) for out_dir in config.out_dirs]  # all, first
     reports = []
-    for out_dir in map(resolve_out_dir, config.out_dirs):
+    for out_dir in out_dirs:
         if not has_snapshots(out_dir):
             logger.info("%s holds no snapshots yet: nothing to prune", out_dir)
             continue

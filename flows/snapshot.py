@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -35,8 +34,8 @@ from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.models import ImageRecord, Selection
-from gallery_snapshot.object_store import is_object_url
 from gallery_snapshot.output import AnyStore, open_store
+from gallery_snapshot.run_policy import RunPolicy, checked_config
 from gallery_snapshot.store import Store
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
@@ -98,16 +97,6 @@ def run_name() -> str:
     raw = flow_run.parameters.get("config") or {}
     config = raw if isinstance(raw, SnapshotConfig) else SnapshotConfig.model_validate(raw)
     return f"{config_label(config)}-{datetime.now(UTC):%Y-%m-%d-%H%M}-{run_suffix()}"
-
-
-def resolve_out_dir(out_dir: str) -> str:
-    """A relative ``out_dir`` (a deployment's, say) is under ``~/gallery-snapshot`` of the
-    machine running the flow: a worker runs each flow in a temporary folder. An object-store
-    URL stays as it is."""
-    if is_object_url(out_dir):
-        return out_dir
-    path = Path(out_dir).expanduser()
-    return str(path if path.is_absolute() else Path.home() / "gallery-snapshot" / path)
 
 
 @contextlib.contextmanager
@@ -178,9 +167,11 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
     end_leftover_task_runs(flow_run.flow_name)
     # Our modules' INFO lines (API credits) in the run's logs; Prefect's root logger is at WARNING.
     logging.getLogger("gallery_snapshot").setLevel(logging.INFO)
+    # Before anything is read, written or sent: what this machine lets the parameters reach.
+    config = checked_config(config, RunPolicy.of_this_process())
     started_at, snapshot_id, clock = utc_now(), new_snapshot_id(), time.monotonic()
     key_prefix = artifact_key(deployment.name or config_label(config))
-    store = open_store(resolve_out_dir(config.out_dir))
+    store = open_store(config.out_dir)
     if isinstance(store, Store):
         upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index
     else:
@@ -194,7 +185,9 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
     ):
         if isinstance(store, Store) and (swept := store.sweep_stale_staging()):
             logger.info("removed staging files of %d interrupted run(s)", len(swept))
-        listing = fetch_links(config.source, config.timeout, config.demo_gallery)
+        listing = fetch_links(
+            config.source, config.timeout, config.demo_gallery, deadline=config.deadline
+        )
         # quote: Prefect would walk every link looking for futures (2.7 s at 100,000)
         selection: Selection = filter_links(quote(listing.links), config)  # type: ignore[call-overload]
         logger.info(
@@ -230,6 +223,7 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
                     "snapshot_id": snapshot_id,
                     "formats": config.pillow_formats,
                     "max_pixels": config.max_pixels,
+                    "deadline": config.deadline,
                 },
                 staging=store.staging_dir(snapshot_id) if isinstance(store, Store) else None,
                 known=None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import StoredImage
-from gallery_snapshot.selection import normalize_url
+from gallery_snapshot.selection import UrlProblem, normalize_url
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS urls (
@@ -35,9 +35,14 @@ _COLUMNS = "sha256, format, bytes, width, height"
 _CHUNK = 500
 
 
-def url_key(url: str) -> str:
-    """An image's identity for reuse: its whole normalized URL (host, port, path, query)."""
-    return normalize_url(url)
+def url_key(url: str) -> str | None:
+    """An image's identity for reuse: its whole normalized URL (host, port, path, query).
+    None for a URL that does not parse: never requested, so never indexed nor looked up,
+    wherever it comes from (an old manifest, say)."""
+    try:
+        return normalize_url(url)
+    except UrlProblem:
+        return None
 
 
 class DamagedIndex(StoreError):
@@ -108,7 +113,8 @@ class Catalog:
         """The stored images of those of ``urls`` the index knows, by URL as given."""
         by_key: dict[str, list[str]] = {}
         for url in urls:
-            by_key.setdefault(url_key(url), []).append(url)
+            if (key := url_key(url)) is not None:
+                by_key.setdefault(key, []).append(url)
         keys = list(by_key)
         found: dict[str, StoredImage] = {}
         with self._connect() as connection:
@@ -128,8 +134,9 @@ class Catalog:
     def remember(self, entries: Iterable[tuple[str, StoredImage]]) -> None:
         """Record where each URL's image is stored, in one transaction."""
         rows = [
-            (url_key(url), image.sha256, image.format, image.bytes, image.width, image.height)
+            (key, image.sha256, image.format, image.bytes, image.width, image.height)
             for url, image in entries
+            if (key := url_key(url)) is not None
         ]
         if not rows:
             return

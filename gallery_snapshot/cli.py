@@ -35,6 +35,9 @@ from gallery_snapshot.manifest import summary_table
 from gallery_snapshot.object_store import is_object_url, names_a_url
 from gallery_snapshot.output import check_output, location
 from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
+from gallery_snapshot.run_policy import trust_terminal_user
+from gallery_snapshot.selection import UrlProblem, allowed_host
+from gallery_snapshot.sources.urls_file import open_urls_file
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -79,6 +82,13 @@ def _formats(value: str) -> list[str]:
             f"unknown format {', '.join(unknown) or repr(value)}; choose from {', '.join(FORMATS)}"
         )
     return names
+
+
+def _host(value: str) -> str:
+    try:
+        return allowed_host(value)
+    except UrlProblem as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _port(value: str) -> int:
@@ -156,7 +166,8 @@ def _add_download_options(
         type=float,
         default=DEFAULT_DEADLINE,
         metavar="SECONDS",
-        help="total time per image (connect, reads, retries); past it the image is failed "
+        help="total time per image (connect, reads, retries); past it the image is failed. "
+        "Each API request, and each image's decoding, get as long "
         f"(default: {DEFAULT_DEADLINE:g})",
     )
     group.add_argument(
@@ -221,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--allow-host",
         action="append",
+        type=_host,
         metavar="HOST",
         dest="allow_hosts",
         help=f"host images may come from; repeatable (default: {IMGUR_IMAGE_HOST})",
@@ -262,9 +274,20 @@ def build_parser() -> argparse.ArgumentParser:
         "setup",
         help="create or update what the deployments need on the Prefect server",
         description="Create or update, on the Prefect server (PREFECT_API_URL, else the local "
-        "one): the process work pool gallery-snapshot with flow heartbeats on, the global rate "
-        "limit imgur-api, the automation that marks runs Crashed when their heartbeats stop, "
-        "and the Secret block imgur-client-id from IMGUR_CLIENT_ID when set. Idempotent.",
+        "one, which the Prefect profile gallery-snapshot then names): the process work pool "
+        "gallery-snapshot with flow heartbeats on, the global rate limit imgur-api, the "
+        "automation that marks runs Crashed when their heartbeats stop, and the Secret block "
+        "imgur-client-id from IMGUR_CLIENT_ID when set; then resume the schedules of "
+        "prefect.yaml's deployed deployments whose prerequisites exist (the others stay "
+        "paused, with the reason). Idempotent.",
+    )
+    setup.add_argument(
+        "--notify",
+        metavar="URL|TYPE/NAME",
+        help="notify a webhook URL (stored in a Secret, never printed) or an existing Prefect "
+        "notification block (e.g. slack-webhook/ops) when a run fails or crashes, when a "
+        "scheduled deployment has not completed within twice its interval, and on "
+        "gallery-snapshot.source.changed events; later setups keep notifying it",
     )
     setup.set_defaults(handler=_setup)
 
@@ -272,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
         "server",
         help="start, stop or show this user's local Prefect server",
         description="The local Prefect server that runs use when PREFECT_API_URL is not set "
-        "(on 127.0.0.1, port PREFECT_SERVER_API_PORT, data in PREFECT_HOME).",
+        "(on 127.0.0.1, port PREFECT_SERVER_API_PORT, data in PREFECT_HOME). A server someone "
+        "else runs on that port is named and left alone, never used. `status` exits 1 when "
+        "this user's server is not running.",
     )
     server.add_argument("action", choices=("start", "stop", "status"))
     server.set_defaults(handler=_server)
@@ -328,10 +353,22 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _check_client_id(config: SnapshotConfig) -> None:
-    """Fail early and plainly when an Imgur source has no client id anywhere."""
-    if not _needs_client_id(config) or os.environ.get("PREFECT_API_URL"):
-        return  # with a server, the Secret block is looked up once the server is known
-    raise ConfigError("IMGUR_CLIENT_ID is not set: export your Imgur client id (see README)")
+    """Fail early and plainly when an Imgur source has no client id anywhere: neither in
+    IMGUR_CLIENT_ID nor on a Prefect server that may hold its Secret block (the one
+    PREFECT_API_URL names, in the environment or the active profile, or the local one `setup`
+    configured). Such a server is asked once it is known."""
+    if not _needs_client_id(config):
+        return
+    _prefect_defaults()
+    from deployments.local_server import secrets_api_url
+    from tasks.links import CLIENT_ID_BLOCK
+
+    if secrets_api_url() is None:
+        raise ConfigError(
+            f"IMGUR_CLIENT_ID is not set and no Prefect server holds the Secret block "
+            f"{CLIENT_ID_BLOCK!r}: export your Imgur client id, or store it with "
+            "`IMGUR_CLIENT_ID=... gallery-snapshot setup` (see README)"
+        )
 
 
 def _needs_client_id(config: SnapshotConfig) -> bool:
@@ -346,10 +383,7 @@ def _check_inputs(config: SnapshotConfig) -> None:
     """What can be checked before Prefect starts: the URLs file is readable (ConfigError), the
     output folder writable (StoreError), the client id set when no server may hold it."""
     if path := config.source.urls_file:
-        try:
-            open(path, "rb").close()  # only whether it opens
-        except OSError as exc:
-            raise ConfigError(f"cannot read the URLs file {path}: {exc.strerror}") from None
+        open_urls_file(path).close()  # only whether it opens: a regular file, readable
     _check_client_id(config)
     check_output(config.out_dir)
 
@@ -460,6 +494,7 @@ def _snapshot(args: argparse.Namespace) -> None:
         _fail(str(exc), EXIT_USAGE)
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)
+    trust_terminal_user()  # its options are its user's, who owns this machine (see run_policy)
     started = time.perf_counter()
     try:
         summary, flow_run_id = run_watched(lambda: run_snapshot(config, handle), api_url)
@@ -473,23 +508,41 @@ def _snapshot(args: argparse.Namespace) -> None:
 
 def _setup(args: argparse.Namespace) -> None:
     _prefect_defaults()
-    from deployments.local_server import use_prefect_api
+    from deployments.local_server import PROFILE, local_server_in_use, remember, use_prefect_api
+    from deployments.notifications import parse_target
     from deployments.setup import format_rows, setup
 
     try:
-        ui_url = use_prefect_api(remember=True)
-        rows = setup()
+        target = parse_target(args.notify) if args.notify is not None else None
+    except ValueError as exc:
+        _fail(f"--notify: {exc}", EXIT_USAGE)
+    try:
+        local = local_server_in_use()  # (asked first: using it exports its address)
+        ui_url = use_prefect_api()
+        # The local server goes into a profile of the project's own, never the active one:
+        # other projects' `prefect` must not depend on this server running.
+        profile = [("prefect profile", PROFILE, remember(local))] if local else []
+        rows = setup(notify=target)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
     except SnapshotError as exc:
         _fail(str(exc), EXIT_FAILED)
-    print(format_rows(rows))
+    print(format_rows(profile + rows))
     print(f"Prefect UI: {ui_url}")
+    if profile:
+        print(
+            f"Prefect's own CLI reaches this server with --profile {PROFILE}: "
+            f"`prefect --profile {PROFILE} deploy --all`, "
+            f"`prefect --profile {PROFILE} worker start --pool gallery-snapshot`"
+        )
 
 
 def _server(args: argparse.Namespace) -> None:
     _prefect_defaults()
-    from deployments.local_server import LocalServer, configured_api_url
+    from deployments.local_server import LocalServer, configured_api_url, stale_profile
 
     server = LocalServer.from_settings()
+    code = 0
     if args.action == "start":
         try:
             started = server.start()
@@ -497,13 +550,32 @@ def _server(args: argparse.Namespace) -> None:
             _fail(str(exc), EXIT_FAILED)
         print(f"{'started' if started else 'already running'}: UI at {server.ui_url}")
     elif args.action == "stop":
-        print("stopped" if server.stop() else "not running")
-    elif server.healthy():
-        print(f"running: UI at {server.ui_url}, data in {server.home}")
+        if server.stop():
+            print("stopped")
+        elif holder := server.other_holder():
+            _fail(f"not stopped: port {server.port} is taken by {holder}", EXIT_FAILED)
+        else:
+            print("not running")
+        if profile := stale_profile(server):
+            print(
+                f"note: the Prefect profile {profile!r} still names {server.api_url} (an older "
+                f"setup wrote it); `prefect --profile {profile} config unset PREFECT_API_URL "
+                "--yes` undoes that"
+            )
+    elif server.running():
+        print(f"running: UI at {server.ui_url}, data in {server.home} (pid {server.pid()})")
     else:
-        print("not running (the next run starts it)")
+        holder = server.other_holder()
+        print(
+            f"not running: port {server.port} is taken by {holder}"
+            if holder
+            else "not running (the next run starts it)"
+        )
+        code = EXIT_FAILED
     if (url := configured_api_url()) and url != server.api_url:
         print(f"note: PREFECT_API_URL is set, so runs use {url}, not this server")
+    if code:
+        raise SystemExit(code)
 
 
 def _serve_demo_gallery(args: argparse.Namespace) -> None:

@@ -10,8 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gallery_snapshot.escaping import one_line
 from gallery_snapshot.object_store import check_object_url, names_a_url
-from gallery_snapshot.selection import normalize_host
+from gallery_snapshot.selection import UrlProblem, allowed_host, parse_image_url
 
 IMGUR_API_URL = "https://api.imgur.com/3"
 IMGUR_IMAGE_HOST = "i.imgur.com"
@@ -32,7 +33,15 @@ SourceKind = Literal["gallery", "subreddit", "tag", "album", "urls"]
 Runner = Literal["threads", "processes", "dask"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-f:.]+\]$")
+
+
+def one_line_text(value: str | None) -> str | None:
+    """Refuse a parameter that would not show as itself on one line: a run's parameters end
+    in its name, its log lines (a worker's terminal too) and its messages, where a line break
+    forges a line and ESC or a bidi override acts on the viewer."""
+    if value is not None and one_line(value) != value:
+        raise ValueError(f"{value!r} holds a line break, a control or a format character")
+    return value
 
 
 class SourceSpec(BaseModel):
@@ -60,15 +69,21 @@ class SourceSpec(BaseModel):
     @field_validator("subreddit", "tag", "album")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.match(value):
+        if value is not None and not _NAME.fullmatch(value):  # match() takes "name\n"
             raise ValueError(f"{value!r} is not a plain name (letters, digits, _ and -)")
         return value
+
+    _text = field_validator("api_url", "urls_file")(one_line_text)
 
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        try:  # read as every request will read it: 'http://[::1' is one line here, not retries
+            parse_image_url(value)
+        except UrlProblem as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -121,7 +136,8 @@ class SnapshotConfig(BaseModel):
         DEFAULT_DEADLINE,
         gt=0,
         le=86_400,
-        description="Total time per image (connect, reads, retries), seconds.",
+        description="Total time per image (connect, reads, retries), seconds; as long again "
+        "for each API request and each image's decoding.",
     )
     max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image accepted, bytes.")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Largest image accepted, pixels.")
@@ -136,15 +152,14 @@ class SnapshotConfig(BaseModel):
     @field_validator("allowed_hosts")
     @classmethod
     def _hostnames(cls, hosts: list[str]) -> list[str]:
-        normalized = [normalize_host(host) for host in hosts]
-        for host, checked in zip(hosts, normalized, strict=True):
-            if not _HOST.match(checked):
-                raise ValueError(f"{host!r} is not a hostname")
-        return normalized
+        return [allowed_host(host) for host in hosts]
+
+    _text = field_validator("dask_address")(one_line_text)
 
     @field_validator("out_dir")
     @classmethod
     def _output(cls, out_dir: str) -> str:
+        one_line_text(out_dir)
         return check_object_url(out_dir) if names_a_url(out_dir) else out_dir
 
     @field_validator("formats")

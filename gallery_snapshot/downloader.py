@@ -20,16 +20,17 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import unquote, urljoin, urlsplit
 
-from urllib3.exceptions import HTTPError, LocationParseError, ProxySchemeUnknown
+from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.errors import StoreError
+from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
     Backoff,
+    BodyTooLarge,
     Deadline,
     DeadlineExceeded,
     ImageClient,
@@ -37,10 +38,17 @@ from gallery_snapshot.http import (
     Sleep,
     enforce,
     image_client,
+    read_body,
     retry_after_seconds,
 )
 from gallery_snapshot.models import FetchResult, Link, StoredImage
-from gallery_snapshot.selection import allowed_host_set, url_rejection
+from gallery_snapshot.selection import (
+    UrlProblem,
+    allowed_host_set,
+    image_url,
+    join_url,
+    url_rejection,
+)
 from gallery_snapshot.store import (
     Received,
     ReceivedJournal,
@@ -50,7 +58,6 @@ from gallery_snapshot.store import (
     stored_relpath,
 )
 
-CHUNK_SIZE = 64 * 1024
 MAX_REDIRECTS = 5
 REMOVED_PLACEHOLDER = "removed.png"
 
@@ -99,7 +106,7 @@ def _request(
         raise Refused(reason)
     try:
         return session.get(url, timeout=deadline.timeout(timeout))
-    except (LocationParseError, ProxySchemeUnknown) as exc:
+    except ValueError as exc:  # urllib3's LocationParseError, a proxy's, http.client's InvalidURL
         raise Refused(f"malformed URL: {_short(exc)}") from None
 
 
@@ -116,9 +123,9 @@ def _open_stream(
             return response
         response.close()
         try:
-            target = urljoin(url, location)
-        except ValueError as exc:
-            raise Refused(f"malformed redirect Location: {_short(exc)}") from None
+            target = join_url(url, location)
+        except UrlProblem as exc:
+            raise Refused(str(exc)) from None
         if target.rsplit("/", 1)[-1].split("?")[0] == REMOVED_PLACEHOLDER:
             raise Gone("redirected to the removed-image placeholder")
         reason = url_rejection(target, allowed_hosts=allowed)
@@ -144,26 +151,23 @@ def _stream_to(
     response: BaseHTTPResponse, sink: BinaryIO, max_bytes: int, deadline: Deadline
 ) -> tuple[str, int]:
     """Write the body to ``sink``; return its sha256 and size. Stops at ``max_bytes``."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise Refused(f"larger than max-bytes ({declared} > {max_bytes})")
     digest = hashlib.sha256()
     size = 0
-    for chunk in response.stream(CHUNK_SIZE):
-        if deadline.expired:
-            raise deadline.error()
-        size += len(chunk)
-        if size > max_bytes:
-            raise Refused(f"larger than max-bytes (over {max_bytes})")
-        digest.update(chunk)
-        sink.write(chunk)
+    try:
+        for chunk in read_body(response, max_bytes=max_bytes, deadline=deadline):
+            size += len(chunk)
+            digest.update(chunk)
+            sink.write(chunk)
+    except BodyTooLarge as exc:
+        raise Refused(f"larger than max-bytes ({exc})") from None
     return digest.hexdigest(), size
 
 
 def staged_name(link: Link) -> str:
     """A staging (and quarantine) file name: unique in its snapshot by rank, readable by the
     link's own file name."""
-    name = posixpath.basename(unquote(urlsplit(link.url).path))
+    parsed = image_url(link.url)
+    name = posixpath.basename(parsed.path) if parsed else ""
     return f"{link.rank}-{safe_component(name, fallback='image')}"
 
 
@@ -186,7 +190,9 @@ def fetch_one(
                 size=stored.bytes,
             )
         except StoredFileProblem as exc:
-            logger.warning("not reusing the stored copy of %s (%s): downloading it", link.url, exc)
+            logger.warning(
+                "not reusing the stored copy of %s (%s): downloading it", unlinked(link.url), exc
+            )
         else:
             return FetchResult(
                 link=link, status="reused", sha256=stored.sha256, bytes=stored.bytes, stored=stored

@@ -5,6 +5,7 @@ trickling bytes never holds a thread)."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import math
 import os
@@ -144,6 +145,32 @@ def image_client() -> ImageClient:
         return _shared[1]
 
 
+class BodyTooLarge(Exception):
+    """The body outgrew its cap; ``str()`` says by how much, as far as is known."""
+
+
+CHUNK_SIZE = 64 * 1024
+
+
+def read_body(response: BaseHTTPResponse, *, max_bytes: int, deadline: Deadline) -> Iterator[bytes]:
+    """The body of ``response``, decoded, in chunks: ``BodyTooLarge`` once more than
+    ``max_bytes`` arrived, decoded or on the wire (a declared ``Content-Length`` over it is
+    refused unread), ``deadline.error()`` past the deadline. urllib3 decodes a bounded amount
+    per read, so a compression bomb never sits in memory; one that decodes to nothing is
+    cut by the deadline's watchdog."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"{declared} > {max_bytes}")
+    size = 0
+    for chunk in response.stream(CHUNK_SIZE, decode_content=True):
+        if deadline.expired:
+            raise deadline.error()
+        size += len(chunk)
+        if size > max_bytes or response.tell() > max_bytes:
+            raise BodyTooLarge(f"over {max_bytes}")
+        yield chunk
+
+
 class MalformedResponse(Exception):
     """The response's header block does not parse: its framing cannot be trusted. Not an
     ``OSError``, so that urllib3 and requests let it through unwrapped."""
@@ -279,12 +306,34 @@ def _awaited(sock: socket.socket, getresponse: Callable[[], HTTPResponse]) -> HT
     return response
 
 
+# Informational responses a server may send before the final one (103 Early Hints, 102).
+MAX_INFORMATIONAL = 20
+
+
+class _Response(http.client.HTTPResponse):
+    """http.client's response, past every informational (1xx) response that precedes the
+    final one: http.client itself skips 100 Continue only, and would return a 103 as the
+    answer (leaving the real one unread on the connection)."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INFORMATIONAL + 1):
+            version, status, reason = super()._read_status()  # type: ignore[misc]  # private
+            if not 100 <= status < 200 or status == 101:  # 101: a final answer (no upgrade asked)
+                return str(version), int(status), str(reason)
+            http.client.parse_headers(self.fp)  # the informational response's headers: dropped
+        raise MalformedResponse(f"more than {MAX_INFORMATIONAL} informational (1xx) responses")
+
+
 class _HTTPConnection(HTTPConnection):
+    response_class = _Response
+
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 does
         return _awaited(self.sock, super().getresponse)
 
 
 class _HTTPSConnection(HTTPSConnection):
+    response_class = _Response
+
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 does
         return _awaited(self.sock, super().getresponse)
 

@@ -3,19 +3,28 @@ and rate-limit bookkeeping. It knows nothing of galleries; ``sources.imgur`` doe
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
+from urllib3.exceptions import HTTPError
 
+from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.errors import ApiError, RateLimitExhausted
+from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
     Backoff,
+    BodyTooLarge,
+    Deadline,
+    DeadlineExceeded,
     MalformedResponse,
     Sleep,
+    enforce,
     make_session,
+    read_body,
     retry_after_seconds,
 )
 
@@ -30,22 +39,36 @@ RATE_LIMIT_HEADERS = (
 )
 OVER_CAPACITY = "over capacity"
 DEFAULT_BACKOFF = Backoff()
+# A listing page is tens to hundreds of KB; past this an answer is refused, decoded or not.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
-def error_text(response: requests.Response) -> str:
+def parse_json(body: bytes) -> Any:
+    """``body`` as JSON, or ``ValueError`` saying why not in one line: invalid JSON or UTF-8,
+    a number too long to convert, nesting too deep for the parser."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as exc:
+        text = " ".join(str(exc).split())
+        raise ValueError(text if len(text) <= 200 else text[:197] + "...") from None
+
+
+def error_text(body: bytes, *, fallback: str) -> str:
     """The error message of an Imgur error body, in either of its two shapes."""
     try:
-        body = response.json()
+        answer = parse_json(body)
     except ValueError:
-        return response.reason or f"HTTP {response.status_code}"
-    if isinstance(body, dict):
-        data = body.get("data")
+        return fallback
+    if isinstance(answer, dict):
+        data = answer.get("data")
         if isinstance(data, dict) and isinstance(data.get("error"), str):
             return str(data["error"])
-        errors = body.get("errors")
+        errors = answer.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return str(errors[0].get("detail") or errors[0].get("status") or "error")
-    return response.reason or f"HTTP {response.status_code}"
+    return fallback
 
 
 def is_transient(status: int, message: str) -> bool:
@@ -59,8 +82,10 @@ class ImgurClient:
     """GETs Imgur API paths and returns the envelope's ``data``.
 
     Transient failures (5xx, 429, over capacity, connection errors, timeouts) are retried with
-    backoff, honouring ``Retry-After``; permanent ones raise ``ApiError`` after one request.
-    The client id goes into the ``Authorization`` header only, never into a message.
+    backoff, honouring ``Retry-After``; permanent ones raise ``ApiError`` after one request:
+    so do an answer that outlives ``deadline`` (however slowly its bytes trickle), one over
+    ``max_bytes`` (on the wire or decoded) and one that is not JSON. The client id goes into
+    the ``Authorization`` header only, never into a message.
     """
 
     def __init__(
@@ -70,6 +95,8 @@ class ImgurClient:
         *,
         session: requests.Session | None = None,
         timeout: float = 30.0,
+        deadline: float = DEFAULT_DEADLINE,
+        max_bytes: int = MAX_ANSWER_BYTES,
         attempts: int = 4,
         backoff: Backoff = DEFAULT_BACKOFF,
         sleep: Sleep = time.sleep,
@@ -82,6 +109,8 @@ class ImgurClient:
         self._auth = f"Client-ID {client_id}"
         self._session = session or make_session(pool_size=2)
         self._timeout = timeout
+        self._deadline = deadline
+        self._max_bytes = max_bytes
         self._attempts = attempts
         self._backoff = backoff
         self._sleep = sleep
@@ -96,16 +125,17 @@ class ImgurClient:
             if self._before_request is not None:
                 self._before_request()
             try:
-                response = self._session.get(
-                    url, params=params, headers={"Authorization": self._auth}, timeout=self._timeout
-                )
-            except (requests.RequestException, MalformedResponse) as exc:
+                response, body = self._exchange(url, params, path)
+            except (requests.RequestException, HTTPError, MalformedResponse) as exc:
                 failure = f"{type(exc).__name__} while requesting /{path.lstrip('/')}"
             else:
                 self._note_rate_limits(response)
                 if response.status_code == 200:
-                    return self._data(response, path)
-                message = error_text(response)
+                    return self._data(body, path)
+                # The server's words end in logs and in the one-line error: made safe for both.
+                message = unlinked(
+                    error_text(body, fallback=response.reason or f"HTTP {response.status_code}")
+                )
                 failure = f"HTTP {response.status_code} from /{path.lstrip('/')}: {message}"
                 if not is_transient(response.status_code, message):
                     raise self._permanent_error(response.status_code, message, path)
@@ -120,14 +150,41 @@ class ImgurClient:
             permanent=False,
         )
 
-    def _data(self, response: requests.Response, path: str) -> Any:
+    def _exchange(
+        self, url: str, params: dict[str, str] | None, path: str
+    ) -> tuple[requests.Response, bytes]:
+        """One GET and its whole body, within the deadline and the size cap (as images are:
+        the deadline's watchdog cuts a trickling answer, see ``http.Deadline``)."""
+        with enforce(Deadline(self._deadline)) as deadline:
+            try:
+                with self._session.get(
+                    url,
+                    params=params,
+                    headers={"Authorization": self._auth},
+                    timeout=deadline.timeout(self._timeout),
+                    stream=True,
+                ) as response:
+                    chunks = read_body(response.raw, max_bytes=self._max_bytes, deadline=deadline)
+                    return response, b"".join(chunks)
+            except BodyTooLarge:
+                raise ApiError(
+                    f"/{path.lstrip('/')} answered more than {self._max_bytes} bytes"
+                ) from None
+            except (DeadlineExceeded, requests.RequestException, HTTPError, MalformedResponse):
+                if not deadline.expired:
+                    raise
+                raise ApiError(
+                    f"/{path.lstrip('/')} did not answer in time ({deadline.error()})"
+                ) from None
+
+    def _data(self, body: bytes, path: str) -> Any:
         try:
-            body = response.json()
-        except ValueError:
-            raise ApiError(f"/{path.lstrip('/')} did not answer with JSON") from None
-        if not isinstance(body, dict) or "data" not in body:
+            answer = parse_json(body)
+        except ValueError as exc:
+            raise ApiError(f"/{path.lstrip('/')} did not answer with JSON ({exc})") from None
+        if not isinstance(answer, dict) or "data" not in answer:
             raise ApiError(f"/{path.lstrip('/')} answered without the data envelope")
-        return body["data"]
+        return answer["data"]
 
     def _permanent_error(self, status: int, message: str, path: str) -> ApiError:
         if status == 403:

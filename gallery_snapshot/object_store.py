@@ -186,13 +186,17 @@ def version_token(etag: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", etag or "")[:64]
 
 
-def url_hash(url: str) -> str:
-    """An image URL's name in the index: the sha256 of its normalized form."""
-    return hashlib.sha256(url_key(url).encode("utf-8")).hexdigest()
+def url_hash(url: str) -> str | None:
+    """An image URL's name in the index: the sha256 of its normalized form (None for a URL
+    that is never requested, see ``url_key``)."""
+    key = url_key(url)
+    return None if key is None else hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def index_key(url: str, image: StoredImage, *, version: str = "") -> str:
+def index_key(url: str, image: StoredImage, *, version: str = "") -> str | None:
     digest = url_hash(url)
+    if digest is None:
+        return None
     key = (
         f"{INDEX_PREFIX}{digest}/{image.sha256}.{image.format}.{image.bytes}."
         f"{image.width}x{image.height}"
@@ -318,7 +322,7 @@ class ObjectStore:
         """The stored image each of ``urls`` gave before, when that image is still stored as
         it was put (its object there, of the recorded size and version): one LIST of the
         index and one of the images, whatever the number of URLs."""
-        wanted = {url_hash(url): url for url in urls}  # by hash
+        wanted = {digest: url for url in urls if (digest := url_hash(url)) is not None}
         newest: dict[str, tuple[datetime, StoredImage, str]] = {}
         for info in self.listing(INDEX_PREFIX):
             parsed = parse_index_key(info.key)
@@ -358,7 +362,8 @@ class ObjectStore:
     def remember(self, url: str, image: StoredImage, *, version: str = "") -> None:
         """Record which image ``url`` gave (its object of ``version``): a zero-byte object,
         put after the image."""
-        self.put(index_key(url, image, version=version), b"")
+        if (key := index_key(url, image, version=version)) is not None:
+            self.put(key, b"")
 
     # Locks: a snapshot and a prune must not overlap (prune deletes what nothing references).
 

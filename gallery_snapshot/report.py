@@ -3,6 +3,7 @@ changes since the previous snapshot of the same source, and a contact sheet of t
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from gallery_snapshot.escaping import md_code
 from gallery_snapshot.manifest import COUNT_KEYS, STORED, manifests_anywhere, source_key
 from gallery_snapshot.output import read_file, write_file
 
@@ -63,10 +65,11 @@ def markdown_report(
     manifest: dict[str, Any], previous: dict[str, Any] | None, *, limit: int = 50
 ) -> str:
     """Problems (invalid, gone, failed) and skipped links with their reasons, as lists whose
-    reasons wrap (first ``limit`` of each), and changes since the previous snapshot."""
+    reasons wrap (first ``limit`` of each), and changes since the previous snapshot. Every
+    value from a manifest is a code span: a listing's text shows as text, never as markdown."""
     counts = manifest["counts"]
     lines = [
-        f"# Snapshot {manifest['snapshot_id']}",
+        f"# Snapshot {md_code(manifest['snapshot_id'])}",
         "",
         " · ".join(f"**{counts[key]}** {key}" for key in COUNT_KEYS),
         "",
@@ -75,7 +78,8 @@ def markdown_report(
     lines += [f"## Problems ({len(problems)})", ""]
     if problems:
         entries = [
-            f"- **{image['status']}** [{image['id']}]({image['url']}): {image['error'] or ''}"
+            f"- **{image['status']}** {md_code(image['id'])} ({md_code(image['url'])}): "
+            + md_code(image["error"] or "")
             for image in problems[:limit]
         ]
         lines += _listed(entries, len(problems), limit=limit)
@@ -84,7 +88,9 @@ def markdown_report(
     skipped = manifest["skipped"]
     lines += ["", f"## Skipped ({len(skipped)})", ""]
     if skipped:
-        entries = [f"- <{item['url']}>: {item['reason']}" for item in skipped[:limit]]
+        entries = [
+            f"- {md_code(item['url'])}: {md_code(item['reason'])}" for item in skipped[:limit]
+        ]
         lines += _listed(entries, len(skipped), limit=limit)
     else:
         lines.append("None: every link was selected.")
@@ -94,11 +100,11 @@ def markdown_report(
         lines += ["## Changes", "", "First snapshot of this source."]
     else:
         lines += [
-            f"## Changes since {previous['snapshot_id']}",
+            f"## Changes since {md_code(previous['snapshot_id'])}",
             "",
-            f"- new: {len(new)}" + (f" ({', '.join(new[:limit])})" if new else ""),
+            f"- new: {len(new)}" + (f" ({', '.join(map(md_code, new[:limit]))})" if new else ""),
             f"- dropped out: {len(dropped)}"
-            + (f" ({', '.join(dropped[:limit])})" if dropped else ""),
+            + (f" ({', '.join(map(md_code, dropped[:limit]))})" if dropped else ""),
         ]
     return "\n".join(lines) + "\n"
 
@@ -116,6 +122,17 @@ class ContactSheet:
         if self.shown < self.stored:
             return f"{self.shown} of {self.stored} shown, in rank order"
         return f"all {self.stored} shown, in rank order"
+
+
+def contact_sheet_markdown(sheet: ContactSheet, snapshot_id: str) -> str:
+    """The contact sheet as markdown: the JPEG inlined, so the UI shows it wherever the file
+    lives (a worker's disk, say); where it was written, as text."""
+    encoded = base64.b64encode(sheet.data).decode("ascii")
+    return (
+        f"**{sheet.note}**, each labelled with its rank.\n\n"
+        f"![contact sheet of snapshot {snapshot_id}](data:image/jpeg;base64,{encoded})\n\n"
+        f"Written to {md_code(sheet.location)}\n"
+    )
 
 
 def write_contact_sheet(

@@ -24,6 +24,8 @@ from typing import IO, NoReturn, TypeVar
 
 import requests
 
+from gallery_snapshot.escaping import one_line
+
 T = TypeVar("T")
 
 EXIT_FAILED = 1
@@ -34,7 +36,8 @@ FINAL_WORDS_SECONDS = 3.0  # the most ending early waits for ``on_stop`` (say, a
 
 
 def error_line(message: str) -> str:
-    return f"gallery-snapshot: error: {message}\n"
+    """One line, whatever ``message`` holds (a server's words, a file name)."""
+    return f"gallery-snapshot: error: {one_line(message)}\n"
 
 
 def end_now(message: str, code: int, stderr: int = 2) -> NoReturn:

@@ -7,13 +7,13 @@ scheme, host or port into it: the host that is checked is the host that is conne
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
-from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from gallery_snapshot.models import Link, Selection, SkippedLink
@@ -23,6 +23,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _AMBIGUOUS_CHARACTERS = frozenset(map(chr, [*range(0x21), 0x7F]))
 # A normalized host the HTTP client sends as it is: DNS labels, or an IPv6 literal.
 _HOST_NAME = re.compile(r"^[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*\.?$|^\[[0-9a-f:.]+\]$")
+_HOST_AND_PORT = re.compile(r"^(\[[^\]]*\]|[^:\[\]]+):[0-9]*$")
 
 
 class UrlProblem(ValueError):
@@ -32,11 +33,42 @@ class UrlProblem(ValueError):
 @dataclass(frozen=True, kw_only=True)
 class ImageUrl:
     """An http(s) URL as the HTTP client will connect to it; ``host`` is normalized
-    (``normalize_host``)."""
+    (``normalize_host``), ``key`` is the URL's canonical form (``normalize_url``) and ``path``
+    its path, %-decoded."""
 
     scheme: str
     host: str
     port: int | None
+    key: str
+    path: str
+
+
+@contextlib.contextmanager
+def _parsing(what: str) -> Iterator[None]:
+    """Any exception of the URL parsers in the block as a ``UrlProblem`` (``what``: the
+    reason's start). The one place they are caught: outside text breaks urllib.parse, urllib3,
+    the IDNA codec and ipaddress in ways their documents do not list (ValueError, UnicodeError,
+    LocationParseError, ...), and one bad URL must fail only its own item."""
+    try:
+        yield
+    except Exception as exc:
+        raise UrlProblem(f"{what}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    """``exc`` as one line of printable, UTF-8-encodable text (a parser may quote the URL)."""
+    text = " ".join(str(exc).split()).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _ipv6_literal(host: str) -> str | None:
+    """``host`` (bracketed or not) as a bracketed, compressed IPv6 literal; None when it is
+    not an IPv6 address."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return f"[{ipaddress.IPv6Address(bare).compressed}]"
+    except ValueError:
+        return None
 
 
 def normalize_host(host: str) -> str:
@@ -46,45 +78,66 @@ def normalize_host(host: str) -> str:
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if ":" not in bare:
         return host
-    try:
-        return f"[{ipaddress.IPv6Address(bare).compressed}]"
-    except ValueError:
-        return f"[{bare}]"
+    return _ipv6_literal(bare) or f"[{bare}]"
 
 
 def _ascii_host(host: str) -> str:
-    try:
-        return host if host.isascii() else host.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise UrlProblem(f"malformed URL: host {host!r} ({exc})") from None
+    return host if host.isascii() else host.encode("idna").decode("ascii")
+
+
+def allowed_host(text: str) -> str:
+    """``text`` as an allowed host (``normalize_host``); ``UrlProblem`` unless it is a host
+    name or an IPv6 address, as a URL's host is read: ``127.0.0.1:8901`` is a host and a
+    port, not an IPv6 literal."""
+    host = normalize_host(text)
+    parsed = image_url(f"http://{host}/")
+    if parsed is not None and parsed.host == host and parsed.port is None:
+        return host
+    if _HOST_AND_PORT.match(text):
+        raise UrlProblem(f"{text!r} is a host and a port: give the host alone")
+    raise UrlProblem(f"{text!r} is not a host name")
 
 
 def parse_image_url(url: str) -> ImageUrl:
     """``url`` as urllib3 reads it; ``UrlProblem`` when it is not an http(s) URL with a host,
     does not parse, or when ``urllib.parse`` reads another scheme, host or port into it."""
-    if any(char in _AMBIGUOUS_CHARACTERS for char in url):
+    if not _AMBIGUOUS_CHARACTERS.isdisjoint(url):
         raise UrlProblem("ambiguous URL: holds a space or a control character")
-    try:
+    with _parsing("malformed URL"):
+        url.encode("utf-8")  # lone surrogates (JSON's \ud800) fit no request, file nor index
         client = parse_url(url)
         split = urlsplit(url)
         split_port = split.port
-        split_host = split.hostname
-    except (LocationParseError, ValueError) as exc:
-        raise UrlProblem(f"malformed URL: {_one_line(exc)}") from None
+        split_host = split.hostname or ""
+        theirs_host = normalize_host(_ascii_host(split_host))
+        path = unquote(split.path)
     if client.scheme not in ("http", "https") or not client.host:
         raise UrlProblem("not an http(s) URL")
     host = normalize_host(client.host)
     if not _HOST_NAME.match(host):
         raise UrlProblem(f"malformed URL: {host!r} is not a host name")
-    theirs = (split.scheme.lower(), normalize_host(_ascii_host(split_host or "")), split_port)
+    theirs = (split.scheme.lower(), theirs_host, split_port)
     if theirs != (client.scheme, host, client.port):
         raise UrlProblem(f"ambiguous URL: read as host {host} and as {theirs[1] or 'no host'}")
-    return ImageUrl(scheme=client.scheme, host=host, port=client.port)
+    key = _canonical(split, split_host, split_port)
+    return ImageUrl(scheme=client.scheme, host=host, port=client.port, key=key, path=path)
 
 
-def _one_line(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 200 else text[:197] + "..."
+def _canonical(split: SplitResult, hostname: str, port: int | None) -> str:
+    """Lower-case scheme and host, no default port, no fragment, ``/`` for an empty path."""
+    scheme = split.scheme.lower()
+    netloc = normalize_host(hostname)
+    if port and port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((scheme, netloc, split.path or "/", split.query, ""))
+
+
+def image_url(url: str) -> ImageUrl | None:
+    """``parse_image_url(url)``, or None for a URL it refuses."""
+    try:
+        return parse_image_url(url)
+    except UrlProblem:
+        return None
 
 
 def url_rejection(url: str, *, allowed_hosts: frozenset[str]) -> str | None:
@@ -101,14 +154,20 @@ def allowed_host_set(hosts: Iterable[str]) -> frozenset[str]:
 
 
 def normalize_url(url: str) -> str:
-    """A canonical form for deduplication: lower-case scheme and host, no default port,
-    no fragment, ``/`` for an empty path. Only for URLs ``parse_image_url`` accepts."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = normalize_host(parts.hostname or "")
-    if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{parts.port}"
-    return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+    """A URL's canonical form, for deduplication and the URL index (``ImageUrl.key`` of the
+    URLs ``parse_image_url`` accepts, without its cost); ``UrlProblem`` when it does not
+    parse."""
+    with _parsing("malformed URL"):
+        url.encode("utf-8")
+        split = urlsplit(url)
+        return _canonical(split, split.hostname or "", split.port)
+
+
+def join_url(base: str, reference: str) -> str:
+    """``reference`` (a redirect's ``Location``) resolved against ``base``; ``UrlProblem``
+    when it does not parse."""
+    with _parsing("malformed redirect Location"):
+        return urljoin(base, reference)
 
 
 def rejection(
@@ -142,8 +201,8 @@ def select_links(
     for link in links:
         reason = rejection(link, mime_types=mime_types, allowed_hosts=hosts)
         if reason is None:
-            host = parse_image_url(link.url).host
-            keys = [("id", f"{host}/{link.id}"), ("url", normalize_url(link.url))]
+            parsed = parse_image_url(link.url)  # accepted by ``rejection``: parses again
+            keys = [("id", f"{parsed.host}/{link.id}"), ("url", parsed.key)]
             first = next((first_by_key[key] for key in keys if key in first_by_key), None)
             if first is not None:
                 reason = f"duplicate of {first}"

@@ -1,15 +1,14 @@
 """A snapshot for a person browsing the output folder: ``snapshots/<id>/index.html``, a static
 page with the images in rank order (thumbnails linking to the stored files), each image's
-status and reason, and the skipped links. It opens from the file system, no server needed;
+status, URL and reason, and the skipped links. It opens from the file system, no server needed;
 ``manifest.json`` stays the machine-readable record."""
 
 from __future__ import annotations
 
 import io
-from html import escape
 from typing import Any
-from urllib.parse import urlsplit
 
+from gallery_snapshot.escaping import html_text
 from gallery_snapshot.manifest import COUNT_KEYS, STORED
 from gallery_snapshot.output import write_file
 from gallery_snapshot.store import is_stored_relpath
@@ -24,39 +23,35 @@ figure img { width: 100%; height: 150px; object-fit: contain; background: #eee; 
 figure.problem { border-color: #d33; }
 figcaption { font-size: 12px; overflow-wrap: anywhere; }
 .status { font-weight: 600; }
+.url { color: #666; }
 td { padding: 2px 8px; vertical-align: top; overflow-wrap: anywhere; }
 """
 
 
-def _link(url: str, text: str) -> str:
-    """An anchor for http(s) URLs only: a listing may hold any string."""
-    if urlsplit(url).scheme in ("http", "https"):
-        return f'<a href="{escape(url)}">{escape(text)}</a>'
-    return escape(text)
-
-
 def _figure(image: dict[str, Any]) -> str:
     status = str(image.get("status"))
-    label = f"#{image.get('rank')} {_link(str(image.get('url')), str(image.get('id')))}"
+    label = f"#{html_text(image.get('rank'))} {html_text(image.get('id'))}"
     path = image.get("path")
     if status in STORED and isinstance(path, str) and is_stored_relpath(path):
-        target = escape(f"../../{path}")
+        target = html_text(f"../../{path}")
         picture = f'<a href="{target}"><img src="{target}" loading="lazy" alt=""></a>'
-        detail = f"{image.get('width')}x{image.get('height')} {escape(str(image.get('format')))}"
+        detail = html_text(f"{image.get('width')}x{image.get('height')} {image.get('format')}")
         css = ""
     else:
-        picture, detail, css = "", escape(str(image.get("error") or "")), ' class="problem"'
+        picture, detail, css = "", html_text(image.get("error") or ""), ' class="problem"'
     return (
         f"<figure{css}>{picture}<figcaption>{label} "
-        f'<span class="status">{escape(status)}</span><br>{detail}</figcaption></figure>'
+        f'<span class="status">{html_text(status)}</span><br>'
+        f'<span class="url">{html_text(image.get("url"))}</span><br>{detail}</figcaption></figure>'
     )
 
 
 def render_page(manifest: dict[str, Any]) -> bytes:
-    """The snapshot page as UTF-8 HTML; every value from the manifest is escaped. Written
+    """The snapshot page as UTF-8 HTML. Every value from the manifest is text, escaped: its
+    only links are to the store's own files (a listing's URLs are shown, not linked). Written
     figure by figure: joined and concatenated as one string, 100,000 images took ~150 MB
     above the page's own ~37 MB."""
-    snapshot_id = escape(str(manifest["snapshot_id"]))
+    snapshot_id = html_text(manifest["snapshot_id"])
     counts = manifest.get("counts", {})
     skipped = manifest.get("skipped", [])
     out = io.BytesIO()
@@ -68,10 +63,10 @@ def render_page(manifest: dict[str, Any]) -> bytes:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Snapshot {snapshot_id}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Snapshot {snapshot_id}</h1>"
-        f"<p>{escape(str(manifest.get('started_at')))} to "
-        f"{escape(str(manifest.get('finished_at')))} &middot; "
+        f"<p>{html_text(manifest.get('started_at'))} to "
+        f"{html_text(manifest.get('finished_at'))} &middot; "
         f'<a href="manifest.json">manifest.json</a></p><p class="counts">'
-        + "".join(f"<span><b>{escape(str(counts.get(k)))}</b> {k}</span>" for k in COUNT_KEYS)
+        + "".join(f"<span><b>{html_text(counts.get(k))}</b> {k}</span>" for k in COUNT_KEYS)
         + '</p><div class="grid">'
     )
     for image in manifest["images"]:
@@ -79,8 +74,7 @@ def render_page(manifest: dict[str, Any]) -> bytes:
     put(f"</div><h2>Skipped ({len(skipped)})</h2><table><tr><th>link</th><th>reason</th></tr>")
     for item in skipped:
         put(
-            f"<tr><td>{_link(str(item.get('url')), str(item.get('url')))}</td>"
-            f"<td>{escape(str(item.get('reason')))}</td></tr>"
+            f"<tr><td>{html_text(item.get('url'))}</td><td>{html_text(item.get('reason'))}</td></tr>"
         )
     put("</table></body></html>\n")
     return out.getvalue()

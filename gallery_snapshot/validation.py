@@ -2,12 +2,16 @@
 
 The format is sniffed from the bytes (Pillow is only allowed the wanted formats), never taken
 from the extension or ``Content-Type``. The pixel count is checked from the header before any
-decoding, so a decompression bomb is rejected without allocating it.
+decoding, so a decompression bomb is rejected without allocating it; so is the work of decoding
+every frame of an animation (or every scan of a progressive JPEG), and decoding stops at the
+deadline.
 """
 
 from __future__ import annotations
 
 import io
+import struct
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,8 +19,10 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from PIL import Image, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 
 from gallery_snapshot.catalog import Catalog
+from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.downloader import staged_name
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import FetchResult, ImageRecord, StoredImage
@@ -26,6 +32,14 @@ from gallery_snapshot.store import Store, stored_relpath, sync_filesystem
 
 # Our own max_pixels check decides; Pillow's warning would only be noise.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+# All the frames of an image (or the scans of a progressive JPEG) may cost this many times
+# max-pixels to decode, together (895 megapixels by default: 2-4 s of CPU here at worst).
+# Pillow composites every frame onto the whole canvas, and libjpeg goes through the whole
+# image for every scan, so each frame or scan is counted at the image's full size.
+DECODE_BUDGET = 10
+# Each frame also costs a fixed 25-50 us, however small: 10,000 frames are 0.5 s.
+MAX_FRAMES = 10_000
 
 
 class InvalidImage(Exception):
@@ -40,35 +54,97 @@ class ImageInfo:
 
 
 def inspect_image(
-    path: Path | BinaryIO, *, formats: tuple[str, ...], max_pixels: int, decode: bool = True
+    path: Path | BinaryIO,
+    *,
+    formats: tuple[str, ...],
+    max_pixels: int,
+    decode: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> ImageInfo:
     """Check that ``path`` is an image of one of ``formats`` (Pillow names, e.g. "JPEG").
 
-    With ``decode`` the whole image is decoded, which catches truncation and corrupt scans;
-    JPEGs are decoded at 1/8 scale (DCT scaling still reads every scan, at a fraction of the
-    cost). Without it only the header is read, for files validated when they were stored.
+    With ``decode`` the whole image is decoded, which catches truncation and corrupt scans,
+    within ``DECODE_BUDGET`` x ``max_pixels`` pixels and ``deadline`` seconds; JPEGs are
+    decoded at 1/8 scale (DCT scaling still reads every scan, at a fraction of the cost).
+    Without it only the header is read, for files validated when they were stored.
     """
     try:
         with Image.open(path, formats=formats) as image:
             width, height = image.size
-            if width * height > max_pixels:
-                raise InvalidImage(
-                    f"{width}x{height} = {width * height} pixels exceed max-pixels ({max_pixels})"
-                )
+            _check_frame(width, height, max_pixels)
             if decode:
-                frames = getattr(image, "n_frames", 1)
-                for frame in range(frames):
-                    image.seek(frame)
-                    if image.format == "JPEG":
-                        image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                    image.load()
-            return ImageInfo(width=width, height=height, format=str(image.format))
+                _decode(image, max_pixels=max_pixels, deadline=deadline)
+            # An MPO is a JPEG whose first picture is the photo and the others its previews,
+            # other eye or gain map, after it: a JPEG to every viewer.
+            image_format = "JPEG" if isinstance(image, JpegImageFile) else str(image.format)
+            return ImageInfo(width=width, height=height, format=image_format)
     except UnidentifiedImageError:
         raise InvalidImage(f"not an image of a wanted format ({', '.join(formats)})") from None
     except Image.DecompressionBombError as exc:
         raise InvalidImage(f"decompression bomb: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"cannot decode: {exc}") from None
+    except (IndexError, KeyError, TypeError, struct.error) as exc:  # Pillow on malformed bytes
+        raise InvalidImage(f"cannot decode: {type(exc).__name__}: {exc}") from None
+
+
+def _check_frame(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InvalidImage(
+            f"{width}x{height} = {width * height} pixels exceed max-pixels ({max_pixels})"
+        )
+
+
+def _check_work(count: int, what: str, size: tuple[int, int], budget: int) -> None:
+    """Refuse ``count`` frames (or scans) of ``size`` when decoding them exceeds ``budget``."""
+    pixels = count * size[0] * size[1]
+    if pixels > budget:
+        raise InvalidImage(
+            f"{count} {what} of {size[0]}x{size[1]} = {pixels} pixels to decode exceed "
+            f"{budget} ({DECODE_BUDGET} x max-pixels)"
+        )
+
+
+def _decode(image: Image.Image, *, max_pixels: int, deadline: float) -> None:
+    budget = DECODE_BUDGET * max_pixels
+    width, height = image.size
+    if isinstance(image, JpegImageFile):  # an MPO's too: its first picture only
+        scans = _scans(image) if image.info.get("progressive") else 1
+        _check_work(scans, "scans", image.size, budget)
+        image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+        image.load()
+        return
+    frames = getattr(image, "n_frames", 1)  # from the header; a GIF's by skipping its data
+    if frames > MAX_FRAMES:
+        raise InvalidImage(f"{frames} frames exceed the limit of {MAX_FRAMES}")
+    _check_work(frames, "frames", image.size, budget)
+    until = time.monotonic() + deadline
+    spent = 0
+    for frame in range(frames):
+        if frame and time.monotonic() > until:
+            raise InvalidImage(f"decoding took longer than {deadline:g} s (the deadline)")
+        image.seek(frame)
+        width, height = image.size  # a GIF's canvas grows to hold its frames
+        _check_frame(width, height, max_pixels)
+        spent += width * height
+        if spent > budget:
+            raise InvalidImage(
+                f"its frames add up to more than {budget} pixels to decode "
+                f"({DECODE_BUDGET} x max-pixels)"
+            )
+        image.load()
+
+
+def _scans(image: JpegImageFile) -> int:
+    """The scans of a progressive JPEG: its start-of-scan markers, which never occur inside
+    scan data (what follows the image, an MPO's other pictures, counts too)."""
+    assert image.fp is not None
+    image.fp.seek(0)
+    count, last = 0, b""
+    while chunk := image.fp.read(1 << 20):
+        count += (last + chunk).count(b"\xff\xda")
+        last = chunk[-1:]
+    return count
 
 
 class _Keeper(Protocol):
@@ -163,10 +239,12 @@ def validate_fetched(
     snapshot_id: str,
     formats: tuple[str, ...],
     max_pixels: int,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> list[ImageRecord]:
     """Turn fetch results into manifest records: validated downloads are stored under their
-    content's name and remembered in the URL index, invalid ones go to quarantine. A reused
-    image is never judged again; one of a format this run does not want is ``skipped``."""
+    content's name and remembered in the URL index, invalid ones go to quarantine (decoding
+    one takes ``deadline`` seconds at most). A reused image is never judged again; one of a
+    format this run does not want is ``skipped``."""
     store = open_store(out_dir)
     keeper: _Keeper = (
         _ObjectKeeper(store) if isinstance(store, ObjectStore) else _LocalKeeper(store)
@@ -174,7 +252,7 @@ def validate_fetched(
     records: list[ImageRecord] = []
     try:
         for result in results:
-            record = _validate_one(result, keeper, snapshot_id, formats, max_pixels)
+            record = _validate_one(result, keeper, snapshot_id, formats, max_pixels, deadline)
             records.append(record)
             if record.status == "downloaded":
                 keeper.index(record, result)
@@ -203,6 +281,7 @@ def _validate_one(
     snapshot_id: str,
     formats: tuple[str, ...],
     max_pixels: int,
+    deadline: float,
 ) -> ImageRecord:
     link = result.link
     record = ImageRecord(
@@ -231,7 +310,10 @@ def _validate_one(
     earlier = () if result.stored is None else (result.stored.format,)
     try:
         info = inspect_image(
-            keeper.source(result), formats=(*formats, *earlier), max_pixels=max_pixels
+            keeper.source(result),
+            formats=(*formats, *earlier),
+            max_pixels=max_pixels,
+            deadline=deadline,
         )
     except InvalidImage as exc:
         moved = keeper.quarantine(result, snapshot_id)

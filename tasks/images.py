@@ -48,7 +48,13 @@ def validate_images(
     snapshot_id: str,
     formats: tuple[str, ...],
     max_pixels: int,
+    deadline: float,
 ) -> list[ImageRecord]:
     return validate_fetched(
-        fetched, out_dir=out_dir, snapshot_id=snapshot_id, formats=formats, max_pixels=max_pixels
+        fetched,
+        out_dir=out_dir,
+        snapshot_id=snapshot_id,
+        formats=formats,
+        max_pixels=max_pixels,
+        deadline=deadline,
     )

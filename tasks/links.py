@@ -10,7 +10,7 @@ from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import rate_limit
 
-from gallery_snapshot.config import SnapshotConfig, SourceSpec
+from gallery_snapshot.config import DEFAULT_DEADLINE, SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery.server import DEMO_CLIENT_ID
 from gallery_snapshot.models import Link, Listing, Selection
 from gallery_snapshot.selection import select_links
@@ -71,12 +71,21 @@ def resolve_client_id() -> str | None:
     cache_policy=INPUTS + TASK_SOURCE + RUN_ID,
     cache_expiration=timedelta(days=1),
 )
-def fetch_links(source: SourceSpec, timeout: float, demo_gallery: bool = False) -> Listing:
+def fetch_links(
+    source: SourceSpec,
+    timeout: float,
+    demo_gallery: bool = False,
+    deadline: float = DEFAULT_DEADLINE,
+) -> Listing:
     if demo_gallery:  # the demo gallery's id is public, and it spends no Imgur credits
-        return list_links(source, client_id=DEMO_CLIENT_ID, timeout=timeout)
+        return list_links(source, client_id=DEMO_CLIENT_ID, timeout=timeout, deadline=deadline)
     client_id = resolve_client_id() if needs_client_id(source) else None
     return list_links(
-        source, client_id=client_id, timeout=timeout, before_request=SharedApiRateLimit()
+        source,
+        client_id=client_id,
+        timeout=timeout,
+        deadline=deadline,
+        before_request=SharedApiRateLimit(),
     )
 
 

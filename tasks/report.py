@@ -3,7 +3,6 @@ and a contact sheet, keyed per deployment so the Artifacts page keeps their hist
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
@@ -12,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from gallery_snapshot.report import (
+    contact_sheet_markdown,
     markdown_report,
     previous_manifest,
     summary_rows,
@@ -44,12 +44,8 @@ def publish_report(
     sheet = write_contact_sheet(out_dir, manifest)
     if sheet is None:
         return None
-    # Inlined, so the UI shows it wherever the file lives (a worker's disk, say).
-    encoded = base64.b64encode(sheet.data).decode("ascii")
     create_markdown_artifact(
-        f"**{sheet.note}**, each labelled with its rank.\n\n"
-        f"![contact sheet of snapshot {snapshot_id}](data:image/jpeg;base64,{encoded})\n\n"
-        f"Written to `{sheet.location}`\n",
+        contact_sheet_markdown(sheet, snapshot_id),
         key=artifact_key(key_prefix, "contact-sheet"),
         description=f"Thumbnails of snapshot {snapshot_id}",
     )

@@ -27,6 +27,12 @@ tempfile.tempdir = None  # re-read TMPDIR
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+from hypothesis import settings  # noqa: E402
+
+# No per-example time limit: machines are shared and noisy, and no test asserts a duration.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
+
 from gallery_snapshot.demo_gallery import DemoGallery  # noqa: E402
 
 # What a snapshot of the default demo catalogue counts (pages 0-2, JPEG only).

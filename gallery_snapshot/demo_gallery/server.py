@@ -37,7 +37,8 @@ WINDOWS = {"day", "week", "month", "year", "all"}
 #   "slow=SECONDS" (delay, then answer normally), "html" (an HTML page with status 200),
 #   "redirect=URL", "chunked=BYTES" (a body of BYTES without Content-Length),
 #   "json=TEXT" (answer TEXT as the API's JSON body), "trickle=SECONDS" (the image's body one
-#   byte per SECONDS), "bad-header" (a header line urllib3 cannot parse, then the image).
+#   byte per SECONDS), "bad-header" (a header line urllib3 cannot parse, then the image),
+#   "error=STATUS:MESSAGE" (an API error of that status saying MESSAGE).
 _FAULT = re.compile(r"^(\d{3})(\+retry-after=(\d+))?$")
 
 
@@ -133,6 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault.startswith("redirect="):
             self._redirect(fault.partition("=")[2])
+            return True
+        if fault.startswith("error="):
+            status, _, message = fault.partition("=")[2].partition(":")
+            self._api_error(int(status), message, path)
             return True
         if fault == "over-capacity":
             self._api_error(

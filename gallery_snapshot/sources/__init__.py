@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from gallery_snapshot.config import SourceSpec
+from gallery_snapshot.config import DEFAULT_DEADLINE, SourceSpec
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.imgur_api import ImgurClient
 from gallery_snapshot.models import Listing
@@ -30,10 +30,12 @@ def list_links(
     *,
     client_id: str | None,
     timeout: float = 30.0,
+    deadline: float = DEFAULT_DEADLINE,
     before_request: Callable[[], None] | None = None,
 ) -> Listing:
-    """The listing ``spec`` names. ``client_id`` is required for Imgur sources;
-    ``before_request`` runs before each API request (a shared rate limit)."""
+    """The listing ``spec`` names. ``client_id`` is required for Imgur sources; each API
+    request ends within ``deadline`` seconds; ``before_request`` runs before each API request
+    (a shared rate limit)."""
     if spec.kind == "urls":
         assert spec.urls_file is not None  # guaranteed by SourceSpec's validation
         return list_urls_file(spec.urls_file)
@@ -42,7 +44,13 @@ def list_links(
             "no Imgur client id: set IMGUR_CLIENT_ID (or create the Prefect Secret block "
             "'imgur-client-id')"
         )
-    client = ImgurClient(spec.api_url, client_id, timeout=timeout, before_request=before_request)
+    client = ImgurClient(
+        spec.api_url,
+        client_id,
+        timeout=timeout,
+        deadline=deadline,
+        before_request=before_request,
+    )
     listing = list_imgur(spec, client)
     logger.info("API credits after listing: %s", client.credits_summary())
     return listing

@@ -56,7 +56,7 @@ class ImgurAlbum(BaseModel):
     @field_validator("id")
     @classmethod
     def _plain_id(cls, value: str) -> str:
-        if not _ALBUM_ID.match(value):
+        if not _ALBUM_ID.fullmatch(value):  # it goes into API paths: match() takes "id\n"
             raise PydanticCustomError("album_id", "not a plain album id")
         return value
 

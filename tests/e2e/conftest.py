@@ -126,6 +126,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         "PREFECT_UI_API_URL": api_url,  # the UI's own calls (it assumes port 4200 otherwise)
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+        # Automations (the zombie-run one, notifications) need the triggers and actions
+        # services: on by default, and on here whatever the environment says.
+        "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "true",
     }
     server = PrefectServer(api_url=api_url, env=env, home=home)
     server.start()

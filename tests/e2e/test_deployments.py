@@ -12,7 +12,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,13 +35,22 @@ STEPS = {
 HEARTBEAT_SECONDS = 30
 # Prefect's zombie automation: three missed heartbeats; its proactive check runs every few seconds.
 CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+UNFINISHED = {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}
+CLIENT_ID_BLOCK = "imgur-client-id"
 
 
-def setup_table(output: str) -> dict[str, str]:
-    """`gallery-snapshot setup`'s table as {what: result}."""
+def setup_table(output: str) -> dict[tuple[str, str], str]:
+    """`gallery-snapshot setup`'s table as {(what, name): result}."""
     rows = [re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[1:]]
-    return {row[0]: row[-1] for row in rows if len(row) == 3}
+    return {(row[0], row[1]): row[2] for row in rows if len(row) == 3}
+
+
+BASICS = [
+    ("work pool", "gallery-snapshot"),
+    ("global rate limit", "imgur-api"),
+    ("automation", "gallery-snapshot: crash zombie flow runs"),
+    ("secret block", "imgur-client-id"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -114,23 +123,42 @@ class ProcessTree:
 
 
 @contextmanager
-def worker(prefect_server: PrefectServer, folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    prefect_server: PrefectServer, folder: Path, gallery: DemoGallery | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`prefect worker start --pool gallery-snapshot` as the docs have it: started in a folder
-    that holds no checkout, with no variable of ours (no GALLERY_SNAPSHOT_HOME, no client id).
-    It leaves nothing behind, whatever the test did: the worker gets SIGTERM, then SIGKILL
-    after WORKER_GRACE (its process group), and every flow process it started, SIGKILL."""
+    that holds no checkout, with no variable of ours (no client id), its HOME in ``folder`` (so
+    runs write under ``folder/gallery-snapshot``). With ``gallery``, the worker trusts that
+    gallery's API with its client id, as its operator would (GALLERY_SNAPSHOT_API_HOSTS).
+    It leaves nothing behind, whatever the test did (see ``running``)."""
     env = {
         key: value
         for key, value in prefect_server.env.items()
         if not key.startswith(("GALLERY_SNAPSHOT", "IMGUR_")) and key != "PYTHONPATH"
     }
-    with open(folder / "worker.log", "wb") as log:
+    env["HOME"] = str(folder)
+    if gallery is not None:
+        env["GALLERY_SNAPSHOT_API_HOSTS"] = gallery.base_url
+    argv = [str(BIN / "prefect"), "worker", "start", "--pool", "gallery-snapshot"]
+    with running(argv, cwd=folder, env=env, log=folder / "worker.log") as process:
+        yield process
+
+
+@contextmanager
+def running(
+    argv: list[str], *, cwd: Path, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` in a session of its own, its output in ``log``. It leaves nothing behind,
+    whatever the test did: at the end its process group gets SIGTERM, then SIGKILL after
+    WORKER_GRACE, and every process it started (a worker's flow processes, each in a session
+    of its own), SIGKILL."""
+    with open(log, "wb") as output:
         process = subprocess.Popen(
-            [str(BIN / "prefect"), "worker", "start", "--pool", "gallery-snapshot"],
-            cwd=folder,
+            argv,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -169,12 +197,47 @@ def run_deployment(
     return prefect_server.api("GET", f"/flow_runs/{flow_run_id}").json()  # type: ignore[no-any-return]
 
 
-def config_for(gallery: DemoGallery, out: Path, **extra: Any) -> dict[str, Any]:
-    """The ``config`` parameter of a run that snapshots ``gallery`` (one page) into ``out``."""
+def finished(prefect_server: PrefectServer, run: dict[str, Any], log: Path) -> dict[str, Any]:
+    """The flow run once it has ended; the worker's ``log`` when it does not."""
+    deadline = time.monotonic() + 300  # not a speed check: a hang bound
+    while run["state_type"] in UNFINISHED:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(1)
+        run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
+    return run
+
+
+def logs_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
+    """The flow run's logs, oldest first."""
+    return prefect_server.api(  # type: ignore[no-any-return]
+        "POST",
+        "/logs/filter",
+        json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"},
+    ).json()
+
+
+def log_messages(
+    prefect_server: PrefectServer, flow_run_id: str, wanted: str, processes: Iterable[int] = ()
+) -> list[str]:
+    """The flow run's log messages, oldest first, once one holds ``wanted`` and its
+    ``processes`` have ended: a run's last logs are shipped in the background, the last on
+    its way out, and may land after its final state."""
+    deadline = time.monotonic() + 60  # a hang bound
+    while True:
+        messages = [log["message"] for log in logs_of(prefect_server, flow_run_id)]
+        done = not any(map(start_time, processes)) and any(wanted in m for m in messages)
+        if done or time.monotonic() > deadline:
+            return messages
+        time.sleep(1)
+
+
+def config_for(gallery: DemoGallery, **extra: Any) -> dict[str, Any]:
+    """The ``config`` parameter of a run that snapshots ``gallery`` (one page) into the
+    folder ``out`` (under ``gallery-snapshot`` of the worker's HOME)."""
     return {
         "source": {"api_url": gallery.api_url, "pages": 1},
         "allowed_hosts": [gallery.image_host],
-        "out_dir": str(out),
+        "out_dir": "out",
         **extra,
     }
 
@@ -201,55 +264,20 @@ def task_runs_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[s
     ).json()
 
 
-def flow_run_of(prefect_server: PrefectServer, flow_run_id: str) -> dict[str, Any]:
-    return prefect_server.api("GET", f"/flow_runs/{flow_run_id}").json()  # type: ignore[no-any-return]
-
-
-def ended(prefect_server: PrefectServer, flow_run_id: str, log: Path) -> dict[str, Any]:
-    """The flow run once it is in a final state (a hang bound, not a speed check)."""
-    deadline = time.monotonic() + 300
-    while (run := flow_run_of(prefect_server, flow_run_id))["state_type"] not in FINAL:
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(1)
-    return run
-
-
-def logs_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
-    """The run's logs, oldest first."""
-    return prefect_server.api(  # type: ignore[no-any-return]
-        "POST",
-        "/logs/filter",
-        json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"},
-    ).json()
-
-
-def messages_once_gone(
-    prefect_server: PrefectServer, flow_run_id: str, pids: list[int], last: str
-) -> list[str]:
-    """The run's log messages once its processes ``pids`` have ended (they send their last
-    lines on the way out) and the line containing ``last`` has landed."""
-    deadline = time.monotonic() + 60  # a hang bound
-    while True:
-        messages = [log["message"] for log in logs_of(prefect_server, flow_run_id)]
-        if not any(map(start_time, pids)) and any(last in message for message in messages):
-            return messages
-        assert time.monotonic() < deadline, messages
-        time.sleep(1)
-
-
 def test_setup_creates_everything_once_then_finds_it(
     prefect_server: PrefectServer, setup_runs: list[Any]
 ) -> None:
     first, second = setup_runs
     assert first.returncode == 0, first.stderr
-    assert setup_table(first.stdout) == {
-        "work pool": "created",
-        "global rate limit": "created",
-        "automation": "created",
-        "secret block": "created",
-    }
+    table = setup_table(first.stdout)
+    assert {row: table[row] for row in BASICS} == dict.fromkeys(BASICS, "created")
+    assert table[("schedules", "prefect.yaml")] == (
+        "skipped: none deployed yet (`prefect deploy --all`, then setup again)"
+    )
+    assert table[("notifications", "-")] == "skipped: no --notify"
     assert second.returncode == 0, second.stderr
-    assert set(setup_table(second.stdout).values()) == {"found"}
+    again = setup_table(second.stdout)
+    assert {row: again[row] for row in BASICS} == dict.fromkeys(BASICS, "found")
     assert DEMO_CLIENT_ID not in first.stdout + first.stderr + second.stdout + second.stderr
     pool = prefect_server.api("GET", "/work_pools/gallery-snapshot").json()
     assert pool["type"] == "process"
@@ -257,7 +285,11 @@ def test_setup_creates_everything_once_then_finds_it(
     assert env == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
     limit = prefect_server.api("GET", "/v2/concurrency_limits/imgur-api").json()
     assert (limit["limit"], limit["slot_decay_per_second"]) == (50, 0.14)
-    [automation] = prefect_server.api("POST", "/automations/filter", json={}).json()
+    [automation] = [
+        automation
+        for automation in prefect_server.api("POST", "/automations/filter", json={}).json()
+        if automation["name"] == "gallery-snapshot: crash zombie flow runs"
+    ]
     assert automation["trigger"]["posture"] == "Proactive"
     assert automation["actions"] == [
         {**automation["actions"][0], "type": "change-flow-run-state", "state": "CRASHED"}
@@ -268,19 +300,20 @@ def test_setup_creates_everything_once_then_finds_it(
     ).check_returncode()
     third = prefect_server.snapshot("setup")
     assert third.returncode == 0, third.stderr
-    assert setup_table(third.stdout) == {
-        "work pool": "found",
-        "global rate limit": "updated",
-        "automation": "found",
-        "secret block": "skipped: IMGUR_CLIENT_ID is not set",
+    table = setup_table(third.stdout)
+    assert {row: table[row] for row in BASICS} == {
+        BASICS[0]: "found",
+        BASICS[1]: "updated",
+        BASICS[2]: "found",
+        BASICS[3]: "skipped: IMGUR_CLIENT_ID is not set",
     }
 
 
 def test_worker_without_a_checkout_runs_deployments_with_history(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
-    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": str(out)}
+    out = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker, whose HOME this is
+    config = {"demo_gallery": True, "source": {"pages": 3}, "out_dir": "out"}
     with worker(prefect_server, tmp_path):
         first = run_deployment(prefect_server, "demo", config, "--watch")
         second = run_deployment(prefect_server, "demo", config, "--watch")
@@ -296,7 +329,7 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     assert {"demo-summary", "demo-report", "demo-contact-sheet", "demo-progress"} <= set(artifacts)
     summary = {row["field"]: row["value"] for row in json.loads(artifacts["demo-summary"]["data"])}
     assert summary["downloaded"] == 14 and summary["invalid"] == 2 and summary["images/s"]
-    assert "- **gone** [Deleted]" in artifacts["demo-report"]["data"]
+    assert "- **gone** `Deleted` (" in artifacts["demo-report"]["data"]
     assert "## Skipped (6)" in artifacts["demo-report"]["data"]
     assert "data:image/jpeg;base64," in artifacts["demo-contact-sheet"]["data"]
     assert artifacts["demo-progress"]["data"] == 100.0
@@ -311,7 +344,7 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     summary = {row["field"]: row["value"] for row in json.loads(again["demo-summary"]["data"])}
     assert (summary["downloaded"], summary["reused"]) == (0, 14)
     report = again["demo-report"]["data"]
-    assert f"## Changes since {snapshot.name}" in report
+    assert f"## Changes since `{snapshot.name}`" in report
     assert "- new: 0" in report and "- dropped out: 0" in report
     # The Artifacts page keeps the history under one key per deployment.
     history = prefect_server.api(
@@ -327,10 +360,10 @@ def test_the_worker_fixture_leaves_no_process_behind(
     # start it: with SIGINT ignored, which Prefect's CLI turns SIGTERM into. And a flow run in
     # flight, whose process runs in a session of its own.
     with DemoGallery(bulk_catalogue(10, kilobytes=5), latency=5.0) as gallery:
-        config = config_for(gallery, tmp_path / "out", workers=1)
+        config = config_for(gallery, workers=1)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            with worker(prefect_server, tmp_path) as process:
+            with worker(prefect_server, tmp_path, gallery) as process:
                 signal.signal(signal.SIGINT, previous)
                 run_deployment(prefect_server, "viral-hourly", config)
                 deadline = time.monotonic() + 300  # a hang bound
@@ -349,8 +382,8 @@ def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
 ) -> None:
     # A slow gallery (2 s an image, one download at a time) keeps the run busy for minutes.
     with DemoGallery(bulk_catalogue(60, kilobytes=10), latency=2.0) as gallery:
-        config = config_for(gallery, tmp_path / "out", workers=1)
-        with worker(prefect_server, tmp_path) as process:
+        config = config_for(gallery, workers=1)
+        with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 300
             while not any(
@@ -380,7 +413,7 @@ def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
     assert left  # nothing alive could end them
 
     # The machine is back: its worker runs the next snapshot, which ends them.
-    demo = {"demo_gallery": True, "source": {"pages": 1}, "out_dir": str(tmp_path / "demo")}
+    demo = {"demo_gallery": True, "source": {"pages": 1}, "out_dir": "demo"}
     with worker(prefect_server, tmp_path):
         after = run_deployment(prefect_server, "demo", demo, "--watch")
     assert after["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()
@@ -393,12 +426,12 @@ def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
 def test_a_flow_process_whose_worker_is_killed_finishes_its_snapshot(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
+    out = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker, whose HOME this is
     log = tmp_path / "worker.log"
     # 30 images at 0.5 s, two at a time: the run downloads for ~8 s, logging every 2 s.
     with DemoGallery(bulk_catalogue(30, kilobytes=5), latency=0.5) as gallery:
-        config = config_for(gallery, out, workers=2)
-        with worker(prefect_server, tmp_path) as process:
+        config = config_for(gallery, workers=2)
+        with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 300  # a hang bound
             while len(gallery.state.requests) < 4:  # the listing, then images
@@ -410,10 +443,8 @@ def test_a_flow_process_whose_worker_is_killed_finishes_its_snapshot(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             killed = datetime.now(UTC)
-            run = ended(prefect_server, run["id"], log)
-            messages = messages_once_gone(
-                prefect_server, run["id"], [flow_process], "Finished in state"
-            )
+            run = finished(prefect_server, run, log)
+            messages = log_messages(prefect_server, run["id"], "Finished in state", [flow_process])
     assert run["state_type"] == "COMPLETED", json.dumps(messages, indent=1)
     # It went on logging to the server: progress lines written after the kill.
     later = [
@@ -440,14 +471,20 @@ def test_a_rejected_client_id_is_one_line_in_the_run_logs(
 def test_a_missing_client_id_is_one_line_in_the_run_logs(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    delete = prefect_server.prefect("block", "delete", "secret/imgur-client-id")
+    delete = prefect_server.prefect("block", "delete", f"secret/{CLIENT_ID_BLOCK}")
     assert delete.returncode == 0, delete.stdout + delete.stderr
     try:
         with DemoGallery() as gallery:
             messages = failed_run_messages(prefect_server, gallery, tmp_path)
-    finally:  # the Secret block back, for the tests after this one
-        setup = prefect_server.snapshot("setup", env={"IMGUR_CLIENT_ID": DEMO_CLIENT_ID})
-        assert setup.returncode == 0, setup.stderr
+    finally:  # the Secret block back for the tests after this one (setup would also resume
+        # the schedules)
+        save = f"Secret(value={DEMO_CLIENT_ID!r}).save({CLIENT_ID_BLOCK!r}, overwrite=True)"
+        subprocess.run(
+            [str(BIN / "python"), "-c", f"from prefect.blocks.system import Secret; {save}"],
+            env=prefect_server.env,
+            check=True,
+            timeout=300,
+        )
     assert_one_line(messages, "no Imgur client id: set IMGUR_CLIENT_ID")
 
 
@@ -455,17 +492,17 @@ def failed_run_messages(
     prefect_server: PrefectServer, gallery: DemoGallery, folder: Path
 ) -> list[str]:
     """The log messages of a `viral-hourly` run of ``gallery`` that has failed."""
-    config = config_for(gallery, folder / "out")
-    with worker(prefect_server, folder) as process:
-        run = run_deployment(prefect_server, "viral-hourly", config)
+    with worker(prefect_server, folder, gallery) as process:
+        run = run_deployment(prefect_server, "viral-hourly", config_for(gallery))
         flow_processes: set[int] = set()
         deadline = time.monotonic() + 120  # a hang bound
-        while (run := flow_run_of(prefect_server, run["id"]))["state_type"] not in FINAL:
+        while run["state_type"] in UNFINISHED:
             flow_processes.update(descendants(process.pid))
             assert time.monotonic() < deadline, (folder / "worker.log").read_text()
             time.sleep(0.2)
-        messages = messages_once_gone(
-            prefect_server, run["id"], list(flow_processes), "Finished in state Failed"
+            run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
+        messages = log_messages(
+            prefect_server, run["id"], "Finished in state Failed", flow_processes
         )
     assert run["state_type"] == "FAILED", (folder / "worker.log").read_text()
     return messages
@@ -483,14 +520,14 @@ def assert_one_line(messages: list[str], error: str) -> None:
 def test_cancelling_a_run_with_stuck_downloads_ends_it_cancelled_and_says_what_it_kept(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
+    out = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker, whose HOME this is
     log = tmp_path / "worker.log"
     with DemoGallery(bulk_catalogue(8, kilobytes=10)) as gallery:
         stuck = [f"/B{n:07d}.jpg" for n in range(0, 8, 2)]
         for path in stuck:  # one byte every 5 s: these downloads take hours
             gallery.state.faults[path] = ["trickle=5"]
-        config = config_for(gallery, out, workers=4)
-        with worker(prefect_server, tmp_path) as process:
+        config = config_for(gallery, workers=4)
+        with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 120  # not a speed check: a hang bound
             while not all(gallery.state.requests_for(path) for path in stuck):
@@ -500,15 +537,15 @@ def test_cancelling_a_run_with_stuck_downloads_ends_it_cancelled_and_says_what_i
             assert flow_processes  # the flow run's own process
             cancel = prefect_server.prefect("flow-run", "cancel", run["id"])
             assert cancel.returncode == 0, cancel.stdout + cancel.stderr
-            run = ended(prefect_server, run["id"], log)
+            run = finished(prefect_server, run, log)
             assert run["state_type"] == "CANCELLED", log.read_text()
             # Never Crashed on the way (an automation paging on Crashed would fire on every
             # cancel).
             states = prefect_server.api("GET", f"/flow_run_states/?flow_run_id={run['id']}")
             assert "CRASHED" not in {state["type"] for state in states.json()}, states.json()
             assert "Crash detected" not in log.read_text()
-            messages = messages_once_gone(
-                prefect_server, run["id"], flow_processes, "staged downloads kept"
+            messages = log_messages(
+                prefect_server, run["id"], "staged downloads kept", flow_processes
             )
         others = {f"/B{n:07d}.jpg" for n in range(1, 8, 2)}
         whole = [path for path in others if gallery.state.requests_for(path) == [200]]
@@ -524,3 +561,73 @@ def test_cancelling_a_run_with_stuck_downloads_ends_it_cancelled_and_says_what_i
     assert not [m for m in messages[messages.index(kept) :] if "images fetched" in m]
     adoptable = list((out / ".staging" / ".adoptable").glob("*/*.jpg"))
     assert len(adoptable) == staged_count
+
+
+SCHEDULED = ["viral-hourly", "viral-to-object-store", "top-daily", "earthporn-weekly"]
+
+
+def scheduled_deployments(prefect_server: PrefectServer) -> dict[str, dict[str, Any]]:
+    """prefect.yaml's scheduled deployments as the server has them, by name."""
+    deployments = prefect_server.api("POST", "/deployments/filter", json={}).json()
+    wanted = [*SCHEDULED, "prune-weekly"]
+    return {d["name"]: d for d in deployments if d["name"] in wanted}
+
+
+def test_deployed_schedules_stay_paused_until_setup_finds_what_their_runs_need(
+    prefect_server: PrefectServer, deployed: None
+) -> None:
+    deployments = scheduled_deployments(prefect_server)
+    assert len(deployments) == 5
+    # `prefect deploy --all` schedules nothing: not the hourly run without a client id, not
+    # the object-store run whose out_dir names no bucket (its Variable is not set).
+    for deployment in deployments.values():
+        assert [schedule["active"] for schedule in deployment["schedules"]] == [False]
+    scheduled_runs = prefect_server.api(
+        "POST",
+        "/flow_runs/filter",
+        json={
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+            "deployments": {"id": {"any_": [d["id"] for d in deployments.values()]}},
+        },
+    ).json()
+    assert scheduled_runs == []
+    config = deployments["viral-to-object-store"]["parameters"]["config"]
+    assert config["out_dir"] == "s3:///snapshots/viral"
+    # One run at a time: an overlapping snapshot is dropped, an overlapping prune waits.
+    for name, deployment in deployments.items():
+        assert deployment["global_concurrency_limit"]["limit"] == 1
+        strategy = "ENQUEUE" if name == "prune-weekly" else "CANCEL_NEW"
+        assert deployment["concurrency_options"]["collision_strategy"] == strategy
+    try:
+        result = prefect_server.snapshot("setup")  # the Secret block is stored already
+        assert result.returncode == 0, result.stderr
+        table = setup_table(result.stdout)
+        resumed = ["gallery-snapshot/" + name for name in SCHEDULED if "object" not in name]
+        for name in [*resumed, "gallery-prune/prune-weekly"]:
+            assert table[("schedule", name)] == "resumed"
+        assert table[("schedule", "gallery-snapshot/viral-to-object-store")] == (
+            "paused: the Prefect Variable gallery_snapshot_bucket is not set "
+            "(`prefect variable set gallery_snapshot_bucket VALUE`, then deploy again)"
+        )
+        actives = {
+            name: [schedule["active"] for schedule in deployment["schedules"]]
+            for name, deployment in scheduled_deployments(prefect_server).items()
+        }
+        assert actives == {name: [name != "viral-to-object-store"] for name in actives}
+        again = setup_table(prefect_server.snapshot("setup").stdout)
+        assert again[("schedule", "gallery-snapshot/viral-hourly")] == "active"
+        # The Variable set after the deploy: the deployed out_dir still names no bucket.
+        prefect_server.prefect("variable", "set", "gallery_snapshot_bucket", "b").check_returncode()
+        late = setup_table(prefect_server.snapshot("setup").stdout)
+        assert late[("schedule", "gallery-snapshot/viral-to-object-store")].startswith(
+            "paused: its parameters do not validate, deploy it again: config.out_dir: s3:///"
+        )
+    finally:  # other tests run these deployments by hand: no scheduled runs among theirs
+        for deployment in scheduled_deployments(prefect_server).values():
+            for schedule in deployment["schedules"]:
+                prefect_server.api(
+                    "PATCH",
+                    f"/deployments/{deployment['id']}/schedules/{schedule['id']}",
+                    json={"active": False},
+                )
+        prefect_server.prefect("variable", "unset", "gallery_snapshot_bucket")

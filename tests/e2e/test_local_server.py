@@ -15,7 +15,7 @@ import requests
 
 from gallery_snapshot.demo_gallery import DemoGallery
 from tests.conftest import DEMO_COUNTS
-from tests.e2e.conftest import BIN, free_port, manifests, run, run_args
+from tests.e2e.conftest import BIN, PrefectServer, free_port, manifests, run, run_args
 
 RUN_PAGE = re.compile(r"^run page: (http://127\.0\.0\.1:\d+)/runs/flow-run/([0-9a-f-]{36})$", re.M)
 STARTED = "started a local Prefect server in the background"
@@ -124,30 +124,96 @@ def test_credits_and_missing_rate_limit_are_visible_at_default_levels(
     assert "no global rate limit 'imgur-api' on this server" in result.stderr
 
 
+def prefect(local: LocalCli, *args: str) -> Any:
+    """Prefect's own CLI with this user's environment."""
+    return run([str(BIN / "prefect"), *args], env=local.env, timeout=120)
+
+
 def test_setup_points_prefects_own_cli_at_the_local_server(local: LocalCli) -> None:
+    before = prefect(local, "config", "view")
     result = local("setup")
     assert result.returncode == 0, result.stderr
-    assert f"now uses {local.api_url}" in result.stderr
-    # `prefect deploy` and `prefect worker start` need nothing exported: the profile says where.
-    pool = run(
-        [str(BIN / "prefect"), "work-pool", "inspect", "gallery-snapshot"],
-        env=local.env,
-        timeout=120,
+    # The active profile, which every other project's `prefect` uses, is left as it was: it
+    # names no server that `gallery-snapshot server stop` may take away.
+    after = prefect(local, "config", "view")
+    assert after.returncode == 0 and local.api_url not in after.stdout
+    assert after.stdout == before.stdout
+    assert setup_rows(result.stdout)[("prefect profile", "gallery-snapshot")] == "created"
+    assert "`prefect --profile gallery-snapshot deploy --all`" in result.stdout
+    # `prefect deploy` and `prefect worker start` find the server through the project's profile.
+    pool = prefect(
+        local, "--profile", "gallery-snapshot", "work-pool", "inspect", "gallery-snapshot"
     )
     assert pool.returncode == 0, pool.stdout + pool.stderr
     assert "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in pool.stdout
+    assert setup_rows(local("setup").stdout)[("prefect profile", "gallery-snapshot")] == "found"
     # Runs still find the server, and start it if it stopped.
     local("server", "stop")
+    assert prefect(local, "config", "view").stdout == before.stdout
     again = local("demo", "--out", str(Path(local.env["PREFECT_HOME"]) / "demo"))
     assert again.returncode == 0, again.stderr
     assert again.stderr.count(STARTED) == 1
 
 
+def setup_rows(output: str) -> dict[tuple[str, str], str]:
+    """`gallery-snapshot setup`'s table as {(what, name): result}."""
+    rows = [re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[1:]]
+    return {(row[0], row[1]): row[2] for row in rows if len(row) == 3}
+
+
+def test_a_run_finds_the_client_id_setup_stored_on_the_local_server(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    with DemoGallery() as gallery:
+        stored = local.with_env(IMGUR_CLIENT_ID=gallery.client_id)("setup")
+        assert stored.returncode == 0, stored.stderr
+        assert setup_rows(stored.stdout)[("secret block", "imgur-client-id")] == "created"
+        # No IMGUR_CLIENT_ID and nothing exported: the Secret block on the server setup
+        # configured is where the run looks.
+        result = local(*run_args(gallery, tmp_path / "out", "--pages", "3"))
+    assert result.returncode == 0, result.stderr
+    [manifest] = manifests(tmp_path / "out")
+    assert manifest["counts"]["downloaded"] == DEMO_COUNTS["downloaded"]
+
+
 def test_server_stop_then_status(local: LocalCli) -> None:
     stopped = local("server", "stop")
     assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
-    assert "not running" in local("server", "status").stdout
+    status = local("server", "status")
+    assert status.returncode == 1 and "not running" in status.stdout
     assert local("server", "stop").stdout.strip() == "not running"
+
+
+def test_a_server_someone_else_runs_on_the_port_is_never_adopted(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    assert prefect_server.process is not None
+    port = int(prefect_server.api_url.rsplit(":", 1)[1].removesuffix("/api"))
+    other = LocalCli(tmp_path / "home", port)  # this user: another PREFECT_HOME, same port
+    counts = {
+        kind: len(prefect_server.api("POST", f"/{kind}/filter", json={}).json())
+        for kind in ("flow_runs", "work_pools", "automations", "block_documents", "variables")
+    }
+    holder = (
+        f"port {port} is taken by a Prefect server gallery-snapshot did not start "
+        f"(pid {prefect_server.process.pid}, PREFECT_HOME {prefect_server.home})"
+    )
+    status = other("server", "status")
+    assert status.returncode == 1 and status.stdout == f"not running: {holder}\n"
+    stop = other("server", "stop")
+    assert stop.returncode == 1
+    assert stop.stderr == f"gallery-snapshot: error: not stopped: {holder}\n"
+    assert prefect_server.process.poll() is None and prefect_server.api("GET", "/health").ok
+    for command in (["demo", "--out", str(tmp_path / "out")], ["setup"]):
+        result = other(*command)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"gallery-snapshot: error: {holder}: not using it.")
+        assert result.stderr.count("\n") == 1
+    # Nothing went into that server: no run, no work pool, automation, block or variable.
+    assert counts == {
+        kind: len(prefect_server.api("POST", f"/{kind}/filter", json={}).json()) for kind in counts
+    }
+    assert not list(tmp_path.glob("out/snapshots/*"))
 
 
 @pytest.mark.parametrize("command", [["setup"], ["demo"]])

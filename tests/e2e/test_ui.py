@@ -13,6 +13,7 @@ import pytest
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
 from tests.e2e.conftest import PrefectServer, run_args
+from tests.e2e.test_hostile_listing import snapshot as hostile_snapshot
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "ui"
@@ -124,3 +125,57 @@ def test_a_capped_contact_sheet_says_how_many_it_shows(
     wait_for_inlined_image(page)
     page.screenshot(path=str(SCREENSHOTS / "contact-sheet-capped.png"), full_page=True)
     assert "64 of 80 shown" in page.locator("body").inner_text()
+
+
+def outside_links(page: Any) -> list[str]:
+    """Every link target and image source on ``page`` that is not the Prefect UI's own."""
+    targets = page.eval_on_selector_all(
+        "a[href], img[src], [srcset]",
+        "nodes => nodes.map(n => n.getAttribute('href') || n.getAttribute('src')"
+        " || n.getAttribute('srcset'))",
+    )
+    return [
+        target
+        for target in targets
+        if not re.match(
+            r"^(/|#|data:image/|http://127\.0\.0\.1:|https://([a-z]+\.)?prefect\.io/)", target
+        )
+    ]
+
+
+def test_a_hostile_listing_shows_as_text_in_both_uis(
+    prefect_server: PrefectServer, browser: Any, tmp_path: Path
+) -> None:
+    """Prefect serves two UIs (v2 at /v2, the default; v1 at /): in each, the report of a
+    hostile listing and its run's logs show the listing's text, and no link or image of it."""
+    out = tmp_path / "out"
+    with DemoGallery() as gallery:
+        hostile_snapshot(prefect_server, gallery, out, 1)
+        run_id = hostile_snapshot(prefect_server, gallery, out, 2)
+    artifacts = prefect_server.api(
+        "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+    ).json()
+    [report] = [a["id"] for a in artifacts if (a["key"] or "").endswith("-report")]
+    ui = prefect_server.api_url.removesuffix("/api")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    requested: list[str] = []
+    for version, base in (("v1", ui), ("v2", f"{ui}/v2")):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda request: requested.append(request.url))
+        # Seen, then stopped: nothing leaves the machine (UI v2 calls its analytics service).
+        page.route(re.compile(r"^(?!http://127\.0\.0\.1:)[a-z]+://"), lambda route: route.abort())
+        page.goto(f"{base}/artifacts/artifact/{report}")
+        page.get_by_text("Skipped (").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / f"hostile-report-{version}.png"), full_page=True)
+        text = page.locator("body").inner_text()
+        assert "x](javascript:alert(1)) [y ![p](http://tracker.example/p.png)" in text
+        assert '<img src="http://tracker.example/i.png">' in text
+        assert outside_links(page) == []
+
+        page.goto(f"{base}/runs/flow-run/{run_id}")
+        page.get_by_text("CRITICAL forged line").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / f"hostile-logs-{version}.png"), full_page=True)
+        assert outside_links(page) == []
+        hostile = ("evil.example", "tracker.example", "127.0.0.2", "javascript:")
+        assert [url for url in requested if any(name in url for name in hostile)] == []
+        page.close()

@@ -10,3 +10,14 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(autouse=True)
+def terminal_user() -> Iterator[None]:
+    """The flow tests run the flow in their own process with their own options, as the CLI
+    does for its user (a deployment run's process is the worker's: see test_run_parameters)."""
+    from gallery_snapshot.run_policy import trust_terminal_user
+
+    trust_terminal_user()
+    yield
+    trust_terminal_user(False)

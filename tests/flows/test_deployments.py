@@ -1,12 +1,17 @@
 """prefect.yaml's deployments, and their no-work-pool twins in deployments/serve.py."""
 
+import contextlib
 import json
 
 import pytest
+from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
 from deployments.serve import declared_deployments, main, runner_deployment
 from gallery_snapshot.config import PruneConfig, SnapshotConfig
+from tasks.links import CLIENT_ID_BLOCK
 
 
 def test_every_declared_deployment_is_valid_and_shares_the_definitions() -> None:
@@ -35,8 +40,9 @@ def test_every_declared_deployment_is_valid_and_shares_the_definitions() -> None
 
 def test_served_deployments_are_built_from_the_same_definitions() -> None:
     Variable.set("gallery_snapshot_bucket", "test-bucket", overwrite=True)
+    Secret(value="an-id").save(CLIENT_ID_BLOCK, overwrite=True)
     for entry in declared_deployments():
-        served = runner_deployment(entry)
+        served, paused_because = runner_deployment(entry)
         assert served.name == entry["name"]
         assert served.entrypoint is not None
         assert served.entrypoint.rsplit(":", 1)[-1] == entry["entrypoint"].rsplit(":", 1)[-1]
@@ -48,16 +54,45 @@ def test_served_deployments_are_built_from_the_same_definitions() -> None:
         assert served.parameters["config"] == expected
         crons = [schedule.schedule.cron for schedule in served.schedules or []]  # type: ignore[union-attr]
         assert crons == [schedule["cron"] for schedule in entry.get("schedules") or []]
-        actives = [schedule.active for schedule in served.schedules or []]
-        assert actives == [
-            schedule.get("active", True) for schedule in entry.get("schedules") or []
-        ]
+        # Everything their runs need exists: served schedules run.
+        assert paused_because == []
+        assert all(schedule.active for schedule in served.schedules or [])
+        declared_limit = entry.get("concurrency_limit")
+        if declared_limit is None:
+            assert served.concurrency_limit is None
+            continue
+        assert served.concurrency_limit == declared_limit["limit"] == 1
+        assert served.concurrency_options is not None
+        assert (
+            served.concurrency_options.collision_strategy.value
+            == (declared_limit["collision_strategy"])
+        )
+
+
+def test_served_schedules_stay_paused_without_what_their_runs_need() -> None:
+    Variable.unset("gallery_snapshot_bucket")
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+        client.delete_block_document(
+            client.read_block_document_by_name(CLIENT_ID_BLOCK, "secret").id
+        )
+    declared = {entry["name"]: entry for entry in declared_deployments()}
+    hourly, why = runner_deployment(declared["viral-hourly"])
+    assert [schedule.active for schedule in hourly.schedules or []] == [False]
+    assert why == [
+        "no Secret block 'imgur-client-id' on the server "
+        "(`IMGUR_CLIENT_ID=... gallery-snapshot setup` stores it)"
+    ]
+    _, why = runner_deployment(declared["viral-to-object-store"])
+    assert why[0].startswith("the Prefect Variable gallery_snapshot_bucket is not set")
+    prune, why = runner_deployment(declared["prune-weekly"])
+    assert why == [] and [schedule.active for schedule in prune.schedules or []] == [True]
 
 
 def test_a_deployment_writes_to_the_object_store_the_variable_names() -> None:
     (entry,) = [e for e in declared_deployments() if e["name"] == "viral-to-object-store"]
     Variable.set("gallery_snapshot_bucket", "my-bucket", overwrite=True)
-    config = SnapshotConfig.model_validate(runner_deployment(entry).parameters["config"])
+    served, _ = runner_deployment(entry)
+    config = SnapshotConfig.model_validate(served.parameters["config"])
     assert config.out_dir == "s3://my-bucket/snapshots/viral"
     assert [schedule.get("active") for schedule in entry["schedules"]] == [False]
 

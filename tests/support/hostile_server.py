@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 TRAP_HOST = "127.0.0.2"  # a loopback address no test allows
 
@@ -86,8 +87,12 @@ class HostileServer(socketserver.ThreadingTCPServer):
         pass
 
 
+Server = TypeVar("Server", bound=socketserver.BaseServer)
+
+
 @contextmanager
-def serving(server: HostileServer) -> Iterator[HostileServer]:
+def serving(server: Server) -> Iterator[Server]:
+    """``server`` serving in a thread of its own until the block ends."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

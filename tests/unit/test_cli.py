@@ -1,5 +1,6 @@
 """CLI paths that end before any flow runs (no Prefect needed)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -25,11 +26,21 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["run", "--formats", "bmp"], "unknown format bmp"),
         (["run", "--section", "cold"], "invalid choice: 'cold'"),
         (["run", "--subreddit", "a/b"], "subreddit: 'a/b' is not a plain name"),
-        (["run", "--allow-host", "x/y"], "allowed-hosts: 'x/y' is not a hostname"),
+        (["run", "--allow-host", "x/y"], "argument --allow-host: 'x/y' is not a host name"),
+        (
+            ["run", "--allow-host", "127.0.0.1:8901"],
+            "argument --allow-host: '127.0.0.1:8901' is a host and a port: give the host alone",
+        ),
+        (["run", "--allow-host", "[::1"], "argument --allow-host: '[::1' is not a host name"),
         (["run", "--tag", "a", "--album", "b"], "not allowed with argument"),
         (["run", "--api-url", "nope"], "api-url: 'nope' is not an http(s) URL"),
         (["run", "--timeout", "abc"], "invalid float value"),
-        (["run"], "IMGUR_CLIENT_ID is not set"),
+        # Names the block a run would also look for (and no server holds: none is configured).
+        (
+            ["run"],
+            "IMGUR_CLIENT_ID is not set and no Prefect server holds the Secret block "
+            "'imgur-client-id'",
+        ),
         (["explode"], "invalid choice: 'explode'"),
     ],
 )
@@ -133,7 +144,9 @@ def no_prefect_server(monkeypatch: pytest.MonkeyPatch) -> None:
     ("argv", "message", "status"),
     [
         (["--urls-file", "{tmp}/missing.txt"], "cannot read the URLs file", 2),
-        (["--urls-file", "{tmp}"], "cannot read the URLs file", 2),  # a folder
+        (["--urls-file", "{tmp}"], "not a regular file (a folder)", 2),
+        (["--urls-file", "{tmp}/fifo"], "not a regular file (a FIFO)", 2),  # not waited on
+        (["--urls-file", "/dev/zero"], "not a regular file (a character device)", 2),
         (["--out", "{tmp}/a-file"], "cannot write to the output folder", 1),
         (["--out", "{tmp}/a-file/out"], "cannot write to the output folder", 1),
         (["--out", "http://bucket/snaps"], "http:// is not a store this tool writes to", 2),
@@ -150,6 +163,7 @@ def test_bad_files_are_found_before_any_prefect_server(
 ) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     (tmp_path / "links.txt").write_text("https://i.imgur.com/a.jpg\n")
+    os.mkfifo(tmp_path / "fifo")
     args = [arg.format(tmp=tmp_path) for arg in argv]
     if "--urls-file" not in args:
         args += ["--urls-file", str(tmp_path / "links.txt")]

@@ -111,3 +111,32 @@ def test_batches_reuse_the_connections_of_the_batches_before(tmp_path: Path) -> 
     finally:
         server.shutdown()
         server.server_close()
+
+
+EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+
+
+@pytest.mark.usefixtures("no_proxy_settings")
+def test_informational_responses_before_the_image_are_skipped(
+    server: HostileServer, tmp_path: Path
+) -> None:
+    processing = b"HTTP/1.1 102 Processing\r\n\r\n"
+    server.routes["/a.jpg"] = (
+        EARLY_HINTS + processing + EARLY_HINTS + response("200 OK", image_bytes(4))
+    )
+    result = fetch_one_url(f"{server.base_url}/a.jpg", "127.0.0.1", tmp_path)
+    assert (result.status, result.error, result.bytes) == ("fetched", None, len(image_bytes(4)))
+    staged = Path(result.path or "")
+    assert staged.read_bytes() == image_bytes(4)
+
+
+@pytest.mark.usefixtures("no_proxy_settings")
+def test_endless_informational_responses_fail_the_image(
+    server: HostileServer, tmp_path: Path
+) -> None:
+    server.routes["/a.jpg"] = EARLY_HINTS * 1000 + response("200 OK", image_bytes(5))
+    result = fetch_one_url(f"{server.base_url}/a.jpg", "127.0.0.1", tmp_path)
+    assert (result.status, result.error) == (
+        "failed",
+        "more than 20 informational (1xx) responses",
+    )

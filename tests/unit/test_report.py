@@ -77,8 +77,8 @@ def test_changes_and_report_against_the_previous_snapshot_of_the_same_source(
     assert previous is not None and previous["snapshot_id"] == old["snapshot_id"]
     assert changes(previous, new) == (["c"], ["b"])
     report = markdown_report(new, previous)
-    assert "- **gone** [d](http://h/d.jpg): HTTP 404" in report
-    assert "- new: 1 (c)" in report and "- dropped out: 1 (b)" in report
+    assert "- **gone** `d` (`http://h/d.jpg`): `HTTP 404`" in report
+    assert "- new: 1 (`c`)" in report and "- dropped out: 1 (`b`)" in report
     assert "First snapshot" in markdown_report(old, None)
     assert previous_manifest(out, old) is None
 
@@ -123,8 +123,8 @@ def test_report_lists_skipped_links_with_reasons_then_a_count() -> None:
     ]
     report = markdown_report(shown, None)
     assert "## Skipped (53)" in report
-    assert "- <http://h/0.gif>: animated (image/gif) 0" in report
-    assert "- <http://h/49.gif>: animated (image/gif) 49" in report
+    assert "- `http://h/0.gif`: `animated (image/gif) 0`" in report
+    assert "- `http://h/49.gif`: `animated (image/gif) 49`" in report
     assert "http://h/50.gif" not in report and "- … and 3 more" in report
     assert "|" not in report  # lists, whose reasons wrap; table cells get cut off
 

@@ -1,4 +1,4 @@
-"""The snapshot's page: every value escaped, only stored files and http(s) links linked."""
+"""The snapshot's page: every value escaped, only stored files linked."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def manifest() -> dict[str, object]:
 def test_hostile_values_are_escaped_and_never_linked() -> None:
     page = render_page(manifest()).decode()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert 'href="javascript:' not in page
+    assert 'href="javascript:' not in page and 'href="http' not in page
+    assert "https://i.imgur.com/b.jpg" in page  # shown as text
     assert "not an image &lt;b&gt;" in page and "video (&lt;mp4&gt;)" in page
     assert "etc/passwd" not in page  # a path outside the store is shown as nothing
 

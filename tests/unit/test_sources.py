@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_urls_file(tmp_path: Path) -> None:
         ("https://i.imgur.com/a.jpg", "image/jpeg", 1),
         ("https://i.imgur.com/b.png", "image/png", 2),
     ]
-    assert listing.skipped[0].reason == "not an http(s) URL"
+    assert listing.skipped[0].reason == "line 5: not an http(s) URL"
     with pytest.raises(ConfigError, match="cannot read the URLs file"):
         list_links(SourceSpec(kind="urls", urls_file=str(tmp_path / "nope")), client_id=None)
 
@@ -103,10 +104,10 @@ def test_urls_file_lines_that_do_not_parse_are_skipped_alone(tmp_path: Path) -> 
     )
     listing = list_links(SourceSpec(kind="urls", urls_file=str(urls)), client_id=None)
     assert [link.url for link in listing.links] == ["https://i.imgur.com/ok.jpg"]
-    assert [item.reason.split(":")[0] for item in listing.skipped] == [
-        "malformed URL",
-        "malformed URL",
-        "ambiguous URL",
+    assert [item.reason.split(":")[:2] for item in listing.skipped] == [
+        ["line 1", " malformed URL"],
+        ["line 2", " malformed URL"],
+        ["line 3", " ambiguous URL"],
     ]
 
 
@@ -125,6 +126,54 @@ def test_urls_file_reading_is_capped(tmp_path: Path, content: bytes, error: str)
         list_urls_file(str(urls), max_lines=10, max_bytes=100 if len(content) < 1000 else 10**6)
 
 
-def test_urls_file_from_dev_zero_stops_at_once() -> None:
-    with pytest.raises(ConfigError, match="/dev/zero: line 1 is longer than"):
+def test_urls_file_from_dev_zero_or_a_fifo_stops_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="/dev/zero: not a regular file \\(a character device"):
         list_urls_file("/dev/zero")
+    os.mkfifo(tmp_path / "fifo")  # nobody writes to it: opening it to read would wait forever
+    with pytest.raises(ConfigError, match="fifo: not a regular file \\(a FIFO\\)"):
+        list_urls_file(str(tmp_path / "fifo"))
+
+
+def test_a_skipped_line_is_never_echoed_whole(tmp_path: Path) -> None:
+    """Skipped lines land in the manifest, the page and the report: of a file that is not a
+    list of URLs, they show the line number and reason only; of a URL-like line, its URL-like
+    beginning, without userinfo, at most 200 characters."""
+    secret = "SECRET-7f3a9c"
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(
+        f"AWS_SECRET_ACCESS_KEY={secret}\0IMGUR_CLIENT_ID={secret}\n"
+        f"password = {secret}\n"
+        f"https://user:{secret}@i.imgur.com:99999/a.jpg\n"
+        f"https://i.imgur.com:99999/{'a' * 300}\n"
+        f"http://[::1/b.jpg\0{secret}\n"
+        "https://i.imgur.com/ok.jpg\n".encode()
+    )
+    listing = list_urls_file(str(urls))
+    assert [link.url for link in listing.links] == ["https://i.imgur.com/ok.jpg"]
+    assert secret not in listing.model_dump_json()
+    shown = [(item.url, item.reason.split(":")[0]) for item in listing.skipped]
+    assert shown[:3] == [
+        ("", "line 1"),
+        ("", "line 2"),
+        ("https://…@i.imgur.com:99999/a.jpg", "line 3"),
+    ]
+    assert shown[3][0].startswith("https://i.imgur.com:99999/aaa") and len(shown[3][0]) == 200
+    assert shown[4] == ("http://[::1/b.jpg", "line 5")
+    assert all(len(item.reason) <= 210 for item in listing.skipped)
+
+
+def test_proc_self_environ_as_a_urls_file_shows_none_of_the_environment() -> None:
+    """The terminal user may name any regular file, /proc/self/environ included: none of it
+    is echoed."""
+    values = [
+        entry.split(b"=", 1)[1].decode(errors="replace")
+        for entry in Path("/proc/self/environ").read_bytes().split(b"\0")
+        if entry.count(b"=") and len(entry.split(b"=", 1)[1]) >= 6
+    ]
+    listing = list_urls_file("/proc/self/environ")
+    assert listing.links == [] and values
+    dump = listing.model_dump_json()
+    assert not [value for value in values if value in dump]
+    assert [(item.url, item.reason) for item in listing.skipped] == [
+        ("", "line 1: not an http(s) URL")
+    ]

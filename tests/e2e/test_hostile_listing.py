@@ -1,0 +1,156 @@
+"""A hostile listing end to end: two CLI runs against a real Prefect server snapshot a gallery
+whose ids, types, links and error texts are full of markdown, HTML, URLs and control
+characters. Every artifact and log line read back from the server's API, the snapshot page
+and the CLI's error line hold only what the project made: the listing's text shows as text."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from gallery_snapshot.demo_gallery import DemoGallery
+from gallery_snapshot.escaping import one_line
+from tests.e2e.conftest import PrefectServer, manifests, run_args
+from tests.support.rendering import inline_text, parse_page, render_markdown
+
+PAGE0 = "/3/gallery/hot/viral/day/0"
+ALBUM_IMAGES = "/3/album/AlbLazy/images"
+INJECTIONS = (
+    "x](javascript:alert(1)) [y ![p](http://tracker.example/p.png) <http://evil.example/a> "
+    '<img src="http://tracker.example/i.png"> www.evil.example mail@evil.example `|`'
+)
+FORGED = "2026-01-01 00:00:00 CRITICAL forged line"
+HOSTILE_ERROR = f"bad gateway\n{FORGED}\x1b[31m https://evil.example/ {INJECTIONS}\u202e"
+
+
+def hostile_page(base: str, run: int) -> list[dict[str, Any]]:
+    """A listing page: stored images with hostile ids (other ids in each ``run``, so the
+    report's changes list both), a hostile type, hostile links, a lazy album."""
+    image = {"type": "image/jpeg", "title": INJECTIONS}
+    return [
+        {**image, "id": f"{INJECTIONS} \n{FORGED} {run}", "link": f"{base}/Jpg001.jpg"},
+        {**image, "id": f"\x1b[2J\u2028{INJECTIONS} {run}", "link": f"{base}/Jpg002.jpg"},
+        {**image, "id": "redirected", "link": f"{base}/Jpg003.jpg"},
+        {**image, "id": "missing", "link": f"{base}/Missing.jpg?{INJECTIONS}"},
+        {**image, "id": "typed", "type": f"image/png {INJECTIONS}", "link": f"{base}/Jpg004.jpg"},
+        {**image, "id": "script", "link": "javascript:alert(1)"},
+        {**image, "id": "foreign", "link": f"http://evil.example/{INJECTIONS}.jpg"},
+        {"id": "AlbLazy", "is_album": True, "images_count": 3, "title": INJECTIONS},
+    ]
+
+
+def snapshot(server: PrefectServer, gallery: DemoGallery, out: Path, run: int) -> str:
+    """One CLI run of the hostile listing; its flow run's id."""
+    page = hostile_page(gallery.base_url, run)
+    gallery.state.faults.update(
+        {
+            PAGE0: ["json=" + json.dumps({"data": page, "success": True, "status": 200})],
+            ALBUM_IMAGES: [f"error=500:{HOSTILE_ERROR}"] * 4,
+            "/Jpg003.jpg": [f"redirect=http://127.0.0.2/{INJECTIONS}"],
+        }
+    )
+    result = server.snapshot(
+        *run_args(gallery, out, "--pages", "1"), env={"IMGUR_CLIENT_ID": gallery.client_id}
+    )
+    assert result.returncode == 0, result.stderr
+    [run_id] = re.findall(r"^run page: .*/runs/flow-run/([0-9a-f-]{36})$", result.stdout, re.M)
+    return str(run_id)
+
+
+def check_artifacts(server: PrefectServer, run_id: str) -> dict[str, str]:
+    """Every artifact of the flow run holds only the project's links and images, and its
+    table cells read the same as text and as markdown; the markdown ones, by key."""
+    artifacts = server.api(
+        "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+    ).json()
+    assert {artifact["type"] for artifact in artifacts} == {"table", "markdown", "progress"}
+    markdown = {}
+    for artifact in artifacts:
+        description = render_markdown(artifact["description"] or "")
+        assert description.links == description.images == description.html == []
+        if artifact["type"] == "markdown":
+            rendered = render_markdown(artifact["data"])
+            assert rendered.links == rendered.html == rendered.bare_urls == [], rendered
+            assert all(src.startswith("data:image/jpeg;base64,") for src in rendered.images)
+            assert len(rendered.images) == artifact["key"].endswith("contact-sheet")
+            markdown[artifact["key"]] = artifact["data"]
+        elif artifact["type"] == "table":
+            rows = artifact["data"]
+            rows = json.loads(rows) if isinstance(rows, str) else rows
+            for cell in (str(value) for row in rows for value in row.values()):
+                rendered = render_markdown(cell)
+                assert rendered.links == rendered.images == rendered.html == []
+                assert rendered.bare_urls == [] and inline_text(cell) == cell
+        else:
+            assert isinstance(artifact["data"], int | float)
+    return markdown
+
+
+def run_logs(server: PrefectServer, run_id: str) -> list[str]:
+    logs = server.api(
+        "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}
+    ).json()
+    return [log["message"] for log in logs]
+
+
+def test_a_hostile_listing_shows_as_text_in_every_artifact_log_and_page(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with DemoGallery() as gallery:
+        first = snapshot(prefect_server, gallery, out, 1)
+        second = snapshot(prefect_server, gallery, out, 2)
+    check_artifacts(prefect_server, first)
+    artifacts = check_artifacts(prefect_server, second)
+    [report] = [data for key, data in artifacts.items() if key.endswith("-report")]
+    shown = set(render_markdown(report).code)
+    # What the listing said is in the report, as text: ids (new and dropped out), links,
+    # the type in its skip reason, the server's error text in the album's.
+    _, manifest = manifests(out)
+    texts = [image["id"] for image in manifest["images"][:2]]
+    texts += [f"{INJECTIONS} \n{FORGED} 1", f"\x1b[2J\u2028{INJECTIONS} 1"]
+    texts += [item["url"] for item in manifest["skipped"]]
+    texts += [image["url"] for image in manifest["images"] if image["status"] == "failed"]
+    assert {one_line(text) for text in texts if text} <= shown
+    assert any(INJECTIONS in code and "image/png" in code for code in shown)
+    assert any("forged line\\x1b[31m https[:]//evil.example/" in code for code in shown)
+
+    # The logs: the server's error text is there, on its line, with no link and no escape.
+    for run_id in (first, second):
+        messages = run_logs(prefect_server, run_id)
+        assert any(FORGED in message and "https[:]//evil" in message for message in messages)
+        for message in messages:
+            assert f"\n{FORGED}" not in message and "\x1b" not in message
+            assert "://evil" not in message and "\u202e" not in message
+
+    # The snapshot page links only to the store's own files.
+    page = parse_page((out / "snapshots" / manifest["snapshot_id"] / "index.html").read_text())
+    own = {"manifest.json"} | {f"../../{image['path']}" for image in manifest["images"]}
+    assert page.urls and {value for _, _, value in page.urls} <= own
+    assert one_line(texts[0]) in "".join(page.text)
+
+
+def test_a_hostile_api_error_is_one_line_in_the_terminal_and_the_run_logs(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    with DemoGallery() as gallery:
+        gallery.state.faults[PAGE0] = [f"error=403:{HOSTILE_ERROR}"]
+        result = prefect_server.snapshot(
+            *run_args(gallery, tmp_path / "out"), env={"IMGUR_CLIENT_ID": gallery.client_id}
+        )
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("gallery-snapshot: error: the API rejected the client id (bad ")
+    assert f"\\n{FORGED}\\x1b[31m https[:]//evil.example/ " in last_line
+    assert f"\n{FORGED}" not in result.stderr + result.stdout  # no line of its own
+    assert "\x1b[31m" not in result.stderr + result.stdout
+    runs = prefect_server.api(
+        "POST", "/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}
+    ).json()
+    messages = run_logs(prefect_server, runs[0]["id"])
+    assert any(f"\\n{FORGED}" in message for message in messages)  # said, escaped
+    for message in messages:
+        assert f"\n{FORGED}" not in message and "\x1b" not in message
+        assert "://evil" not in message
