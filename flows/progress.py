@@ -180,11 +180,13 @@ def download_all(
     validation: dict[str, Any],
     staging: Path | None,
     progress_key: str,
+    records: list[ImageRecord],
     known: dict[str, StoredImage] | None = None,
-) -> list[ImageRecord]:
-    """Download and validate every batch; return the records of all images. ``staging`` is
-    where downloads wait for validation (None: they travel in task results); ``known``, the
-    stored images to reuse, when the flow decided that (else each batch looks up its own)."""
+) -> None:
+    """Download and validate every batch, adding the records of each batch to ``records`` as
+    it is validated (a run ended midway says how many it stored). ``staging`` is where
+    downloads wait for validation (None: they travel in task results); ``known``, the stored
+    images to reuse, when the flow decided that (else each batch looks up its own)."""
     logger = get_run_logger()
     total = sum(len(links) for links in batches)
     submitter = BatchSubmitter(
@@ -198,7 +200,6 @@ def download_all(
     progress: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call
         0.0, key=progress_key, description="Images downloaded and validated, %"
     )
-    records: list[ImageRecord] = []
     downloaded = 0
     next_report = time.monotonic() + PROGRESS_SECONDS
     while submitter.busy:
@@ -221,4 +222,3 @@ def download_all(
             )
             update_progress_artifact(progress, 50 * (now + len(records)) / max(1, total))
         downloaded = now
-    return records

@@ -8,18 +8,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
-import threading
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any
+from uuid import UUID
 
-from prefect import State, flow, get_run_logger
-from prefect.runtime import deployment
+import httpx
+from prefect import State, flow, get_client, get_run_logger
+from prefect.exceptions import TerminationSignal
+from prefect.runtime import deployment, flow_run
+from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
+from flows.console import tolerate_lost_output
+from flows.leftovers import end_leftover_task_runs
 from flows.progress import download_all
 from flows.run_identity import current_snapshot_id, name_if_unnamed, run_namer, tag_current_run
 from flows.task_runners import build_task_runner
@@ -30,30 +34,46 @@ from gallery_snapshot.downloader import DownloadOptions
 from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.migration import upgrade_store
-from gallery_snapshot.models import Selection
+from gallery_snapshot.models import ImageRecord, Selection
 from gallery_snapshot.naming import artifact_prefix, snapshot_label, source_slug, source_tag
-from gallery_snapshot.output import open_store
+from gallery_snapshot.output import AnyStore, open_store
 from gallery_snapshot.run_policy import RunPolicy, checked_config
 from gallery_snapshot.store import Store
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
 from tasks.report import artifact_key, publish_report
 
+# Prefect's lines that repeat a failure the run's final state tells: a task run's
+# 'Finished in state Failed("Task run encountered an exception ConfigError: …")', and, in a
+# process a worker started, the engine's line after the final state.
+TASK_RUN_FAILED = re.compile(r"^Finished in state Failed\(.Task run encountered an exception (\w+)")
+ENGINE_EXITED = "Engine execution exited with unexpected exception"
 
-class NoTracebackForSnapshotErrors(logging.Filter):
-    """A SnapshotError's message is the whole story (a rejected client id, spent credits): its
-    traceback, in the terminal and in the run's logs on the server, only buries it."""
+
+def snapshot_error_names(kind: type[SnapshotError] = SnapshotError) -> set[str]:
+    return {kind.__name__}.union(*(snapshot_error_names(sub) for sub in kind.__subclasses__()))
+
+
+class OneLineForSnapshotErrors(logging.Filter):
+    """A SnapshotError's message is the whole story (no client id, a rejected one, spent
+    credits), told once: by the run's final state, "Finished in state Failed('…')". Prefect's
+    lines that repeat it go, and a traceback (in the terminal and in the run's logs on the
+    server) would only bury it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], SnapshotError):
+            if record.msg == ENGINE_EXITED:
+                return False
             record.exc_info = None
             record.exc_text = None
-        return True
+        failed = TASK_RUN_FAILED.match(str(record.msg))
+        return not (failed and failed.group(1) in snapshot_error_names())
 
 
 # At import: in the CLI's process and in every process a worker starts to run a deployment.
 for _logger in ("prefect.flow_runs", "prefect.task_runs"):
-    logging.getLogger(_logger).addFilter(NoTracebackForSnapshotErrors())
+    logging.getLogger(_logger).addFilter(OneLineForSnapshotErrors())
+tolerate_lost_output()
 
 
 def utc_now() -> str:
@@ -72,29 +92,45 @@ def demo_gallery_if_asked(config: SnapshotConfig) -> Iterator[SnapshotConfig]:
 
 
 @contextlib.contextmanager
-def downloads_end_on_sigterm() -> Iterator[None]:
-    """Prefect cancels a worker's run with SIGTERM, which its handler turns into an exception
-    in the main thread; the task runner's shutdown would then wait for stuck downloads (up to
-    ``--deadline``). Cut them first. (The CLI runs the flow in a thread and ends its process
-    on a signal itself.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def cut_downloads_then_terminate(signum: int, frame: FrameType | None) -> None:
-        abort_exchanges()
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_DFL:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-    signal.signal(signal.SIGTERM, cut_downloads_then_terminate)
+def downloads_cut_on_termination() -> Iterator[None]:
+    """Prefect cancels a worker's run with SIGTERM, which its handler turns into
+    TerminationSignal in the main thread (its handler must stay: it is how the run ends
+    Cancelled rather than Crashed); the task runner's shutdown would then wait for stuck
+    downloads (up to ``--deadline``). Cut them first. (The CLI runs the flow in a thread and
+    ends its process on a signal itself.)"""
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except TerminationSignal:
+        abort_exchanges()
+        raise
+
+
+def ended_how() -> str:
+    """How a run ended by SIGTERM ended: "cancelled" when it was (its state is Cancelling),
+    else "terminated" (a node shut down, a pod evicted), or "ended" when the API cannot say."""
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run.id)).state
+    except httpx.HTTPError:
+        return "ended"
+    return "cancelled" if state is not None and state.is_cancelling() else "terminated"
+
+
+@contextlib.contextmanager
+def kept_is_told_on_termination(
+    store: AnyStore, snapshot_id: str, records: list[ImageRecord]
+) -> Iterator[None]:
+    """A run ended by a signal says, last, what the next run starts from."""
+    try:
+        yield
+    except TerminationSignal:
+        get_run_logger().info(
+            "%s; %d images stored, %d staged downloads kept for the next run",
+            ended_how(),
+            sum(record.status == "downloaded" for record in records),
+            store.kept_downloads(snapshot_id) if isinstance(store, Store) else 0,
+        )
+        raise
 
 
 snapshot_run_name = run_namer(snapshot_label)
@@ -108,7 +144,16 @@ snapshot_run_name = run_namer(snapshot_label)
 )
 def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any]:  # noqa: B008
     """Take one snapshot of a gallery into ``config.out_dir`` and record it in a manifest."""
+    try:
+        return take_snapshot(config)
+    except SnapshotError as exc:
+        # Its message as the run's final state: the one line that says why (no traceback).
+        return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
+
+
+def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
     logger = get_run_logger()
+    end_leftover_task_runs(flow_run.flow_name)
     # Our modules' INFO lines (API credits) in the run's logs; Prefect's root logger is at WARNING.
     ours = logging.getLogger("gallery_snapshot")
     if ours.getEffectiveLevel() > logging.INFO:  # `gallery-snapshot run -v` has it at DEBUG
@@ -127,8 +172,9 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     else:
         store.check_access()  # wrong credentials or a missing bucket: stop before any write
     out_dir = str(store.root) if isinstance(store, Store) else store.url
+    records: list[ImageRecord] = []  # as batches validate
     with (
-        downloads_end_on_sigterm(),
+        kept_is_told_on_termination(store, snapshot_id, records),
         demo_gallery_if_asked(config) as config,
         store.snapshot_lock(snapshot_id),
     ):
@@ -162,8 +208,8 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
             attempts=config.attempts,
             threads=plan.threads,
         )
-        with build_task_runner(config, plan) as runner:
-            records = download_all(
+        with build_task_runner(config, plan) as runner, downloads_cut_on_termination():
+            download_all(
                 runner,
                 batches,
                 options=options,
@@ -179,6 +225,7 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
                 if isinstance(store, Store)
                 else store.lookup(link.url for link in selection.selected),
                 progress_key=artifact_key(key_prefix, "progress"),
+                records=records,
             )
         if not isinstance(store, Store):
             records = store.settle(snapshot_id, records)

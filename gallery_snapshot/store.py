@@ -6,9 +6,9 @@ per-snapshot staging and quarantine, and the manifests.
     DIR/snapshots/<id>/manifest.json     one manifest per snapshot (the record of truth)
     DIR/snapshots/<id>/index.html        the same snapshot for a person, with thumbnails
     DIR/quarantine/<id>/<rank>-<name>    files of snapshot <id> that failed validation
-    DIR/.staging/<id>/                   downloads waiting for validation (removed at the end)
+    DIR/.staging/<id>/                   downloads waiting for validation (gone when it completes)
     DIR/.staging/<id>.lock               held while snapshot <id> runs
-    DIR/.staging/.adoptable/<id>/        whole downloads of a run that died, for the next run
+    DIR/.staging/.adoptable/<id>/        whole downloads of a run that died or ended early
     DIR/.lock                            shared by running snapshots, exclusive for prune
     DIR/.layout                          the layout's version: marks the folder as a store
 
@@ -18,8 +18,8 @@ stored once whatever their URLs, and storing them again is a no-op, so concurren
 retries cannot clash. Reading the store never follows a symbolic link.
 
 Each whole download is journalled in its staging folder (URL, file, sha256, size). When a
-run dies, the next one adopts those files instead of fetching them again: only downloads
-that were in flight at the moment of death are lost.
+run dies or ends early (cancelled, crashed), the next one adopts those files instead of
+fetching them again: only downloads that were in flight at that moment are lost.
 """
 
 from __future__ import annotations
@@ -239,9 +239,10 @@ class Store:
 
     @contextlib.contextmanager
     def snapshot_lock(self, snapshot_id: str) -> Iterator[Path]:
-        """Hold the store (shared) and snapshot ``snapshot_id``'s lock and staging folder;
-        remove the staging folder at the end, and, when the snapshot completed, the dead
-        runs' downloads it had the chance to adopt."""
+        """Hold the store (shared) and snapshot ``snapshot_id``'s lock and staging folder.
+        When the snapshot completes, remove its staging folder and the dead runs' downloads
+        it had the chance to adopt; when it ends early (cancelled, crashed, failed), set its
+        whole downloads aside for the next run, as if it had died."""
         with self.store_lock(exclusive=False):
             lock_path = self.root / ".staging" / f"{snapshot_id}.lock"
             with open(lock_path, "a+b") as lock:
@@ -250,11 +251,15 @@ class Store:
                 staging.mkdir(exist_ok=True)
                 try:
                     yield staging
+                except BaseException:
+                    self._set_aside(staging)
+                    raise
+                else:
+                    shutil.rmtree(staging, ignore_errors=True)
                     # A concurrent run adopting from these at this moment falls back to
                     # downloading: a move either happened or finds no file.
                     shutil.rmtree(self._adoptable_root, ignore_errors=True)
                 finally:
-                    shutil.rmtree(staging, ignore_errors=True)
                     lock_path.unlink(missing_ok=True)
 
     @property
@@ -296,9 +301,20 @@ class Store:
         shutil.rmtree(folder, ignore_errors=True)
 
     def adoptable(self) -> dict[str, Received]:
-        """Whole downloads of dead runs, by URL (a journal's torn last line is ignored)."""
+        """Whole downloads of dead runs, by URL."""
+        return self._journalled(self._adoptable_root.glob(f"*/{JOURNAL_PREFIX}*"))
+
+    def kept_downloads(self, snapshot_id: str) -> int:
+        """How many whole downloads of snapshot ``snapshot_id``, which ended early, wait for
+        the next run (its journals also name the files it went on to store)."""
+        journals = (self._adoptable_root / snapshot_id).glob(f"{JOURNAL_PREFIX}*")
+        return sum(1 for received in self._journalled(journals).values() if received.path.exists())
+
+    @staticmethod
+    def _journalled(journals: Iterator[Path]) -> dict[str, Received]:
+        """The downloads ``journals`` record, by URL (a journal's torn last line is ignored)."""
         found: dict[str, Received] = {}
-        for journal in sorted(self._adoptable_root.glob(f"*/{JOURNAL_PREFIX}*")):
+        for journal in sorted(journals):
             if journal.parent.is_symlink() or journal.is_symlink():
                 continue
             with contextlib.suppress(OSError):

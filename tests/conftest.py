@@ -4,6 +4,7 @@ throw-away folder, set before anything imports Prefect."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,12 @@ os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] = "WARNING"
 for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "IMGUR_CLIENT_ID", "IMGUR_API_URL"):
     os.environ.pop(name, None)
 tempfile.tempdir = None  # re-read TMPDIR
+# A suite started in the background by a shell without job control (`nohup make test &` in a
+# script, a CI step) inherits SIGINT ignored, and so would every process it starts: `prefect
+# worker start` then never stops (Prefect's CLI turns SIGTERM into SIGINT), and no Python
+# program gets KeyboardInterrupt. With a handler here, children start with the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from hypothesis import settings  # noqa: E402
 

@@ -10,8 +10,9 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,8 @@ REPORT_KINDS = ("summary", "report", "progress", "contact-sheet")
 HEARTBEAT_SECONDS = 30
 # Prefect's zombie automation: three missed heartbeats; its proactive check runs every few seconds.
 CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30
+UNFINISHED = {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}
+CLIENT_ID_BLOCK = "imgur-client-id"
 
 
 def setup_table(output: str) -> dict[tuple[str, str], str]:
@@ -74,6 +77,52 @@ def deployed(prefect_server: PrefectServer, setup_runs: list[Any]) -> None:
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
 
 
+WORKER_GRACE = 15  # seconds a worker gets to stop on SIGTERM (it takes ~3), then SIGKILL
+
+
+def start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` (tells it from a later process given the same pid);
+    None once it has ended (a zombie has)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+class ProcessTree:
+    """Every process ``root`` starts, and theirs, as seen every half second while it runs:
+    a flow process runs in a session of its own and outlives a killed worker, so the worker's
+    tree at the end is not enough to end them all."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.seen: dict[int, str] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            self.record()
+            if self._done.wait(0.5):
+                return
+
+    def record(self) -> None:
+        for pid in descendants(self.root):
+            if (started := start_time(pid)) is not None:
+                self.seen.setdefault(pid, started)
+
+    def kill_all(self) -> None:
+        """SIGKILL the process group of every process seen that still runs."""
+        self._done.set()
+        self._thread.join()
+        for pid, started in self.seen.items():
+            if start_time(pid) == started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+
 @contextmanager
 def worker(
     prefect_server: PrefectServer, folder: Path, gallery: DemoGallery | None = None
@@ -81,7 +130,8 @@ def worker(
     """`prefect worker start --pool gallery-snapshot` as the docs have it: started in a folder
     that holds no checkout, with no variable of ours (no client id), its HOME in ``folder`` (so
     runs write under ``folder/gallery-snapshot``). With ``gallery``, the worker trusts that
-    gallery's API with its client id, as its operator would (GALLERY_SNAPSHOT_API_HOSTS)."""
+    gallery's API with its client id, as its operator would (GALLERY_SNAPSHOT_API_HOSTS).
+    It leaves nothing behind, whatever the test did (see ``running``)."""
     env = {
         key: value
         for key, value in prefect_server.env.items()
@@ -99,17 +149,34 @@ def worker(
 def running(
     argv: list[str], *, cwd: Path, env: dict[str, str], log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``argv`` in a session of its own, its output in ``log``; terminated at the end."""
+    """``argv`` in a session of its own, its output in ``log``. It leaves nothing behind,
+    whatever the test did: at the end its process group gets SIGTERM, then SIGKILL after
+    WORKER_GRACE, and every process it started (a worker's flow processes, each in a session
+    of its own), SIGKILL."""
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        tree = ProcessTree(process.pid)
         try:
             yield process
         finally:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(timeout=60)
+            tree.record()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=WORKER_GRACE)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            tree.kill_all()
 
 
 def run_deployment(
@@ -134,25 +201,46 @@ def run_deployment(
 def finished(prefect_server: PrefectServer, run: dict[str, Any], log: Path) -> dict[str, Any]:
     """The flow run once it has ended; the worker's ``log`` when it does not."""
     deadline = time.monotonic() + 300  # not a speed check: a hang bound
-    while run["state_type"] in {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}:
+    while run["state_type"] in UNFINISHED:
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(1)
         run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
     return run
 
 
-def log_messages(prefect_server: PrefectServer, flow_run_id: str, wanted: str) -> list[str]:
-    """The flow run's log messages, once one holds ``wanted``: a run's last logs are shipped in
-    the background and may land after its final state."""
-    deadline = time.monotonic() + 30  # a hang bound
+def logs_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
+    """The flow run's logs, oldest first."""
+    return prefect_server.api(  # type: ignore[no-any-return]
+        "POST",
+        "/logs/filter",
+        json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"},
+    ).json()
+
+
+def log_messages(
+    prefect_server: PrefectServer, flow_run_id: str, wanted: str, processes: Iterable[int] = ()
+) -> list[str]:
+    """The flow run's log messages, oldest first, once one holds ``wanted`` and its
+    ``processes`` have ended: a run's last logs are shipped in the background, the last on
+    its way out, and may land after its final state."""
+    deadline = time.monotonic() + 60  # a hang bound
     while True:
-        logs = prefect_server.api(
-            "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}}
-        ).json()
-        messages = [log["message"] for log in logs]
-        if any(wanted in m for m in messages) or time.monotonic() > deadline:
+        messages = [log["message"] for log in logs_of(prefect_server, flow_run_id)]
+        done = not any(map(start_time, processes)) and any(wanted in m for m in messages)
+        if done or time.monotonic() > deadline:
             return messages
         time.sleep(1)
+
+
+def config_for(gallery: DemoGallery, **extra: Any) -> dict[str, Any]:
+    """The ``config`` parameter of a run that snapshots ``gallery`` (one page) into the
+    folder ``out`` (under ``gallery-snapshot`` of the worker's HOME)."""
+    return {
+        "source": {"api_url": gallery.api_url, "pages": 1},
+        "allowed_hosts": [gallery.image_host],
+        "out_dir": "out",
+        **extra,
+    }
 
 
 def descendants(pid: int) -> list[int]:
@@ -268,17 +356,36 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     assert len(history) >= 2
 
 
+def test_the_worker_fixture_leaves_no_process_behind(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
+) -> None:
+    # A worker as a suite started in the background by a script (`nohup make test &`) would
+    # start it: with SIGINT ignored, which Prefect's CLI turns SIGTERM into. And a flow run in
+    # flight, whose process runs in a session of its own.
+    with DemoGallery(bulk_catalogue(10, kilobytes=5), latency=5.0) as gallery:
+        config = config_for(gallery, workers=1)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            with worker(prefect_server, tmp_path, gallery) as process:
+                signal.signal(signal.SIGINT, previous)
+                run_deployment(prefect_server, "viral-hourly", config)
+                deadline = time.monotonic() + 300  # a hang bound
+                while len(gallery.state.requests) < 2:  # the listing, then an image
+                    assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                    time.sleep(0.2)
+                started = [process.pid, *descendants(process.pid)]
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    assert len(started) >= 2
+    assert not [pid for pid in started if start_time(pid)]
+
+
 def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
     # A slow gallery (2 s an image, one download at a time) keeps the run busy for minutes.
     with DemoGallery(bulk_catalogue(60, kilobytes=10), latency=2.0) as gallery:
-        config = {
-            "source": {"api_url": gallery.api_url, "pages": 1},
-            "allowed_hosts": [gallery.image_host],
-            "workers": 1,
-            "out_dir": "out",
-        }
+        config = config_for(gallery, workers=1)
         with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 300
@@ -303,6 +410,56 @@ def test_a_run_whose_worker_is_killed_is_crashed_after_missed_heartbeats(
     assert state == "CRASHED"
     flow_run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
     assert flow_run["state"]["message"].startswith("No heartbeat for 90 s")  # the automation
+    left = [
+        t["id"] for t in task_runs_of(prefect_server, run["id"]) if t["state_type"] == "RUNNING"
+    ]
+    assert left  # nothing alive could end them
+
+    # The machine is back: its worker runs the next snapshot, which ends them.
+    demo = {"demo_gallery": True, "source": {"pages": 1}, "out_dir": "demo"}
+    with worker(prefect_server, tmp_path):
+        after = run_deployment(prefect_server, "demo", demo, "--watch")
+    assert after["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()
+    for task_run in task_runs_of(prefect_server, run["id"]):
+        if task_run["id"] in left:
+            assert task_run["state_type"] == "CRASHED", task_run
+            assert task_run["state"]["message"] == "its flow run crashed"
+
+
+def test_a_flow_process_whose_worker_is_killed_finishes_its_snapshot(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker, whose HOME this is
+    log = tmp_path / "worker.log"
+    # 30 images at 0.5 s, two at a time: the run downloads for ~8 s, logging every 2 s.
+    with DemoGallery(bulk_catalogue(30, kilobytes=5), latency=0.5) as gallery:
+        config = config_for(gallery, workers=2)
+        with worker(prefect_server, tmp_path, gallery) as process:
+            run = run_deployment(prefect_server, "viral-hourly", config)
+            deadline = time.monotonic() + 300  # a hang bound
+            while len(gallery.state.requests) < 4:  # the listing, then images
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            [flow_process] = descendants(process.pid)
+            # The worker alone, as a redeploy or a service restart does: the flow process runs
+            # on, in its session, its stdout and stderr pipes to the dead worker.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            killed = datetime.now(UTC)
+            run = finished(prefect_server, run, log)
+            messages = log_messages(prefect_server, run["id"], "Finished in state", [flow_process])
+    assert run["state_type"] == "COMPLETED", json.dumps(messages, indent=1)
+    # It went on logging to the server: progress lines written after the kill.
+    later = [
+        log["message"]
+        for log in logs_of(prefect_server, run["id"])
+        if datetime.fromisoformat(log["timestamp"]) > killed
+    ]
+    assert any("images fetched" in message for message in later), later
+    assert not [m for m in messages if "Traceback" in m or "Crash" in m]
+    [manifest] = manifests(out)
+    assert manifest["counts"]["downloaded"] == 30
+    assert list((out / ".staging").iterdir()) == []
 
 
 def test_a_rejected_client_id_is_one_line_in_the_run_logs(
@@ -310,54 +467,103 @@ def test_a_rejected_client_id_is_one_line_in_the_run_logs(
 ) -> None:
     with DemoGallery() as gallery:
         gallery.state.client_id = "not-the-stored-id"  # the Secret block's id is rejected
-        config = {
-            "source": {"api_url": gallery.api_url, "pages": 1},
-            "allowed_hosts": [gallery.image_host],
-            "out_dir": "out",
-        }
-        with worker(prefect_server, tmp_path, gallery):
-            run = run_deployment(prefect_server, "viral-hourly", config)
-            run = finished(prefect_server, run, tmp_path / "worker.log")
-    assert run["state_type"] == "FAILED", (tmp_path / "worker.log").read_text()
-    wanted = "the API rejected the client id (Invalid client_id)"
-    messages = log_messages(prefect_server, run["id"], wanted)
-    assert any(wanted in m for m in messages), json.dumps(messages, indent=1)
-    assert not [m for m in messages if "Traceback" in m or m.count("\n") > 1], json.dumps(
-        messages, indent=1
-    )
+        messages = failed_run_messages(prefect_server, gallery, tmp_path)
+    assert_one_line(messages, "the API rejected the client id (Invalid client_id)")
 
 
-def test_cancelling_a_run_with_stuck_downloads_ends_its_process_on_sigterm(
+def test_a_missing_client_id_is_one_line_in_the_run_logs(
     prefect_server: PrefectServer, deployed: None, tmp_path: Path
 ) -> None:
+    delete = prefect_server.prefect("block", "delete", f"secret/{CLIENT_ID_BLOCK}")
+    assert delete.returncode == 0, delete.stdout + delete.stderr
+    try:
+        with DemoGallery() as gallery:
+            messages = failed_run_messages(prefect_server, gallery, tmp_path)
+    finally:  # the Secret block back for the tests after this one (setup would also resume
+        # the schedules)
+        save = f"Secret(value={DEMO_CLIENT_ID!r}).save({CLIENT_ID_BLOCK!r}, overwrite=True)"
+        subprocess.run(
+            [str(BIN / "python"), "-c", f"from prefect.blocks.system import Secret; {save}"],
+            env=prefect_server.env,
+            check=True,
+            timeout=300,
+        )
+    assert_one_line(messages, "no Imgur client id: set IMGUR_CLIENT_ID")
+
+
+def failed_run_messages(
+    prefect_server: PrefectServer, gallery: DemoGallery, folder: Path
+) -> list[str]:
+    """The log messages of a `viral-hourly` run of ``gallery`` that has failed."""
+    with worker(prefect_server, folder, gallery) as process:
+        run = run_deployment(prefect_server, "viral-hourly", config_for(gallery))
+        flow_processes: set[int] = set()
+        deadline = time.monotonic() + 120  # a hang bound
+        while run["state_type"] in UNFINISHED:
+            flow_processes.update(descendants(process.pid))
+            assert time.monotonic() < deadline, (folder / "worker.log").read_text()
+            time.sleep(0.2)
+            run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
+        messages = log_messages(
+            prefect_server, run["id"], "Finished in state Failed", flow_processes
+        )
+    assert run["state_type"] == "FAILED", (folder / "worker.log").read_text()
+    return messages
+
+
+def assert_one_line(messages: list[str], error: str) -> None:
+    """``error`` is told once, in the run's final state, without a traceback."""
+    telling = [message for message in messages if error in message]
+    assert len(telling) == 1, json.dumps(messages, indent=1)
+    assert telling[0].startswith("Finished in state Failed("), telling
+    repeats = ("Traceback", "Encountered exception", "Engine execution")
+    assert not [m for m in messages if m.count("\n") > 1 or any(r in m for r in repeats)]
+
+
+def test_cancelling_a_run_with_stuck_downloads_ends_it_cancelled_and_says_what_it_kept(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker, whose HOME this is
+    log = tmp_path / "worker.log"
     with DemoGallery(bulk_catalogue(8, kilobytes=10)) as gallery:
         stuck = [f"/B{n:07d}.jpg" for n in range(0, 8, 2)]
         for path in stuck:  # one byte every 5 s: these downloads take hours
             gallery.state.faults[path] = ["trickle=5"]
-        config = {
-            "source": {"api_url": gallery.api_url, "pages": 1},
-            "allowed_hosts": [gallery.image_host],
-            "out_dir": "out",
-            "workers": 4,
-        }
+        config = config_for(gallery, workers=4)
         with worker(prefect_server, tmp_path, gallery) as process:
             run = run_deployment(prefect_server, "viral-hourly", config)
             deadline = time.monotonic() + 120  # not a speed check: a hang bound
             while not all(gallery.state.requests_for(path) for path in stuck):
-                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
-            assert descendants(process.pid)  # the flow run's own process
+            flow_processes = descendants(process.pid)
+            assert flow_processes  # the flow run's own process
             cancel = prefect_server.prefect("flow-run", "cancel", run["id"])
             assert cancel.returncode == 0, cancel.stdout + cancel.stderr
-            while prefect_server.api("GET", f"/flow_runs/{run['id']}").json()["state_type"] != (
-                "CANCELLED"
-            ):
-                assert time.monotonic() < deadline + 120, (tmp_path / "worker.log").read_text()
-                time.sleep(0.5)
-            log = (tmp_path / "worker.log").read_text()
-    # It ended on Prefect's SIGTERM, its stuck downloads cut; without that, Prefect kills it
-    # with SIGKILL once its 30 s grace is over.
-    assert "Process exited with status code: -15" in log and "SIGKILL" not in log, log
+            run = finished(prefect_server, run, log)
+            assert run["state_type"] == "CANCELLED", log.read_text()
+            # Never Crashed on the way (an automation paging on Crashed would fire on every
+            # cancel).
+            states = prefect_server.api("GET", f"/flow_run_states/?flow_run_id={run['id']}")
+            assert "CRASHED" not in {state["type"] for state in states.json()}, states.json()
+            assert "Crash detected" not in log.read_text()
+            messages = log_messages(
+                prefect_server, run["id"], "staged downloads kept", flow_processes
+            )
+        others = {f"/B{n:07d}.jpg" for n in range(1, 8, 2)}
+        whole = [path for path in others if gallery.state.requests_for(path) == [200]]
+    # Its last line says what the next run starts from; written once the stuck downloads were
+    # cut (the runner's shutdown waits for every download), before Prefect's 30 s grace.
+    [kept] = [m for m in messages if "staged downloads kept" in m]
+    said = re.fullmatch(
+        r"cancelled; (\d+) images stored, (\d+) staged downloads kept for the next run", kept
+    )
+    assert said, kept
+    stored_count, staged_count = map(int, said.groups())
+    assert stored_count + staged_count == len(whole)
+    assert not [m for m in messages[messages.index(kept) :] if "images fetched" in m]
+    adoptable = list((out / ".staging" / ".adoptable").glob("*/*.jpg"))
+    assert len(adoptable) == staged_count
 
 
 def wait_until_final(prefect_server: PrefectServer, run_id: str, log: Path) -> dict[str, Any]:

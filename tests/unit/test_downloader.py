@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
@@ -155,6 +157,32 @@ def test_whole_downloads_of_a_dead_run_are_adopted_not_fetched_again(
     assert gallery.state.requests_for("/Jpg001.jpg") == [200]
     assert gallery.state.requests_for("/Jpg003.jpg") == [200, 200]
     assert list((out_dir / ".staging").iterdir()) == []  # the dead run's files are gone now
+
+
+class Cancelled(BaseException):
+    """What a run ending early raises through the store's lock (Prefect's TerminationSignal,
+    a crash's SystemExit)."""
+
+
+def test_a_run_ending_early_keeps_its_whole_downloads_for_the_next(
+    gallery: DemoGallery, out_dir: Path
+) -> None:
+    names = ["Jpg001.jpg", "Jpg002.jpg", "Jpg003.jpg"]
+    store = Store(out_dir)
+    with pytest.raises(Cancelled), store.snapshot_lock(SNAPSHOT):
+        assert {result.status for result in fetch(gallery, out_dir, *names)} == {"fetched"}
+        raise Cancelled
+    assert len(list((out_dir / ".staging").rglob("*.jpg"))) == 3  # not emptied
+    assert store.kept_downloads(SNAPSHOT) == 3
+    assert not store.staging_dir(SNAPSHOT).exists()
+
+    with store.snapshot_lock("next"):
+        links = [link(gallery, name, rank) for rank, name in enumerate(names, start=1)]
+        results = fetch_batch(links, options(gallery, out_dir, snapshot_id="next"))
+    assert [result.status for result in results] == ["fetched"] * 3
+    for name in names:  # adopted, not fetched again
+        assert gallery.state.requests_for(f"/{name}") == [200]
+    assert list((out_dir / ".staging").iterdir()) == []
 
 
 def test_nothing_is_adopted_through_a_link_or_beyond_max_bytes(
