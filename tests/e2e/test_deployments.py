@@ -75,6 +75,12 @@ def deployed(prefect_server: PrefectServer, setup_runs: list[Any]) -> None:
         check=False,
     )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    # These tests run viral-hourly back to back and kill some of its runs on purpose: a killed
+    # run holds the deployment's one slot until the zombie automation crashes it (90 s), so the
+    # next test's run would be cancelled (CANCEL_NEW). One run at a time is checked where it is
+    # declared (test_every_scheduled_deployment_runs_one_run_at_a_time).
+    viral = prefect_server.api("GET", "/deployments/name/gallery-snapshot/viral-hourly").json()
+    prefect_server.api("PATCH", f"/deployments/{viral['id']}", json={"concurrency_limit": None})
 
 
 WORKER_GRACE = 15  # seconds a worker gets to stop on SIGTERM (it takes ~3), then SIGKILL
