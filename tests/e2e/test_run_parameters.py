@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import PrefectServer
+from tests.e2e.conftest import PrefectServer, running_server
 from tests.e2e.test_deployments import (
     REPO,
     artifacts_of,
@@ -39,6 +39,15 @@ class ServedWorker:
     home: Path  # its HOME: the output root is home/gallery-snapshot
     lists: Path  # GALLERY_SNAPSHOT_URLS_DIRS
     log: Path
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A server of this module's own: the session's holds the work-pool deployment `demo` that
+    `prefect deploy` made, and a flow run the served `demo` took from it crashed loading its
+    code from that deployment's storage (path None)."""
+    with running_server(tmp_path_factory.mktemp("served-prefect-home")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from deployments.setup import FLOW_RUN_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
@@ -61,7 +63,5 @@ def test_the_container_pool_steps_parse_and_build_the_shipped_dockerfile() -> No
     )
     pool = document["definitions"]["work_pools"]["gallery_snapshot_pool"]
     assert pool["job_variables"]["image"] == f"{{{{ {options['id']}.image }}}}"
-    # The anchor prefect.yaml's deployments use, with the environment its process pool gives.
-    shipped = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
-    process_pool = shipped["definitions"]["work_pools"]["gallery_snapshot_pool"]
-    assert process_pool["job_variables"]["env"].items() <= pool["job_variables"]["env"].items()
+    # The flow's environment that `setup` writes into the process pool's template.
+    assert FLOW_RUN_ENV.items() <= pool["job_variables"]["env"].items()
