@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS urls (
 CREATE INDEX IF NOT EXISTS urls_by_sha256 ON urls (sha256);
 """
 _COLUMNS = "sha256, format, bytes, width, height"
+_LOCK_TIMEOUT = 60.0
 # SQLite's default limit on bound parameters is 32766; stay far below it.
 _CHUNK = 500
 
@@ -44,6 +46,21 @@ def url_key(url: str) -> str | None:
         return normalize_url(url)
     except UrlProblem:
         return None
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Put the index in WAL mode (kept in the file, so once per index). Switching a new
+    database does not wait on the busy handler: a connection that opened it at the same
+    moment makes it fail at once with "locked", so try again for as long as the timeout."""
+    deadline = time.monotonic() + _LOCK_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class DamagedIndex(StoreError):
@@ -60,11 +77,11 @@ class Catalog:
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            connection = sqlite3.connect(self.path, timeout=_LOCK_TIMEOUT, isolation_level=None)
         except sqlite3.Error as exc:
             raise self._explain(exc, opening=True) from None
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
             yield connection

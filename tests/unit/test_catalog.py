@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,19 @@ def test_a_damaged_index_is_one_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match=r"unusable .*remove it, and the next run rebuilds it"):
         Catalog(path).lookup(["http://h/x.jpg"])
+
+
+def test_threads_opening_a_new_index_at_once_all_get_it(tmp_path: Path) -> None:
+    # Switching a new database to WAL does not wait on SQLite's busy handler: batches that
+    # open a fresh index at the same moment must all get it, not "stayed locked for 60 s".
+    for attempt in range(200):
+        catalog = Catalog(tmp_path / f"index-{attempt}.sqlite")
+        start = threading.Barrier(2)
+
+        def first_lookup(catalog: Catalog = catalog, start: threading.Barrier = start) -> int:
+            start.wait()
+            return len(catalog.lookup(["http://example.com/a.jpg"]))
+
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(first_lookup) for _ in range(2)]
+            assert [job.result() for job in jobs] == [0, 0]
