@@ -281,7 +281,7 @@ def micro(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from gallery_snapshot.downloader import DownloadOptions, _check_status, _open_stream, fetch_one
     from gallery_snapshot.http import Deadline, image_client, make_session
     from gallery_snapshot.models import Link
-    from gallery_snapshot.store import Store
+    from gallery_snapshot.store.local import LocalStore as Store
     from gallery_snapshot.validation import inspect_image
 
     gallery, api = start_gallery(args.images, latency=0.0)
@@ -492,7 +492,7 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from gallery_snapshot.downloader import DownloadOptions, fetch_batch, fetch_one
     from gallery_snapshot.http import image_client, make_session
     from gallery_snapshot.models import FetchResult, Link
-    from gallery_snapshot.store import Store
+    from gallery_snapshot.store.local import LocalStore as Store
     from gallery_snapshot.validation import inspect_image, validate_fetched
 
     gallery, api = start_gallery(args.images, latency=args.latency)

@@ -23,7 +23,7 @@ from gallery_snapshot.demo_gallery import bulk_catalogue
 from gallery_snapshot.demo_gallery.content import DemoImage, image_bytes
 from gallery_snapshot.manifest import build_manifest, write_manifest
 from gallery_snapshot.models import ImageRecord
-from gallery_snapshot.store import Store
+from gallery_snapshot.store.local import LocalStore as Store
 
 BIN = Path(sys.executable).parent
 

@@ -10,8 +10,8 @@ from prefect import flow, get_run_logger
 from flows.run_identity import name_if_unnamed, run_namer
 from gallery_snapshot.config import PruneConfig
 from gallery_snapshot.naming import prune_label
-from gallery_snapshot.output import has_snapshots
 from gallery_snapshot.run_policy import RunPolicy, checked_out_dir
+from gallery_snapshot.store import open_store
 from tasks.store import prune_out_dir
 
 
@@ -28,7 +28,7 @@ def gallery_prune(config: PruneConfig) -> list[dict[str, Any]]:
     out_dirs = [checked_out_dir(out_dir, policy) for out_dir in config.out_dirs]  # all, first
     reports = []
     for out_dir in out_dirs:
-        if not has_snapshots(out_dir):
+        if not open_store(out_dir).has_snapshots():
             logger.info("%s holds no snapshots yet: nothing to prune", out_dir)
             continue
         report = prune_out_dir(

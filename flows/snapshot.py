@@ -33,12 +33,10 @@ from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions
 from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.http import abort_exchanges
-from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.models import ImageRecord, Selection
 from gallery_snapshot.naming import artifact_prefix, snapshot_label, source_slug, source_tag
-from gallery_snapshot.output import AnyStore, open_store
 from gallery_snapshot.run_policy import RunPolicy, checked_config
-from gallery_snapshot.store import Store
+from gallery_snapshot.store import SnapshotStore, open_store
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
 from tasks.report import artifact_key, publish_report
@@ -118,7 +116,7 @@ def ended_how() -> str:
 
 @contextlib.contextmanager
 def kept_is_told_on_termination(
-    store: AnyStore, snapshot_id: str, records: list[ImageRecord]
+    store: SnapshotStore, snapshot_id: str, records: list[ImageRecord]
 ) -> Iterator[None]:
     """A run ended by a signal says, last, what the next run starts from."""
     try:
@@ -128,7 +126,7 @@ def kept_is_told_on_termination(
             "%s; %d images stored, %d staged downloads kept for the next run",
             ended_how(),
             sum(record.status == "downloaded" for record in records),
-            store.kept_downloads(snapshot_id) if isinstance(store, Store) else 0,
+            store.kept_downloads(snapshot_id),
         )
         raise
 
@@ -167,18 +165,17 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
     key_prefix = artifact_prefix([deployment.name, source])
     logger.info("snapshot %s of %s into %s", snapshot_id, source, config.out_dir)
     store = open_store(config.out_dir)
-    if isinstance(store, Store):
-        upgrade_store(store)  # migrates an older layout, rebuilds a missing URL index
-    else:
-        store.check_access()  # wrong credentials or a missing bucket: stop before any write
-    out_dir = str(store.root) if isinstance(store, Store) else store.url
+    # Migrates an older layout, rebuilds a missing URL index; wrong credentials or a missing
+    # bucket stop the run before any write.
+    store.ready_for_snapshot()
+    out_dir = store.name
     records: list[ImageRecord] = []  # as batches validate
     with (
         kept_is_told_on_termination(store, snapshot_id, records),
         demo_gallery_if_asked(config) as config,
         store.snapshot_lock(snapshot_id),
     ):
-        if isinstance(store, Store) and (swept := store.sweep_stale_staging()):
+        if swept := store.sweep_stale_staging():
             logger.info("removed staging files of %d interrupted run(s)", len(swept))
         listing = fetch_links(
             config.source, config.timeout, config.demo_gallery, deadline=config.deadline
@@ -220,15 +217,14 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
                     "max_pixels": config.max_pixels,
                     "deadline": config.deadline,
                 },
-                staging=store.staging_dir(snapshot_id) if isinstance(store, Store) else None,
+                staging=store.staging_dir(snapshot_id),
                 known=None
-                if isinstance(store, Store)
-                else store.lookup(link.url for link in selection.selected),
+                if store.index.batch_lookups
+                else store.index.lookup(link.url for link in selection.selected),
                 progress_key=artifact_key(key_prefix, "progress"),
                 records=records,
             )
-        if not isinstance(store, Store):
-            records = store.settle(snapshot_id, records)
+        records = store.settle(snapshot_id, records)
         recorded: dict[str, Any] = record_manifest(  # type: ignore[call-overload]  # quote() arrives unwrapped
             out_dir=out_dir,
             snapshot_id=snapshot_id,

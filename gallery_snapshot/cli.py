@@ -37,12 +37,11 @@ from gallery_snapshot.config import (
 from gallery_snapshot.errors import ConfigError, SnapshotError, StoreError
 from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.manifest import summary_table
-from gallery_snapshot.object_store import is_object_url, names_a_url
-from gallery_snapshot.output import check_output, location
 from gallery_snapshot.run_guard import error_line, run_watched, stop_on_signals
 from gallery_snapshot.run_policy import trust_terminal_user
 from gallery_snapshot.selection import UrlProblem, allowed_host
 from gallery_snapshot.sources.urls_file import open_urls_file
+from gallery_snapshot.store import absolute_name, layout, manifest_relpath, open_store, page_relpath
 from gallery_snapshot.terminal import ProgressBar, ProgressHandler
 
 EXIT_FAILED = 1
@@ -380,9 +379,7 @@ def _config_from(args: argparse.Namespace, *, demo: bool) -> SnapshotConfig:
         "source": source,
         "formats": args.formats,
         # An empty --out stays empty (refused by the store), never the current folder.
-        "out_dir": args.out
-        if names_a_url(args.out) or not args.out.strip()
-        else os.path.abspath(args.out),
+        "out_dir": absolute_name(args.out),
         "runner": args.runner,
         "workers": args.workers,
         "timeout": args.timeout,
@@ -469,7 +466,7 @@ def _check_inputs(config: SnapshotConfig) -> None:
     if (path := config.source.urls_file) and path != STDIN:
         open_urls_file(path).close()  # only whether it opens: a regular file, readable
     _check_client_id(config)
-    check_output(config.out_dir)
+    open_store(config.out_dir).check_access()
 
 
 def _check_secret_block(api_url: str) -> None:
@@ -548,13 +545,13 @@ def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[dict[st
 def _print_summary(summary: dict[str, Any], out_dir: str, seconds: float) -> None:
     print(f"snapshot {summary['snapshot_id']} finished in {seconds:.1f} s")
     print(summary_table(summary))
-    snapshot = f"snapshots/{summary['snapshot_id']}"
-    print(f"manifest: {location(out_dir, f'{snapshot}/manifest.json')}")
-    hint = "" if is_object_url(out_dir) else " (open it in a browser)"
-    print(f"page:     {location(out_dir, f'{snapshot}/index.html')}{hint}")
-    print(f"images:   {location(out_dir, 'images')}")
+    store, snapshot_id = open_store(out_dir), summary["snapshot_id"]
+    print(f"manifest: {store.location(manifest_relpath(snapshot_id))}")
+    hint = " (open it in a browser)" if store.browsable else ""
+    print(f"page:     {store.location(page_relpath(snapshot_id))}{hint}")
+    print(f"images:   {store.location(layout.IMAGES)}")
     if summary["counts"]["invalid"]:
-        print(f"invalid files quarantined under {location(out_dir, 'quarantine')}")
+        print(f"invalid files quarantined under {store.location(layout.QUARANTINE)}")
 
 
 def _console_level(args: argparse.Namespace) -> str | None:

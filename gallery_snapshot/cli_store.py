@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from gallery_snapshot.config import parse_duration
 from gallery_snapshot.errors import ConfigError, SnapshotError
-from gallery_snapshot.maintenance import prune_store, verify_store
+from gallery_snapshot.store.maintenance import prune_store, verify_store
 
 T = TypeVar("T")
 # The commands' default folder, gallery-dl's habit: one named after the tool. (The store keeps

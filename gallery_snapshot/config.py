@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gallery_snapshot.escaping import one_line
-from gallery_snapshot.object_store import check_object_url, names_a_url
 from gallery_snapshot.selection import UrlProblem, allowed_host, parse_image_url
+from gallery_snapshot.store import checked_name
 
 IMGUR_API_URL = "https://api.imgur.com/3"
 IMGUR_IMAGE_HOST = "i.imgur.com"
@@ -168,7 +168,7 @@ class SnapshotConfig(BaseModel):
     @classmethod
     def _output(cls, out_dir: str) -> str:
         one_line_text(out_dir)
-        return check_object_url(out_dir) if names_a_url(out_dir) else out_dir
+        return checked_name(out_dir)
 
     @field_validator("formats")
     @classmethod

@@ -24,7 +24,6 @@ from typing import BinaryIO
 from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
@@ -48,15 +47,9 @@ from gallery_snapshot.selection import (
     join_url,
     url_rejection,
 )
-from gallery_snapshot.store import (
-    Received,
-    ReceivedJournal,
-    Store,
-    StoredFileProblem,
-    safe_component,
-    storage_error,
-    stored_relpath,
-)
+from gallery_snapshot.store import SnapshotStore, StoredFileProblem, store_named
+from gallery_snapshot.store.contract import BatchStaging, Received
+from gallery_snapshot.store.files import safe_component, storage_error
 
 MAX_REDIRECTS = 5
 REMOVED_PLACEHOLDER = "removed.png"
@@ -174,21 +167,18 @@ def staged_name(link: Link) -> str:
 def fetch_one(
     session: ImageClient,
     link: Link,
-    store: Store,
+    store: SnapshotStore,
+    staging: Path,
     options: DownloadOptions,
     *,
     stored: StoredImage | None = None,
     sleep: Sleep = time.sleep,
 ) -> FetchResult:
-    """Reuse ``stored``, the image the index holds for ``link``, once its file proves whole;
-    otherwise download ``link`` into staging (with retries)."""
+    """Reuse ``stored``, the image the index holds for ``link``, once the store confirms it;
+    otherwise download ``link`` into the folder ``staging`` (with retries)."""
     if stored is not None:
         try:
-            store.read_stored(
-                stored_relpath(stored.sha256, stored.format),
-                sha256=stored.sha256,
-                size=stored.bytes,
-            )
+            store.confirm_reuse(stored)
         except StoredFileProblem as exc:
             logger.warning(
                 "not reusing the stored copy of %s (%s): downloading it", unlinked(link.url), exc
@@ -197,7 +187,7 @@ def fetch_one(
             return FetchResult(
                 link=link, status="reused", sha256=stored.sha256, bytes=stored.bytes, stored=stored
             )
-    staged = store.staging_dir(options.snapshot_id) / staged_name(link)
+    staged = staging / staged_name(link)
     deadline = Deadline(options.deadline)
     error = "no attempt made"
     for attempt in range(options.attempts):
@@ -282,23 +272,37 @@ def submit_downloads(
         return [pool.submit(fetch, link) for link in links]
 
 
-def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchResult]:
+def fetch_batch(
+    links: Iterable[Link], options: DownloadOptions, *, known: dict[str, StoredImage] | None = None
+) -> list[FetchResult]:
     """Fetch a batch on the process's ``options.threads`` download threads over its
-    connection pools, in link order."""
-    store = Store(options.out_dir)
-    staging = store.staging_dir(options.snapshot_id)
-    staging.mkdir(parents=True, exist_ok=True)
+    connection pools, in link order, into the store's staging for the batch. ``known``: the
+    stored images of the batch's URLs, when the run looked them up once for all its batches
+    (else the batch asks the index); a dead run's whole download is adopted, not fetched."""
+    store = store_named(options.out_dir)
     links = list(links)
-    known = Catalog(store.index_path).lookup(link.url for link in links)
-    adoptable = store.adoptable()
-    journal = ReceivedJournal(staging)
+    with store.batch_staging(options.snapshot_id) as staging:
+        if known is None:
+            known = store.index.lookup(link.url for link in links)
+        fetched = _fetch_all(links, options, store, staging, known)
+        return [staging.handed_on(result) for result in fetched]
+
+
+def _fetch_all(
+    links: list[Link],
+    options: DownloadOptions,
+    store: SnapshotStore,
+    staging: BatchStaging,
+    known: dict[str, StoredImage],
+) -> list[FetchResult]:
+    adoptable = staging.adoptable()
 
     def fetch(link: Link) -> FetchResult:
         received = adoptable.get(link.url)
         # Adopted only within today's limits, like a download.
         if link.url not in known and received and received.bytes <= options.max_bytes:
-            target = staging / staged_name(link)
-            if store.adopt(received, target):  # a dead run's whole download: no request
+            target = staging.folder / staged_name(link)
+            if staging.adopt(received, target):  # a dead run's whole download: no request
                 return FetchResult(
                     link=link,
                     status="fetched",
@@ -306,26 +310,25 @@ def fetch_batch(links: Iterable[Link], options: DownloadOptions) -> list[FetchRe
                     sha256=received.sha256,
                     bytes=received.bytes,
                 )
-        result = fetch_one(session, link, store, options, stored=known.get(link.url))
+        result = fetch_one(
+            session, link, store, staging.folder, options, stored=known.get(link.url)
+        )
         if result.status == "fetched":
             assert result.path and result.sha256 and result.bytes is not None
-            journal.record(
+            staging.record(
                 link.url,
                 Received(path=Path(result.path), sha256=result.sha256, bytes=result.bytes),
             )
         return result
 
     session = image_client()  # the process's: its connections outlive the batch
+    futures = submit_downloads(fetch, links, threads=max(1, options.threads))
     try:
-        futures = submit_downloads(fetch, links, threads=max(1, options.threads))
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            # None of this batch's downloads may outlive it: a retry of the batch would write
-            # the same staging files.
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            raise
-    finally:
-        journal.close()
+        return [future.result() for future in futures]
+    except BaseException:
+        # None of this batch's downloads may outlive it: a retry of the batch would write
+        # the same staging files.
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise

@@ -15,9 +15,8 @@ from pydantic import BaseModel, Field
 
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import ImageRecord, SkippedLink
-from gallery_snapshot.object_store import ObjectStore, is_object_url
-from gallery_snapshot.output import read_file, write_file
-from gallery_snapshot.store import open_regular
+from gallery_snapshot.store import SnapshotStore, open_store, read_location
+from gallery_snapshot.store.layout import manifest_relpath
 
 STATUSES = ("downloaded", "reused", "invalid", "gone", "failed")
 STORED = ("downloaded", "reused")
@@ -25,6 +24,8 @@ COUNT_KEYS = ("links", "selected", *STATUSES, "skipped")
 
 logger = logging.getLogger(__name__)
 Where = TypeVar("Where")
+# A store, or its name (opened here).
+StoreLike = SnapshotStore | str | Path
 
 
 def status_counts(records: list[ImageRecord]) -> str:
@@ -68,16 +69,14 @@ def build_manifest(
     }
 
 
-MANIFEST_NAME = "manifest.json"
+def _opened(store: StoreLike) -> SnapshotStore:
+    return open_store(str(store)) if isinstance(store, str | Path) else store
 
 
-def manifest_relpath(snapshot_id: str) -> str:
-    return f"snapshots/{snapshot_id}/{MANIFEST_NAME}"
-
-
-def write_manifest(out_dir: str, manifest: dict[str, Any]) -> str:
+def write_manifest(store: StoreLike, manifest: dict[str, Any]) -> str:
     """Write the manifest atomically (one PUT on an object store); return its location."""
-    return write_file(out_dir, manifest_relpath(manifest["snapshot_id"]), encode_manifest(manifest))
+    relpath = manifest_relpath(manifest["snapshot_id"])
+    return _opened(store).write(relpath, encode_manifest(manifest))
 
 
 # Separators that make the C encoder write a flat object as ``indent=2`` writes it two levels
@@ -146,17 +145,12 @@ class ManifestProblem(StoreError):
 
 
 def read_manifest(location: str | Path, *, folder_name: str | None = None) -> dict[str, Any]:
-    """A manifest as written by ``write_manifest`` (locally a regular file, never read through
-    a link; or an object's URL); ManifestProblem when it is not one, or (given
-    ``folder_name``) belongs to another snapshot's folder."""
+    """A manifest as written by ``write_manifest``, at the location it returned (locally a
+    regular file, never read through a link; or an object's URL); ManifestProblem when it is
+    not one, or (given ``folder_name``) belongs to another snapshot's folder."""
     where = str(location)
-    base, _, relpath = where.rpartition("/snapshots/")
     try:
-        if is_object_url(where) and base:
-            data = read_file(base, f"snapshots/{relpath}")
-        else:
-            with open(open_regular(Path(location)), "rb") as handle:
-                data = handle.read()
+        data = read_location(where)
     except OSError as exc:
         raise ManifestProblem(f"cannot read {where}: {exc.strerror}") from None
     except StoreError as exc:
@@ -177,83 +171,59 @@ def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -
     return manifest  # type: ignore[no-any-return]
 
 
-def scan_object_manifests(
-    store: ObjectStore,
-    *,
-    newest_first: bool = False,
-    skip: Collection[str] = (),
-    before: str | None = None,
-) -> Iterator[tuple[str, dict[str, Any] | ManifestProblem]]:
-    """``scan_manifests`` on an object store: one LIST, then a GET per manifest read (none
-    for the snapshot ids in ``skip``, nor from ``before`` on)."""
-    keys = sorted(
-        (
-            info.key
-            for info in store.listing("snapshots/")
-            if info.key.count("/") == 2
-            and info.key.endswith(f"/{MANIFEST_NAME}")
-            and info.key.split("/")[1] not in skip
-            and _earlier(info.key.split("/")[1], before)
-        ),
-        reverse=newest_first,
-    )
-    for key in keys:
-        where = store.location(key)
-        try:
-            yield where, parse_manifest(store.get(key), where=where, folder_name=key.split("/")[1])
-        except ManifestProblem as problem:
-            yield where, problem
-        except OSError as exc:
-            yield where, ManifestProblem(f"cannot read {where}: {exc.strerror}")
-        except StoreError as exc:
-            yield where, ManifestProblem(f"cannot read {where}: {exc}")
-
-
 def _earlier(snapshot_id: str, before: str | None) -> bool:
     return before is None or snapshot_id < before
 
 
 def scan_manifests(
-    out_dir: str | Path, *, newest_first: bool = False, before: str | None = None
-) -> Iterator[tuple[Path, dict[str, Any] | ManifestProblem]]:
-    """Every snapshot folder's manifest, oldest (or newest) first, or the problem that stops
-    reading it; each read only when reached, none of the folders from ``before`` on (a
-    manifest names its folder: an id below ``before`` is all a folder name below it can hold).
-    Folders without a manifest (a run that died before recording) are passed over."""
-    snapshots = Path(out_dir, "snapshots")
-    if not snapshots.is_dir() or snapshots.is_symlink():
-        return
-    for folder in sorted(snapshots.iterdir(), reverse=newest_first):
-        path = folder / "manifest.json"
-        if not _earlier(folder.name, before):
+    store: StoreLike,
+    *,
+    newest_first: bool = False,
+    skip: Collection[str] = (),
+    before: str | None = None,
+) -> Iterator[tuple[str, dict[str, Any] | ManifestProblem]]:
+    """Every snapshot's manifest (by its location), oldest (or newest) first, or the problem
+    that stops reading it; each read only when reached (a GET on an object store), none for
+    the snapshot ids in ``skip``, nor from ``before`` on (a manifest names its folder: an id
+    below ``before`` is all a folder name below it can hold). Folders without a manifest (a
+    run that died before recording) are passed over."""
+    store = _opened(store)
+    ids = sorted(
+        (sid for sid in store.snapshot_ids() if sid not in skip and _earlier(sid, before)),
+        reverse=newest_first,
+    )
+    for snapshot_id in ids:
+        relpath = manifest_relpath(snapshot_id)
+        where = store.location(relpath)
+        try:
+            data = store.read(relpath)
+        except OSError as exc:
+            yield where, ManifestProblem(f"cannot read {where}: {exc.strerror}")
             continue
-        if folder.is_symlink():
-            yield path, ManifestProblem(f"{folder} is a symbolic link")
-        elif folder.is_dir() and (path.exists() or path.is_symlink()):
-            try:
-                yield path, read_manifest(path, folder_name=folder.name)
-            except ManifestProblem as problem:
-                yield path, problem
+        except StoreError as exc:
+            yield where, ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}")
+            continue
+        try:
+            manifest = parse_manifest(data, where=where, folder_name=snapshot_id)
+        except ManifestProblem as problem:
+            yield where, problem
+        else:
+            yield where, manifest
 
 
 def iter_manifests(
-    out_dir: str | Path, *, strict: bool = False
-) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """The readable manifests of the folder ``out_dir``, oldest first, with their paths."""
-    return readable(scan_manifests(out_dir), strict=strict)
+    store: StoreLike, *, strict: bool = False
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The readable manifests of ``store``, oldest first, with their locations."""
+    return readable(scan_manifests(store), strict=strict)
 
 
 def manifests_anywhere(
-    out_dir: str, *, strict: bool = False, newest_first: bool = False, before: str | None = None
+    store: StoreLike, *, strict: bool = False, newest_first: bool = False, before: str | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The readable manifests of a folder or an object store, oldest (or newest) first; only
-    those of snapshot ids below ``before``, when given (the others are not even read)."""
-    if is_object_url(out_dir):
-        scan: Iterator[tuple[Any, dict[str, Any] | ManifestProblem]] = scan_object_manifests(
-            ObjectStore(out_dir), newest_first=newest_first, before=before
-        )
-    else:
-        scan = scan_manifests(out_dir, newest_first=newest_first, before=before)
+    """The readable manifests of a store, oldest (or newest) first; only those of snapshot ids
+    below ``before``, when given (the others are not even read)."""
+    scan = scan_manifests(store, newest_first=newest_first, before=before)
     return (manifest for _, manifest in readable(scan, strict=strict))
 
 

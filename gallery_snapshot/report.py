@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw
 
 from gallery_snapshot.escaping import md_code
 from gallery_snapshot.manifest import COUNT_KEYS, STORED, manifests_anywhere, source_key
-from gallery_snapshot.output import read_file, write_file
+from gallery_snapshot.store import store_named
+from gallery_snapshot.store.layout import snapshot_file
 
 CONTACT_SHEET = "contact-sheet.jpg"
 
@@ -144,12 +145,13 @@ def write_contact_sheet(
     shown = stored[:limit]
     if not shown:
         return None
+    store = store_named(out_dir)
     columns = min(columns, len(shown))
     rows = math.ceil(len(shown) / columns)
     sheet = Image.new("RGB", (columns * thumb, rows * thumb), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     for index, image_record in enumerate(shown):
-        with Image.open(io.BytesIO(read_file(out_dir, image_record["path"]))) as image:
+        with Image.open(io.BytesIO(store.read(image_record["path"]))) as image:
             image.draft("RGB", (thumb, thumb))  # JPEGs decode at a fraction of full size
             tile = image.convert("RGB")
         tile.thumbnail((thumb - 4, thumb - 4))
@@ -162,5 +164,5 @@ def write_contact_sheet(
     buffer = io.BytesIO()
     sheet.save(buffer, "JPEG", quality=80)
     data = buffer.getvalue()
-    target = write_file(out_dir, f"snapshots/{manifest['snapshot_id']}/{CONTACT_SHEET}", data)
+    target = store.write(snapshot_file(manifest["snapshot_id"], CONTACT_SHEET), data)
     return ContactSheet(location=target, data=data, shown=len(shown), stored=len(stored))

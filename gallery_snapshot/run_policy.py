@@ -31,11 +31,10 @@ from pathlib import Path
 
 from gallery_snapshot.config import IMGUR_API_URL, STDIN, SnapshotConfig
 from gallery_snapshot.errors import ConfigError
-from gallery_snapshot.object_store import check_object_url, is_object_url
-from gallery_snapshot.output import refuse_empty
 from gallery_snapshot.selection import normalize_host
 from gallery_snapshot.sources import needs_client_id
 from gallery_snapshot.sources.urls_file import open_urls_file
+from gallery_snapshot.store import refuse_empty, store_place
 
 API_HOSTS_ENV = "GALLERY_SNAPSHOT_API_HOSTS"
 OUT_ROOTS_ENV = "GALLERY_SNAPSHOT_OUT_ROOTS"
@@ -104,17 +103,11 @@ def _folder(name: str, entry: str) -> str:
     return os.path.normpath(path)
 
 
-def _store_root(entry: str) -> str:
+def _out_root(entry: str) -> str:
     try:
-        url = check_object_url(entry)
+        return store_place(entry, base=None)
     except ValueError as exc:
-        raise _bad_entry(OUT_ROOTS_ENV, entry, f"an object-store URL ({exc})") from None
-    return _canonical_url(url)
-
-
-def _canonical_url(url: str) -> str:
-    scheme, rest = url.split(":", 1)
-    return f"{scheme.lower()}:{rest}"
+        raise _bad_entry(OUT_ROOTS_ENV, entry, str(exc)) from None
 
 
 def _within(path: str, root: str) -> bool:
@@ -136,10 +129,7 @@ class RunPolicy:
     def of_this_process(cls, environ: Mapping[str, str] = os.environ) -> RunPolicy:
         """The policy of this process: its environment, and whether the CLI marked it."""
         root = str(output_root())
-        out_roots = [
-            _store_root(entry) if is_object_url(entry) else _folder(OUT_ROOTS_ENV, entry)
-            for entry in _entries(environ, OUT_ROOTS_ENV)
-        ]
+        out_roots = [_out_root(entry) for entry in _entries(environ, OUT_ROOTS_ENV)]
         urls_dirs = [_folder(URLS_DIRS_ENV, entry) for entry in _entries(environ, URLS_DIRS_ENV)]
         return cls(
             terminal=_terminal_user,
@@ -155,13 +145,9 @@ def checked_out_dir(out_dir: str, policy: RunPolicy) -> str:
     """The folder or store ``out_dir`` names on this machine (a relative folder under the output
     root); ConfigError when a run parameter may not write there."""
     refuse_empty(out_dir)
-    if is_object_url(out_dir):
-        if policy.terminal or any(_within(_canonical_url(out_dir), r) for r in policy.out_roots):
-            return out_dir
-    else:
-        path = os.path.normpath(os.path.join(policy.output_root, os.path.expanduser(out_dir)))
-        if policy.terminal or any(_within(path, root) for root in policy.out_roots):
-            return path
+    place = store_place(out_dir, base=policy.output_root)
+    if policy.terminal or any(_within(place, root) for root in policy.out_roots):
+        return place
     raise ConfigError(
         f"out_dir {out_dir!r} is not where this worker writes for a run: name a folder "
         f"relative to ~/gallery-snapshot, or one under {OUT_ROOTS_ENV} of its environment"

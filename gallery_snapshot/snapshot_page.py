@@ -10,10 +10,9 @@ from typing import Any
 
 from gallery_snapshot.escaping import html_text
 from gallery_snapshot.manifest import COUNT_KEYS, STORED
-from gallery_snapshot.output import write_file
-from gallery_snapshot.store import is_stored_relpath
+from gallery_snapshot.store import is_stored_relpath, store_named
+from gallery_snapshot.store.layout import page_relpath
 
-PAGE_NAME = "index.html"
 _STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 1.5em; background: #fafafa; color: #222; }
 .counts span { margin-right: 1.2em; }
@@ -82,5 +81,4 @@ def render_page(manifest: dict[str, Any]) -> bytes:
 
 def write_snapshot_page(out_dir: str, manifest: dict[str, Any]) -> str:
     """Write ``snapshots/<id>/index.html``; return its path."""
-    relpath = f"snapshots/{manifest['snapshot_id']}/{PAGE_NAME}"
-    return write_file(out_dir, relpath, render_page(manifest))
+    return store_named(out_dir).write(page_relpath(manifest["snapshot_id"]), render_page(manifest))

@@ -16,18 +16,17 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 from PIL.JpegImagePlugin import JpegImageFile
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.downloader import staged_name
 from gallery_snapshot.models import FetchResult, ImageRecord, StoredImage
-from gallery_snapshot.object_store import ObjectStore
-from gallery_snapshot.output import open_store
-from gallery_snapshot.store import Store, storage_error, stored_relpath, sync_filesystem
+from gallery_snapshot.store import SnapshotStore, store_named, stored_relpath
+from gallery_snapshot.store.contract import Download, IndexEntry
+from gallery_snapshot.store.files import storage_error
 
 # Our own max_pixels check decides; Pillow's warning would only be noise.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -146,91 +145,58 @@ def _scans(image: JpegImageFile) -> int:
     return count
 
 
-class _Keeper(Protocol):
-    """Where a judged download goes: the local store (its staged file) or an object store
-    (its bytes)."""
-
-    def source(self, result: FetchResult) -> Path | BinaryIO: ...
-
-    def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str: ...
-
-    def quarantine(self, result: FetchResult, snapshot_id: str) -> str: ...
-
-    def index(self, record: ImageRecord, result: FetchResult) -> None:
-        """Have the URL index name a kept, wanted image (now, or at ``finish``)."""
-
-    def finish(self) -> None:
-        """Make what the batch kept durable and indexed."""
+def _download(result: FetchResult) -> Download:
+    """What the download step handed on: its staged file, or its bytes."""
+    if result.content is not None:
+        return result.content
+    return Path(str(result.path))
 
 
-@dataclass(frozen=True)
-class _LocalKeeper:
-    store: Store
-    entries: list[tuple[str, StoredImage]] = field(default_factory=list)  # for the index
+@dataclass
+class _Keeper:
+    """Where judged downloads go, through the store's interface: kept images and their index
+    entries, quarantined failures. Where the store's puts are not durable at once (a folder),
+    the batch is synced once and only then indexed, and staged copies of indexed images stay
+    until the index names them: a run killed before that leaves them (and their journal) for
+    the next run to adopt, not to fetch again."""
+
+    store: SnapshotStore
+    entries: list[IndexEntry] = field(default_factory=list)
     staged: list[Path] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)  # URL -> version of what it put
 
-    def source(self, result: FetchResult) -> Path:
-        return Path(str(result.path))
+    def source(self, result: FetchResult) -> Path | BinaryIO:
+        download = _download(result)
+        return io.BytesIO(download) if isinstance(download, bytes) else download
 
     def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str:
-        # An indexed image's staged copy stays until the index names it (see finish).
         assert result.sha256 is not None
-        return self.store.commit(
-            self.source(result),
-            sha256=result.sha256,
-            image_format=image_format,
-            keep_source=indexed,
+        placed = self.store.put_image(
+            _download(result), sha256=result.sha256, image_format=image_format, keep_source=indexed
         )
+        self.versions[result.link.url] = placed.version
+        return placed.relpath
 
     def quarantine(self, result: FetchResult, snapshot_id: str) -> str:
-        return self.store.relative(self.store.quarantine(self.source(result), snapshot_id))
+        return self.store.quarantine(_download(result), snapshot_id, staged_name(result.link))
 
     def index(self, record: ImageRecord, result: FetchResult) -> None:
-        self.entries.append((record.url, _stored_image(record)))
-        self.staged.append(self.source(result))
+        entry = IndexEntry(record.url, _stored_image(record), self.versions.get(record.url, ""))
+        if self.store.durable_puts:
+            # Right after its image (never before: an entry never names a missing image), so
+            # a run killed mid-batch loses no stored image to the next.
+            self.store.index.remember([entry])
+            return
+        self.entries.append(entry)
+        if result.path is not None:
+            self.staged.append(Path(result.path))
 
     def finish(self) -> None:
         if self.entries:
-            sync_filesystem(self.store.root)  # the batch's files durable before the index
-        Catalog(self.store.index_path).remember(self.entries)
-        # Staged copies go only once the index knows their URLs: a run killed before that
-        # leaves them (and their journal) for the next run to adopt, not to fetch again.
+            self.store.sync()  # the batch's files durable before the index names them
+        self.store.index.remember(self.entries)
         for path in self.staged:
             path.unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class _ObjectKeeper:
-    store: ObjectStore
-    versions: dict[str, str] = field(default_factory=dict)  # URL -> version of what it put
-
-    def source(self, result: FetchResult) -> BinaryIO:
-        assert result.content is not None
-        return io.BytesIO(result.content)
-
-    def keep(self, result: FetchResult, image_format: str, *, indexed: bool) -> str:
-        assert result.sha256 is not None and result.content is not None
-        relpath = stored_relpath(result.sha256, image_format)
-        # One PUT of the whole, validated content (none when it is stored already).
-        self.versions[result.link.url] = self.store.put_image(
-            relpath, result.content, sha256=result.sha256
-        )
-        return relpath
-
-    def quarantine(self, result: FetchResult, snapshot_id: str) -> str:
-        assert result.content is not None
-        relpath = f"quarantine/{snapshot_id}/{staged_name(result.link)}"
-        self.store.put(relpath, result.content)
-        return relpath
-
-    def index(self, record: ImageRecord, result: FetchResult) -> None:
-        # Right after its image (never before: an entry never names a missing image), so a
-        # run killed mid-batch loses no stored image to the next.
-        version = self.versions.get(record.url, "")
-        self.store.remember(record.url, _stored_image(record), version=version)
-
-    def finish(self) -> None:
-        pass  # every image went in whole, its index entry after it
 
 
 def validate_fetched(
@@ -246,10 +212,8 @@ def validate_fetched(
     content's name and remembered in the URL index, invalid ones go to quarantine (decoding
     one takes ``deadline`` seconds at most). A reused image is never judged again; one of a
     format this run does not want is ``skipped``."""
-    store = open_store(out_dir)
-    keeper: _Keeper = (
-        _ObjectKeeper(store) if isinstance(store, ObjectStore) else _LocalKeeper(store)
-    )
+    store = store_named(out_dir)
+    keeper = _Keeper(store)
     records: list[ImageRecord] = []
     try:
         for result in results:
@@ -259,8 +223,7 @@ def validate_fetched(
                 keeper.index(record, result)
         keeper.finish()
     except OSError as exc:  # a local disk's: an object store's failures are StoreErrors
-        where = store.root if isinstance(store, Store) else store.url
-        raise storage_error(f"cannot store files in {where}", exc) from None
+        raise storage_error(f"cannot store files in {store.name}", exc) from None
     return records
 
 

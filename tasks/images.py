@@ -12,8 +12,6 @@ from prefect.cache_policies import NO_CACHE
 
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.models import FetchResult, ImageRecord, Link, StoredImage
-from gallery_snapshot.object_fetch import fetch_batch_for_upload
-from gallery_snapshot.object_store import is_object_url
 from gallery_snapshot.validation import validate_fetched
 from tasks.retry_policy import retry_unless_permanent
 
@@ -30,9 +28,7 @@ def download_images(
 ) -> list[FetchResult]:
     # Single images retry inside fetch_batch; a task retry only follows a crash of the batch,
     # and then reuses whatever the batch already stored.
-    if is_object_url(options.out_dir):
-        return fetch_batch_for_upload(links, options, known=known or {})
-    return fetch_batch(links, options)
+    return fetch_batch(links, options, known=known)
 
 
 @task(

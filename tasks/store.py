@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from gallery_snapshot.maintenance import prune_store
+from gallery_snapshot.store.maintenance import prune_store
 
 
 @task(name="prune_store", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)

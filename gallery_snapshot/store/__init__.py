@@ -1,91 +1,134 @@
-"""Where a snapshot goes: a local folder (``Store``) or an object store (``ObjectStore``).
+"""The store: where snapshots go, behind one interface (``contract.SnapshotStore``) that every
+caller uses. ``open_store(name)`` opens it once from the output's name: a folder
+(``local.LocalStore``) or an object-store URL such as ``s3://bucket/prefix``
+(``objects.ObjectStore``). Nothing outside this package asks which kind it holds.
 
-The few operations every step needs on either, chosen by the shape of ``out_dir``: a path, or
-a URL such as ``s3://bucket/prefix``. Images themselves take each store's own path (a local
-commit links a synced staging file; an object store gets one PUT of validated bytes).
+    contract.py       the interface: files, images, the URL index, locks, staging
+    layout.py         where everything lives, on every backend
+    local.py          a folder: flock, hard links, one filesystem sync per batch
+      files.py, staging.py, sqlite_index.py, migration.py   (its parts)
+    objects.py        an object store (obstore): lock objects, one PUT per image
+      object_client.py, object_index.py                     (its parts)
+    maintenance.py    verify and prune, written once against the interface
+
+A third backend (say, an S3-like service with its own SDK) is one module: a class with the
+attributes and methods of ``SnapshotStore`` (``name``, ``index`` (a ``UrlIndex``: lookup,
+remember, retain), ``durable_puts``; ``read``/``write``/``location``, ``put_image``,
+``check_stored``, ``quarantine``, ``stored_files``, ``delete_images``, ``snapshot_ids``,
+``delete_snapshot``; ``snapshot_lock``, ``read_lock``, ``prune_lock``, ``settle``;
+``batch_staging``), and one line in ``open_store`` choosing it by the name's scheme. The
+store-machine test runs against every backend (``tests/unit/test_store_machine.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 from gallery_snapshot.errors import ConfigError
-from gallery_snapshot.object_store import ObjectStore, is_object_url, names_a_url
-from gallery_snapshot.store import (
-    Store,
-    enclosing_store,
-    nested_store,
-    open_regular,
-    write_atomically,
+from gallery_snapshot.store.contract import SnapshotStore, StoredFileProblem, nested_store
+from gallery_snapshot.store.files import open_regular
+from gallery_snapshot.store.layout import (
+    SNAPSHOTS,
+    STORED_PATH,
+    is_stored_relpath,
+    manifest_relpath,
+    page_relpath,
+    stored_relpath,
 )
+from gallery_snapshot.store.local import LocalStore, enclosing_store
+from gallery_snapshot.store.object_client import check_object_url, is_object_url, names_a_url
+from gallery_snapshot.store.objects import ObjectStore
 
-AnyStore = Store | ObjectStore
+__all__ = [
+    "STORED_PATH",
+    "SnapshotStore",
+    "StoredFileProblem",
+    "absolute_name",
+    "checked_name",
+    "is_stored_relpath",
+    "manifest_relpath",
+    "open_store",
+    "page_relpath",
+    "read_location",
+    "store_named",
+    "store_place",
+    "stored_relpath",
+]
 
 
-def open_store(out_dir: str) -> AnyStore:
-    """The store ``out_dir`` names; ConfigError for a URL of no store this tool writes to, a
+def open_store(name: str) -> SnapshotStore:
+    """The store ``name`` names; ConfigError for a URL of no store this tool writes to, a
     folder inside another store, or nothing at all (not taken for the current folder)."""
-    refuse_empty(out_dir)
-    if not names_a_url(out_dir):
-        store = Store(out_dir)
+    refuse_empty(name)
+    if not names_a_url(name):
+        store = LocalStore(name)
         if (outer := enclosing_store(store.root)) is not None:
             raise ConfigError(nested_store(str(store.root), str(outer)))
         return store
     try:
-        return ObjectStore(out_dir)
+        return ObjectStore(name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def refuse_empty(out_dir: str) -> None:
-    """ConfigError for an ``out_dir`` that names nothing: never the current folder, nor the
+@functools.lru_cache(maxsize=8)
+def store_named(name: str) -> SnapshotStore:
+    """The store ``name`` names, opened once per process: tasks take the store's name (plain
+    data that travels to any worker) and every batch of a process shares one store and its
+    client's connections."""
+    return open_store(name)
+
+
+def refuse_empty(name: str) -> None:
+    """ConfigError for a ``name`` that names nothing: never the current folder, nor the
     folder a relative one would be under."""
-    if not out_dir.strip():
+    if not name.strip():
         raise ConfigError(
             "no output location given: name a folder or an object store (s3://BUCKET/PREFIX)"
         )
 
 
-def check_output(out_dir: str) -> None:
-    """Fail with one line (StoreError) when ``out_dir`` cannot take a snapshot: a folder that
-    cannot be written, an object store refusing our credentials or without its bucket."""
-    store = open_store(out_dir)
-    if isinstance(store, ObjectStore):
-        store.check_access()
-    else:
-        store.prepare()
+def absolute_name(name: str) -> str:
+    """``name`` as given on the command line, made independent of the current folder: a
+    folder made absolute; a URL (or nothing, refused when opened) as it is."""
+    return name if names_a_url(name) or not name.strip() else os.path.abspath(name)
 
 
-def has_snapshots(out_dir: str) -> bool:
-    store = open_store(out_dir)
-    if isinstance(store, ObjectStore):
-        return any(True for _ in store.listing("snapshots/"))
-    return (store.root / "snapshots").is_dir()
+def checked_name(name: str) -> str:
+    """``name`` as an output's name: a URL checked (ValueError, one line, for one of no store
+    this tool writes to) and without its trailing slash; a folder as it is."""
+    return check_object_url(name) if names_a_url(name) else name
 
 
-def location(out_dir: str, relpath: str) -> str:
-    """What to show a person for ``relpath`` of the store: a path, or the object's URL."""
-    if is_object_url(out_dir):
-        return f"{out_dir.rstrip('/')}/{relpath}"
-    return os.path.join(out_dir, *relpath.split("/"))
+def store_place(name: str, *, base: str | None) -> str:
+    """The place ``name`` names, for comparing places (what a run may write to): an
+    object-store URL with its scheme in lower case, or a normalized folder (a relative one
+    under ``base``). ValueError saying what was expected: a valid object-store URL, or (with
+    no ``base``) an absolute folder."""
+    if is_object_url(name):
+        try:
+            url = name if base is not None else check_object_url(name)
+        except ValueError as exc:
+            raise ValueError(f"an object-store URL ({exc})") from None
+        scheme, rest = url.split(":", 1)
+        return f"{scheme.lower()}:{rest}"
+    path = os.path.expanduser(name)
+    if base is None and not os.path.isabs(path):
+        raise ValueError("an absolute folder")
+    return os.path.normpath(os.path.join(base or "", path))
 
 
-def write_file(out_dir: str, relpath: str, data: bytes) -> str:
-    """Write a whole file of the store (a manifest, a page, a contact sheet) atomically;
-    return its location."""
-    store = open_store(out_dir)
-    if isinstance(store, ObjectStore):
-        return store.write(relpath, data)
-    path = store.root / relpath
-    write_atomically(path, data)
-    return str(path)
-
-
-def read_file(out_dir: str, relpath: str) -> bytes:
-    """A file of the store (never read through a link on a local disk)."""
-    store = open_store(out_dir)
-    if isinstance(store, ObjectStore):
-        return store.get(relpath)
-    with open(open_regular(Path(store.root, relpath)), "rb") as handle:
+def read_location(location: str) -> bytes:
+    """A file of a store by the location the store gave for it (``write`` returns it): an
+    object's URL, or a path (never read through a link)."""
+    base, _, rest = location.rpartition(f"/{SNAPSHOTS}/")
+    if names_a_url(location) and base:
+        return store_named(base).read(f"{SNAPSHOTS}/{rest}")
+    with open(open_regular(Path(location)), "rb") as handle:
         return handle.read()
+
+
+# A forked child has none of its parent's client threads: it opens its stores anew.
+os.register_at_fork(after_in_child=store_named.cache_clear)

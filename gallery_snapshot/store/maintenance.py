@@ -1,35 +1,29 @@
 """Keeping a store honest over the years: ``verify`` re-hashes what the manifests reference
 (restic's ``check --read-data``, git's ``fsck``), and ``prune`` forgets old snapshots by a
 per-source policy and deletes the stored files no kept snapshot references (restic's
-``forget --prune``: mark, then sweep)."""
+``forget --prune``: mark, then sweep). Written once, against the store's interface: each
+backend keeps its own promises (a folder's exclusive flock, an object store's lock objects
+re-checked before anything is deleted)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.errors import ConfigError, StoreError
 from gallery_snapshot.manifest import (
     ManifestProblem,
-    iter_manifests,
     readable,
     scan_manifests,
-    scan_object_manifests,
     source_key,
     stored_images,
 )
-from gallery_snapshot.migration import needs_migration, upgrade_store
-from gallery_snapshot.object_store import INDEX_PREFIX, ObjectInfo, ObjectStore, parse_index_key
-from gallery_snapshot.output import has_snapshots, open_store
-from gallery_snapshot.store import STORED_PATH, Store, StoredFileProblem
+from gallery_snapshot.store import open_store
+from gallery_snapshot.store.contract import SnapshotStore, StoredFileProblem
+from gallery_snapshot.store.layout import stored_sha256
 
 Progress = Callable[[int, int], None]
 
@@ -50,14 +44,12 @@ def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyRep
     (missing, symbolic link, not a regular file, unreadable, wrong size or sha256, a path
     outside the store), naming the snapshots that reference it, and one per file under
     ``snapshots/`` that is not a readable manifest. Changes nothing."""
-    if isinstance(objects := open_store(out_dir), ObjectStore):
-        objects.check_access()
-        if not has_snapshots(out_dir):
-            raise StoreError(f"{objects.url} holds no snapshots")
-        return _verify(scan_object_manifests(objects), objects.read_stored, progress, threads=16)
-    store = _existing_store(out_dir)
+    store = open_store(out_dir)
+    store.open_existing(upgrade=False)
     with store.read_lock():
-        return _verify(scan_manifests(store.root), store.read_stored, progress)
+        return _verify(
+            scan_manifests(store), store.check_stored, progress, threads=store.verify_threads
+        )
 
 
 def _verify(
@@ -65,7 +57,7 @@ def _verify(
     read_stored: ReadStored,
     progress: Progress | None,
     *,
-    threads: int = min(8, 2 * (os.cpu_count() or 1)),
+    threads: int,
 ) -> VerifyReport:
     report = VerifyReport()
     wanted: dict[str, tuple[str, int | None, list[str]]] = {}  # path -> sha256, size, ids
@@ -100,19 +92,6 @@ def _verify(
             if progress:
                 progress(done, report.files)
     return report
-
-
-def _existing_store(out_dir: str) -> Store:
-    """``out_dir`` as a store of the current layout, or StoreError saying why not."""
-    store = Store(out_dir)
-    if not (store.root / "snapshots").is_dir():
-        raise StoreError(f"{store.root} holds no snapshots")
-    if needs_migration(store):
-        raise StoreError(
-            f"{store.root} has the old layout (images/<host>/<name>): the next snapshot "
-            "or prune migrates it"
-        )
-    return store
 
 
 @dataclass
@@ -172,54 +151,42 @@ def prune_store(
         raise ConfigError("say what to keep: --keep-last N and/or --keep-within DURATION")
     if keep_last is not None and keep_last < 1:
         raise ConfigError(f"--keep-last must be at least 1, not {keep_last}")
-    if isinstance(objects := open_store(out_dir), ObjectStore):
-        objects.check_access()
-        return prune_objects(objects, keep_last=keep_last, keep_within=keep_within, dry_run=dry_run)
-    if dry_run:
-        store = _existing_store(out_dir)
-    else:
-        store = Store(out_dir)
-        if not (store.root / "snapshots").is_dir():
-            raise StoreError(f"{store.root} holds no snapshots")
-        upgrade_store(store)
+    store = open_store(out_dir)
+    store.open_existing(upgrade=not dry_run)
     report = PruneReport()
-    with store.store_lock(exclusive=True):
-        manifests = {m["snapshot_id"]: (p, m) for p, m in iter_manifests(store.root, strict=True)}
-        referenced = plan_prune(
-            {sid: m for sid, (_, m) in manifests.items()},
-            report,
-            keep_last=keep_last,
-            keep_within=keep_within,
-        )
+    with store.read_lock() if dry_run else store.prune_lock():
+        manifests = {m["snapshot_id"]: m for _, m in readable(scan_manifests(store), strict=True)}
+        if not manifests:
+            raise StoreError(f"{store.name} holds no snapshots")
+        referenced = plan_prune(manifests, report, keep_last=keep_last, keep_within=keep_within)
         if not dry_run:
+            store.confirm_alone()
+            # A snapshot that finished since the first read keeps every image it names.
+            for _, newer in readable(scan_manifests(store, skip=set(manifests)), strict=True):
+                referenced.update(path for path, _, _ in stored_images(newer))
             for snapshot_id in report.removed:
-                path, _ = manifests[snapshot_id]
-                path.unlink()  # first the record, then what only it described
-                shutil.rmtree(path.parent, ignore_errors=True)
-                quarantine = store.quarantine_dir(snapshot_id)
-                if quarantine.is_symlink():
-                    quarantine.unlink()
-                else:
-                    shutil.rmtree(quarantine, ignore_errors=True)
-        kept_sha256s: set[str] = set()
-        for path in _stored_entries(store.root / "images"):
-            relpath = store.relative(path)
-            match = STORED_PATH.match(relpath)
-            if match is None:
-                continue
-            if relpath in referenced:
-                kept_sha256s.add(match.group(3))
-                continue
-            report.files_removed += 1
-            report.bytes_removed += path.lstat().st_size
-            if not dry_run:
-                path.unlink()
-                for folder in (path.parent, path.parent.parent):
-                    with contextlib.suppress(OSError):  # not empty: other files live there
-                        folder.rmdir()
-        if not dry_run:
-            report.urls_forgotten = Catalog(store.index_path).retain(kept_sha256s)
+                store.delete_snapshot(snapshot_id)
+        _sweep_images(store, referenced, report, dry_run=dry_run)
     return report
+
+
+def _sweep_images(
+    store: SnapshotStore, referenced: set[str], report: PruneReport, *, dry_run: bool
+) -> None:
+    """Delete every stored image no kept snapshot references, then the index entries of the
+    images gone."""
+    unreferenced: list[str] = []
+    kept: set[str] = set()
+    for relpath, size in store.stored_files():
+        if relpath in referenced:
+            kept.add(str(stored_sha256(relpath)))
+            continue
+        unreferenced.append(relpath)
+        report.files_removed += 1
+        report.bytes_removed += size
+    if not dry_run:
+        store.delete_images(unreferenced)
+        report.urls_forgotten = store.index.retain(kept)
 
 
 def plan_prune(
@@ -235,80 +202,3 @@ def plan_prune(
     report.kept = sorted(keep)
     report.removed = sorted(manifests.keys() - keep)
     return {path for sid in keep for path, _, _ in stored_images(manifests[sid])}
-
-
-def prune_objects(
-    store: ObjectStore, *, keep_last: int | None, keep_within: timedelta | None, dry_run: bool
-) -> PruneReport:
-    """``prune_store`` on an object store: under its prune lock (none while a snapshot runs),
-    each removed snapshot's manifest first, then its other objects, then every image no kept
-    snapshot references, then the index entries of images gone."""
-    report = PruneReport()
-    with contextlib.nullcontext() if dry_run else store.prune_lock():
-        manifests = {
-            m["snapshot_id"]: m for _, m in readable(scan_object_manifests(store), strict=True)
-        }
-        if not manifests:
-            raise StoreError(f"{store.url} holds no snapshots")
-        referenced = plan_prune(manifests, report, keep_last=keep_last, keep_within=keep_within)
-        if not dry_run:
-            store.confirm_alone()
-            # A snapshot that finished since the first read keeps every image it names.
-            for _, newer in readable(
-                scan_object_manifests(store, skip=set(manifests)), strict=True
-            ):
-                referenced.update(path for path, _, _ in stored_images(newer))
-            for snapshot_id in report.removed:
-                folder = f"snapshots/{snapshot_id}/"
-                store.delete([f"{folder}manifest.json"])  # the record first
-                rest = [info.key for info in store.listing(folder)]
-                rest += [info.key for info in store.listing(f"quarantine/{snapshot_id}/")]
-                store.delete(rest)
-        unreferenced = [
-            info
-            for info in store.listing("images/")
-            if STORED_PATH.match(info.key) and info.key not in referenced
-        ]
-        report.files_removed = len(unreferenced)
-        report.bytes_removed = sum(info.size for info in unreferenced)
-        if not dry_run:
-            store.delete(info.key for info in unreferenced)
-            kept = {match.group(3) for path in referenced if (match := STORED_PATH.match(path))}
-            forgotten = _forgotten_index_entries(store, kept)
-            store.delete(forgotten)
-            report.urls_forgotten = len(forgotten)
-    return report
-
-
-def _forgotten_index_entries(store: ObjectStore, kept: set[str]) -> list[str]:
-    """Index entries to delete: those naming an image no longer kept, and those superseded by
-    a newer entry of the same URL (lookup reads only the newest)."""
-    newest: dict[str, ObjectInfo] = {}
-    forgotten: list[str] = []
-    for info in store.listing(INDEX_PREFIX):
-        if (entry := parse_index_key(info.key)) is None:
-            continue  # not ours
-        if entry[1].sha256 not in kept:
-            forgotten.append(info.key)
-            continue
-        older = newest.setdefault(entry[0], info)
-        if older is not info:
-            superseded = min(older, info, key=lambda each: each.modified)
-            newest[entry[0]] = info if superseded is older else older
-            forgotten.append(superseded.key)
-    return forgotten
-
-
-def _stored_entries(images: Path) -> list[Path]:
-    """Files (and links) two fan-out levels down, never descending through a link."""
-    found: list[Path] = []
-    for first in _real_folders(images):
-        for second in _real_folders(first):
-            with os.scandir(second) as entries:
-                found += [Path(e.path) for e in entries if not e.is_dir(follow_symlinks=False)]
-    return sorted(found)
-
-
-def _real_folders(folder: Path) -> list[Path]:
-    with os.scandir(folder) as entries:
-        return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]

@@ -18,32 +18,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.manifest import STORED, iter_manifests
 from gallery_snapshot.models import StoredImage
-from gallery_snapshot.store import (
+from gallery_snapshot.store.contract import IndexEntry
+from gallery_snapshot.store.files import sha256_of, write_atomically
+from gallery_snapshot.store.layout import (
+    IMAGES,
+    LAYOUT,
     LAYOUT_MARKER,
-    Store,
     is_stored_relpath,
-    sha256_of,
-    write_atomically,
+    manifest_relpath,
 )
+from gallery_snapshot.store.local import LocalStore
 
 logger = logging.getLogger(__name__)
 
-LAYOUT = "content-addressed v1\n"
 
-
-def needs_migration(store: Store) -> bool:
+def needs_migration(store: LocalStore) -> bool:
     """Whether ``store`` holds files of the old layout that were never migrated."""
     return not (store.root / LAYOUT_MARKER).is_file() and any(_legacy_files(store))
 
 
-def upgrade_store(store: Store) -> None:
+def upgrade_store(store: LocalStore) -> None:
     """Migrate a folder of the old layout and rebuild a missing or damaged URL index (under
     the store's exclusive lock); a no-op for a folder that is up to date."""
     marker = store.root / LAYOUT_MARKER
-    catalog = Catalog(store.index_path)
+    catalog = store.index
     if marker.is_file() and store.index_path.is_file() and not catalog.is_damaged():
         return
     with store.store_lock(exclusive=True):
@@ -60,16 +60,15 @@ def upgrade_store(store: Store) -> None:
             rebuild_index(store)
 
 
-def rebuild_index(store: Store) -> int:
+def rebuild_index(store: LocalStore) -> int:
     """Make the URL index anew from the manifests (oldest first, so the latest wins)."""
     entries: dict[str, StoredImage] = {}
-    for _, manifest in iter_manifests(store.root):
+    for _, manifest in iter_manifests(store):
         for image in manifest["images"]:
             if (stored := _stored_image(image)) is not None:
                 entries[image["url"]] = stored
-    catalog = Catalog(store.index_path)
-    catalog.create()
-    catalog.remember(entries.items())
+    store.index.create()
+    store.index.remember(IndexEntry(url, image) for url, image in entries.items())
     if entries:
         logger.info(
             "rebuilt the URL index of %s from its manifests: %d URLs", store.root, len(entries)
@@ -88,9 +87,9 @@ def _stored_image(image: dict[str, Any]) -> StoredImage | None:
         return None
 
 
-def _legacy_files(store: Store) -> Iterator[Path]:
+def _legacy_files(store: LocalStore) -> Iterator[Path]:
     """Regular files of the old layout: ``images/<host>/<name>`` (never through a link)."""
-    images = store.root / "images"
+    images = store.root / IMAGES
     if not images.is_dir():
         return
     for host in images.iterdir():
@@ -100,13 +99,13 @@ def _legacy_files(store: Store) -> Iterator[Path]:
                     yield path
 
 
-def _migrate_legacy_layout(store: Store) -> None:
+def _migrate_legacy_layout(store: LocalStore) -> None:
     legacy = {store.relative(path) for path in _legacy_files(store)}
     if not legacy:
         return
     linked: dict[str, str] = {}  # old relative path -> new one
     rewritten = lost = 0
-    for manifest_path, manifest in iter_manifests(store.root):
+    for _, manifest in iter_manifests(store):
         changed = False
         for image in manifest["images"]:
             old = image.get("path")
@@ -133,7 +132,7 @@ def _migrate_legacy_layout(store: Store) -> None:
             linked[old] = image["path"]
         if changed:
             data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
-            write_atomically(manifest_path, data)
+            store.write(manifest_relpath(manifest["snapshot_id"]), data)
             rewritten += 1
     for old in linked:
         (store.root / old).unlink()

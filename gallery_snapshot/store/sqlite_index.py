@@ -1,5 +1,5 @@
-"""The URL index: which stored content each image URL gave, so a stored image is reused
-without a request.
+"""The URL index of a folder store: which stored content each image URL gave, so a stored
+image is reused without a request.
 
 An SQLite file in the output folder (``index.sqlite``, WAL mode): embedded, safe for several
 processes at once, and a primary-key lookup stays fast at millions of URLs. It holds no truth
@@ -19,7 +19,8 @@ from pathlib import Path
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import StoredImage
 from gallery_snapshot.selection import UrlProblem, normalize_url
-from gallery_snapshot.store import storage_error
+from gallery_snapshot.store.contract import IndexEntry
+from gallery_snapshot.store.files import storage_error
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS urls (
@@ -67,9 +68,11 @@ class DamagedIndex(StoreError):
     """The index file is not a usable SQLite database."""
 
 
-class Catalog:
+class SqliteIndex:
     """The URL index of one output folder. Opens a connection per call, so an instance is
     cheap, plain, and safe to use from any thread or process."""
+
+    batch_lookups = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -152,12 +155,12 @@ class Catalog:
                     found.update(dict.fromkeys(by_key[key], image))
         return found
 
-    def remember(self, entries: Iterable[tuple[str, StoredImage]]) -> None:
+    def remember(self, entries: Iterable[IndexEntry]) -> None:
         """Record where each URL's image is stored, in one transaction."""
         rows = [
-            (key, image.sha256, image.format, image.bytes, image.width, image.height)
-            for url, image in entries
-            if (key := url_key(url)) is not None
+            (key, e.image.sha256, e.image.format, e.image.bytes, e.image.width, e.image.height)
+            for e in entries
+            if (key := url_key(e.url)) is not None
         ]
         if not rows:
             return

@@ -14,11 +14,10 @@ from gallery_snapshot.config import DEFAULT_MAX_PIXELS, FORMATS
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.manifest import build_manifest, write_manifest
-from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.selection import select_links
 from gallery_snapshot.snapshot_page import write_snapshot_page
 from gallery_snapshot.sources.urls_file import list_urls_file
-from gallery_snapshot.store import Store
+from gallery_snapshot.store import open_store
 from gallery_snapshot.validation import validate_fetched
 
 _counter = 0
@@ -31,7 +30,7 @@ def new_id() -> str:
 
 
 def snapshot(
-    out: Path,
+    out: Path | str,
     urls_file: Path,
     *,
     formats: tuple[str, ...] = ("jpeg",),
@@ -39,11 +38,12 @@ def snapshot(
     threads: int = 4,
     snapshot_id: str | None = None,
 ) -> dict[str, Any]:
-    """One snapshot of the URLs in ``urls_file`` into ``out``; returns the manifest."""
+    """One snapshot of the URLs in ``urls_file`` into the store ``out`` (a folder or an
+    object-store URL); returns the manifest."""
     snapshot_id = snapshot_id or new_id()
     started = datetime.now(UTC).isoformat()
-    store = Store(out)
-    upgrade_store(store)
+    store = open_store(str(out))
+    store.ready_for_snapshot()
     with store.snapshot_lock(snapshot_id):
         store.sweep_stale_staging()
         listing = list_urls_file(str(urls_file))
@@ -53,7 +53,7 @@ def snapshot(
             allowed_hosts=hosts,
         )
         options = DownloadOptions(
-            out_dir=str(out),
+            out_dir=store.name,
             snapshot_id=snapshot_id,
             allowed_hosts=frozenset(hosts),
             timeout=5,
@@ -61,14 +61,17 @@ def snapshot(
             threads=threads,
             backoff=Backoff(base=0, cap=0, jitter=0),
         )
-        fetched = fetch_batch(selection.selected, options)
+        urls = [link.url for link in selection.selected]
+        known = None if store.index.batch_lookups else store.index.lookup(urls)
+        fetched = fetch_batch(selection.selected, options, known=known)
         records = validate_fetched(
             fetched,
-            out_dir=str(out),
+            out_dir=store.name,
             snapshot_id=snapshot_id,
             formats=tuple(FORMATS[name][1] for name in formats),
             max_pixels=DEFAULT_MAX_PIXELS,
         )
+        records = store.settle(snapshot_id, records)
         manifest = build_manifest(
             snapshot_id=snapshot_id,
             started_at=started,
@@ -78,10 +81,10 @@ def snapshot(
             records=records,
             skipped=listing.skipped + selection.skipped,
         )
-        write_snapshot_page(str(out), manifest)
-        write_manifest(str(out), manifest)
+        write_snapshot_page(store.name, manifest)
+        write_manifest(store, manifest)
     return manifest
 
 
 if __name__ == "__main__":
-    snapshot(Path(sys.argv[1]), Path(sys.argv[2]), formats=tuple(sys.argv[3].split(",")))
+    snapshot(sys.argv[1], Path(sys.argv[2]), formats=tuple(sys.argv[3].split(",")))

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from gallery_snapshot.manifest import build_manifest, write_manifest
-from gallery_snapshot.migration import upgrade_store
 from gallery_snapshot.models import ImageRecord
-from gallery_snapshot.store import Store
+from gallery_snapshot.store.local import LocalStore as Store
+from gallery_snapshot.store.migration import upgrade_store
 from tests.support.images import image_bytes
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import StoredImage
+from gallery_snapshot.store.contract import IndexEntry
+from gallery_snapshot.store.sqlite_index import SqliteIndex as Catalog
 
 
 def image(n: int) -> StoredImage:
@@ -19,7 +20,9 @@ def image(n: int) -> StoredImage:
 
 def test_urls_are_one_image_only_when_they_normalize_alike(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path / "index.sqlite")
-    catalog.remember([("http://h/x.jpg", image(1)), ("http://h:8080/x.jpg", image(2))])
+    catalog.remember(
+        [IndexEntry("http://h/x.jpg", image(1)), IndexEntry("http://h:8080/x.jpg", image(2))]
+    )
     found = catalog.lookup(
         ["HTTP://H:80/x.jpg", "http://h:8080/x.jpg", "http://h/x.jpg?v=1", "http://h/y.jpg"]
     )
@@ -28,7 +31,7 @@ def test_urls_are_one_image_only_when_they_normalize_alike(tmp_path: Path) -> No
 
 def test_lookups_of_many_urls_and_retain(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path / "index.sqlite")
-    catalog.remember((f"http://h/{n}.jpg", image(n % 7)) for n in range(2000))
+    catalog.remember(IndexEntry(f"http://h/{n}.jpg", image(n % 7)) for n in range(2000))
     assert len(catalog.lookup(f"http://h/{n}.jpg" for n in range(2500))) == 2000
     forgotten = catalog.retain({image(0).sha256, image(1).sha256})
     assert forgotten == 2000 - len([n for n in range(2000) if n % 7 in (0, 1)])

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.models import FetchResult, Link, StoredImage
-from gallery_snapshot.store import Store
+from gallery_snapshot.store.contract import IndexEntry
+from gallery_snapshot.store.local import LocalStore as Store
 from tests.support.content_server import ContentServer, content_servers
 
 SNAPSHOT = "snap-1"
@@ -62,7 +62,7 @@ def remember_stored(out_dir: Path, url: str, data: bytes) -> Path:
     sha = hashlib.sha256(data).hexdigest()
     relpath = store.commit(staged, sha256=sha, image_format="JPEG")
     image = StoredImage(sha256=sha, format="JPEG", bytes=len(data), width=1, height=1)
-    Catalog(store.index_path).remember([(url, image)])
+    store.index.remember([IndexEntry(url, image)])
     return store.root / relpath
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from gallery_snapshot.cli import main
 from gallery_snapshot.config import parse_duration
-from gallery_snapshot.maintenance import prune_store, snapshots_to_keep
+from gallery_snapshot.store.maintenance import prune_store, snapshots_to_keep
 from tests.support.images import image_bytes
 from tests.support.stores import record_snapshot, store_image
 

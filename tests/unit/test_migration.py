@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.manifest import iter_manifests
-from gallery_snapshot.migration import upgrade_store
-from gallery_snapshot.store import Store, is_stored_relpath
+from gallery_snapshot.store import is_stored_relpath
+from gallery_snapshot.store.local import LocalStore as Store
+from gallery_snapshot.store.migration import upgrade_store
+from gallery_snapshot.store.sqlite_index import SqliteIndex as Catalog
 
 LEGACY = Path(__file__).parent.parent / "data" / "legacy-store"
 

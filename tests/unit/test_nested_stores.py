@@ -10,8 +10,8 @@ import pytest
 
 from gallery_snapshot.cli import main
 from gallery_snapshot.errors import ConfigError
-from gallery_snapshot.object_store import ObjectStore
-from gallery_snapshot.output import check_output, open_store
+from gallery_snapshot.store import open_store
+from gallery_snapshot.store.objects import ObjectStore
 from tests.support.stores import store_with_a_snapshot
 from tests.unit.test_object_maintenance import record_snapshot as record_object_snapshot
 
@@ -41,7 +41,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def test_a_folder_inside_a_store_is_refused(outer: Path, inside: str) -> None:
     before = sorted(outer.rglob("*"))
     with pytest.raises(ConfigError, match=f"inside the store {outer}"):
-        check_output(str(outer / inside))
+        open_store(str(outer / inside)).check_access()
     assert sorted(outer.rglob("*")) == before  # nothing made in there
 
 
@@ -52,8 +52,8 @@ def test_a_link_into_a_store_is_refused(outer: Path, tmp_path: Path) -> None:
 
 
 def test_the_store_itself_and_a_folder_beside_it_are_accepted(outer: Path) -> None:
-    check_output(str(outer))
-    check_output(str(outer.parent / "beside"))
+    open_store(str(outer)).check_access()
+    open_store(str(outer.parent / "beside")).check_access()
 
 
 @pytest.mark.parametrize("out", ["", " "])
@@ -100,11 +100,11 @@ def test_an_object_store_prefix_inside_another_store_is_refused(
     record_object_snapshot(outer, "01-a", [1])
     for inside in ("snapshots/01-a", "snapshots/mine", "images/x", "quarantine/01-a", "index"):
         with pytest.raises(ConfigError, match="inside the store file://"):
-            check_output(f"{outer.url}/{inside}")
+            open_store(f"{outer.url}/{inside}").check_access()
     for argv in (["verify"], ["prune", "--keep-last", "1"]):
         code, err = run_cli(capsys, *argv, "--out", f"{outer.url}/snapshots/01-a")
         assert code == 2 and "inside the store" in err and err.count("\n") == 1, err
     assert not os.path.exists(tmp_path / "bucket" / "outer" / "snapshots" / "mine")
     # Beside it, and a folder of its own name elsewhere, are other places.
-    check_output(f"file://{tmp_path}/bucket/other")
-    check_output(f"file://{tmp_path}/bucket/other/snapshots/x")
+    open_store(f"file://{tmp_path}/bucket/other").check_access()
+    open_store(f"file://{tmp_path}/bucket/other/snapshots/x").check_access()

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from gallery_snapshot import maintenance, object_store
 from gallery_snapshot.manifest import write_manifest
 from gallery_snapshot.models import ImageRecord, StoredImage
-from gallery_snapshot.object_store import PRUNE_LOCK, ObjectStore
-from gallery_snapshot.store import stored_relpath
+from gallery_snapshot.store import maintenance, stored_relpath
+from gallery_snapshot.store import objects as object_store
+from gallery_snapshot.store.contract import IndexEntry
+from gallery_snapshot.store.objects import PRUNE_LOCK, ObjectStore
 from tests.support.images import image_bytes
 from tests.support.stores import downloaded, snapshot_manifest
 from tests.unit.test_maintenance import cli
@@ -35,7 +36,7 @@ def record_snapshot(store: ObjectStore, snapshot_id: str, seeds: list[int]) -> N
         )
         path = stored_relpath(image.sha256, "JPEG")
         version = store.put(path, data)
-        store.remember(f"http://h/{seed}.jpg", image, version=version)
+        store.index.remember([IndexEntry(f"http://h/{seed}.jpg", image, version)])
         records.append(downloaded(seed, rank, path=path, sha256=image.sha256, size=image.bytes))
     store.put(f"quarantine/{snapshot_id}/9-bad.jpg", b"junk")
     write_manifest(store.url, snapshot_manifest(snapshot_id, records))

@@ -15,21 +15,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gallery_snapshot import object_store
 from gallery_snapshot.errors import StoreError
 from gallery_snapshot.models import FetchResult, Link, StoredImage
-from gallery_snapshot.object_store import (
-    PRUNE_LOCK,
-    ObjectStore,
+from gallery_snapshot.store import objects as object_store
+from gallery_snapshot.store import open_store, stored_relpath
+from gallery_snapshot.store.contract import IndexEntry
+from gallery_snapshot.store.object_client import (
     check_object_url,
     describe_failure,
-    index_key,
     is_object_url,
     names_a_url,
-    parse_index_key,
 )
-from gallery_snapshot.output import location, read_file, write_file
-from gallery_snapshot.store import stored_relpath
+from gallery_snapshot.store.object_index import index_key, parse_index_key, stored_images
+from gallery_snapshot.store.objects import PRUNE_LOCK, ObjectStore
 from gallery_snapshot.validation import validate_fetched
 from tests.support.images import image_bytes
 
@@ -181,14 +179,14 @@ def test_keys_of_another_shape_are_not_index_entries() -> None:
 
 def test_lookup_reuses_only_what_is_stored_whole(store: ObjectStore) -> None:
     kept = put_image(store, b"kept image")
-    store.remember("https://i.example.org/kept.jpg", kept)
+    store.index.remember([IndexEntry("https://i.example.org/kept.jpg", kept)])
     missing = image_of(b"never stored")
-    store.remember("https://i.example.org/missing.jpg", missing)
+    store.index.remember([IndexEntry("https://i.example.org/missing.jpg", missing)])
     truncated = put_image(store, b"whole image")
     store.put(stored_relpath(truncated.sha256, "JPEG"), b"whole")  # shorter than recorded
-    store.remember("https://i.example.org/truncated.jpg", truncated)
+    store.index.remember([IndexEntry("https://i.example.org/truncated.jpg", truncated)])
 
-    found = store.lookup(
+    found = store.index.lookup(
         [
             "https://i.example.org/kept.jpg",
             "https://i.example.org/missing.jpg",
@@ -204,28 +202,32 @@ def test_an_image_damaged_in_place_is_not_reused(store: ObjectStore) -> None:
     image = image_of(content)
     version = store.put(stored_relpath(image.sha256, "JPEG"), content)
     assert version  # the backend gives one (an ETag)
-    store.remember("https://i.example.org/a.jpg", image, version=version)
-    assert store.lookup(["https://i.example.org/a.jpg"]) == {"https://i.example.org/a.jpg": image}
+    store.index.remember([IndexEntry("https://i.example.org/a.jpg", image, version)])
+    assert store.index.lookup(["https://i.example.org/a.jpg"]) == {
+        "https://i.example.org/a.jpg": image
+    }
     time.sleep(0.01)  # the local backend's ETag includes the modification time
     store.put(stored_relpath(image.sha256, "JPEG"), b"whole imagf")  # same size, other bytes
-    assert store.lookup(["https://i.example.org/a.jpg"]) == {}
+    assert store.index.lookup(["https://i.example.org/a.jpg"]) == {}
 
 
 def test_lookup_matches_urls_as_the_local_index_does(store: ObjectStore) -> None:
     image = put_image(store, b"content")
-    store.remember("https://I.Example.org:443/a.jpg", image)
-    assert store.lookup(["https://i.example.org/a.jpg"]) == {"https://i.example.org/a.jpg": image}
-    assert store.lookup(["https://i.example.org/a.jpg?size=large"]) == {}
+    store.index.remember([IndexEntry("https://I.Example.org:443/a.jpg", image)])
+    assert store.index.lookup(["https://i.example.org/a.jpg"]) == {
+        "https://i.example.org/a.jpg": image
+    }
+    assert store.index.lookup(["https://i.example.org/a.jpg?size=large"]) == {}
 
 
 def test_the_newest_entry_of_a_url_wins(store: ObjectStore, tmp_path: Path) -> None:
     url = "https://i.example.org/changed.jpg"
     old, new = put_image(store, b"old content"), put_image(store, b"new content")
-    store.remember(url, old)
+    store.index.remember([IndexEntry(url, old)])
     stale = tmp_path / "bucket" / index_key(url, old)
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    store.remember(url, new)
-    assert store.lookup([url]) == {url: new}
+    store.index.remember([IndexEntry(url, new)])
+    assert store.index.lookup([url]) == {url: new}
 
 
 def test_a_snapshot_waits_for_a_running_prune(store: ObjectStore) -> None:
@@ -296,13 +298,14 @@ def test_a_held_lock_is_kept_fresh(
 
 
 def test_files_of_the_store_are_written_and_read_whole(store: ObjectStore) -> None:
-    where = write_file(store.url, "snapshots/s/manifest.json", b"{}")
+    opened = open_store(store.url)
+    where = opened.write("snapshots/s/manifest.json", b"{}")
     assert (
         where
         == f"{store.url}/snapshots/s/manifest.json"
-        == location(store.url, "snapshots/s/manifest.json")
+        == opened.location("snapshots/s/manifest.json")
     )
-    assert read_file(store.url, "snapshots/s/manifest.json") == b"{}"
+    assert opened.read("snapshots/s/manifest.json") == b"{}"
 
 
 class _Failure(Exception):
@@ -359,14 +362,14 @@ def test_the_same_bytes_under_two_urls_stay_reusable_by_both(store: ObjectStore)
         "downloaded",
         "downloaded",
     ]
-    assert set(store.lookup(urls)) == set(urls)
+    assert set(store.index.lookup(urls)) == set(urls)
     # A later snapshot finding one of them new again puts nothing either.
-    version = store.stored_images()[stored_relpath(image_of(content).sha256, "JPEG")].version
+    version = stored_images(store)[stored_relpath(image_of(content).sha256, "JPEG")].version
     assert validate(store, [fetched("https://i.example.org/c.jpg", content)]) == ["downloaded"]
-    assert store.stored_images()[stored_relpath(image_of(content).sha256, "JPEG")].version == (
+    assert stored_images(store)[stored_relpath(image_of(content).sha256, "JPEG")].version == (
         version
     )
-    assert set(store.lookup([*urls, "https://i.example.org/c.jpg"])) == {
+    assert set(store.index.lookup([*urls, "https://i.example.org/c.jpg"])) == {
         *urls,
         "https://i.example.org/c.jpg",
     }
@@ -382,10 +385,10 @@ def test_an_image_damaged_in_place_is_put_back_when_fetched_again(
     damaged = bytearray(content)
     damaged[-10] ^= 0xFF  # same size, other bytes
     (tmp_path / "bucket" / key).write_bytes(bytes(damaged))
-    assert store.lookup([url]) == {}
+    assert store.index.lookup([url]) == {}
     assert validate(store, [fetched(url, content)]) == ["downloaded"]
     assert store.get(key) == content
-    assert set(store.lookup([url])) == {url}
+    assert set(store.index.lookup([url])) == {url}
 
 
 def test_keys_under_locks_of_another_shape_block_nothing(store: ObjectStore) -> None:

@@ -9,17 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import gallery_snapshot.store as store_module
+import gallery_snapshot.store.files as store_module
 from gallery_snapshot.errors import StoreError
-from gallery_snapshot.store import (
-    MAX_NAME_LENGTH,
-    Store,
-    StoredFileProblem,
-    is_stored_relpath,
-    safe_component,
-    stored_relpath,
-    sync_filesystem,
-)
+from gallery_snapshot.store import StoredFileProblem, is_stored_relpath, stored_relpath
+from gallery_snapshot.store.files import MAX_NAME_LENGTH, safe_component, sync_filesystem
+from gallery_snapshot.store.local import LocalStore as Store
 
 
 def test_stored_paths_are_named_by_content_with_fan_out() -> None:
@@ -45,7 +39,7 @@ def test_only_the_stored_shape_is_a_stored_path(text: str) -> None:
 )
 def test_hostile_paths_are_refused(tmp_path: Path, path: str) -> None:
     with pytest.raises(StoredFileProblem, match="not the stored path"):
-        Store(tmp_path).read_stored(path, sha256="0" * 64)
+        Store(tmp_path).check_stored(path, sha256="0" * 64)
 
 
 def staged_file(tmp_path: Path, data: bytes, name: str = "staged") -> Path:
@@ -64,7 +58,7 @@ def test_commit_is_idempotent_and_the_file_read_only(tmp_path: Path) -> None:
     stored = store.root / first
     assert stored.read_bytes() == b"content"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o444
-    store.read_stored(first, sha256=sha, size=7)
+    store.check_stored(first, sha256=sha, size=7)
 
 
 def test_commit_repairs_a_damaged_copy_and_a_planted_link(tmp_path: Path) -> None:
@@ -75,7 +69,7 @@ def test_commit_repairs_a_damaged_copy_and_a_planted_link(tmp_path: Path) -> Non
     stored.chmod(0o644)
     stored.write_bytes(b"rot")
     with pytest.raises(StoredFileProblem, match="has 3 bytes"):
-        store.read_stored(relpath, sha256=sha, size=4)
+        store.check_stored(relpath, sha256=sha, size=4)
     store.commit(staged_file(tmp_path, b"good"), sha256=sha, image_format="PNG")
     assert stored.read_bytes() == b"good"
 
@@ -83,7 +77,7 @@ def test_commit_repairs_a_damaged_copy_and_a_planted_link(tmp_path: Path) -> Non
     stored.unlink()
     stored.symlink_to(outside)
     with pytest.raises(StoredFileProblem, match="symbolic link"):
-        store.read_stored(relpath, sha256=sha)
+        store.check_stored(relpath, sha256=sha)
     store.commit(staged_file(tmp_path, b"good"), sha256=sha, image_format="PNG")
     assert not stored.is_symlink() and stored.read_bytes() == b"good"
 
@@ -97,12 +91,12 @@ def test_a_fan_out_folder_linked_out_of_the_store_is_refused(tmp_path: Path) -> 
     (store.root / "images").mkdir(parents=True)
     (store.root / "images" / sha[:2]).symlink_to(elsewhere)
     with pytest.raises(StoredFileProblem, match="symbolic link"):
-        store.read_stored(stored_relpath(sha, "JPEG"), sha256=sha)
+        store.check_stored(stored_relpath(sha, "JPEG"), sha256=sha)
     # Storing that content replaces the planted link by a real folder; nothing is written
     # where the link pointed.
     relpath = store.commit(staged_file(tmp_path, b"x"), sha256=sha, image_format="JPEG")
     assert not (store.root / "images" / sha[:2]).is_symlink()
-    store.read_stored(relpath, sha256=sha)
+    store.check_stored(relpath, sha256=sha)
     assert sorted(p.name for p in elsewhere.rglob("*")) == sorted([sha[2:4], f"{sha}.jpg"])
 
 
@@ -114,7 +108,7 @@ def test_a_folder_planted_at_a_stored_path_is_replaced(
     planted = store.root / stored_relpath(sha, "JPEG")
     (planted / "inside").mkdir(parents=True)
     relpath = store.commit(staged_file(tmp_path, b"x"), sha256=sha, image_format="JPEG")
-    store.read_stored(relpath, sha256=sha)
+    store.check_stored(relpath, sha256=sha)
 
 
 def test_a_fifo_in_the_store_is_refused_without_blocking(tmp_path: Path) -> None:
@@ -124,9 +118,9 @@ def test_a_fifo_in_the_store_is_refused_without_blocking(tmp_path: Path) -> None
     fifo.parent.mkdir(parents=True)
     os.mkfifo(fifo)
     with pytest.raises(StoredFileProblem, match="not a regular file"):
-        store.read_stored(stored_relpath(sha, "JPEG"), sha256=sha)
+        store.check_stored(stored_relpath(sha, "JPEG"), sha256=sha)
     relpath = store.commit(staged_file(tmp_path, b"x"), sha256=sha, image_format="JPEG")
-    store.read_stored(relpath, sha256=sha)  # replaced by the real content
+    store.check_stored(relpath, sha256=sha)  # replaced by the real content
 
 
 @pytest.mark.parametrize("entry", [".staging", "index.sqlite", ".lock", "images"])

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gallery_snapshot.maintenance import prune_store, verify_store
 from gallery_snapshot.manifest import iter_manifests, stored_images
 from gallery_snapshot.store import STORED_PATH
+from gallery_snapshot.store.maintenance import prune_store, verify_store
 from tests.support.content_server import ContentServer
 from tests.support.images import image_bytes
 from tests.support.pipeline import snapshot

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.manifest import iter_manifests
 from gallery_snapshot.sources.urls_file import list_urls_file
 from gallery_snapshot.store import is_stored_relpath
+from gallery_snapshot.store.sqlite_index import SqliteIndex
 from tests.support.content_server import ContentServer, content_servers
 from tests.support.images import image_bytes
 from tests.support.pipeline import snapshot
@@ -170,7 +170,7 @@ def test_a_lost_url_index_is_rebuilt_from_the_manifests(
         path.unlink()
     again = snapshot(out, urls_file(tmp_path, urls))
     assert again["counts"]["reused"] == 3
-    assert Catalog(out / "index.sqlite").count() == 3
+    assert SqliteIndex(out / "index.sqlite").count() == 3
     assert len(list(iter_manifests(out))) == 2
 
 

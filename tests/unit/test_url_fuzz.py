@@ -15,11 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gallery_snapshot.catalog import Catalog, url_key
 from gallery_snapshot.manifest import build_manifest, encode_manifest, write_manifest
-from gallery_snapshot.migration import rebuild_index
 from gallery_snapshot.models import ImageRecord, Link, StoredImage
-from gallery_snapshot.object_store import index_key, url_hash
 from gallery_snapshot.report import markdown_report
 from gallery_snapshot.selection import (
     UrlProblem,
@@ -32,7 +29,11 @@ from gallery_snapshot.selection import (
 from gallery_snapshot.snapshot_page import render_page
 from gallery_snapshot.sources.imgur import _ListingBuilder
 from gallery_snapshot.sources.urls_file import list_urls_file
-from gallery_snapshot.store import Store
+from gallery_snapshot.store.contract import IndexEntry
+from gallery_snapshot.store.local import LocalStore as Store
+from gallery_snapshot.store.migration import rebuild_index
+from gallery_snapshot.store.object_index import index_key, url_hash
+from gallery_snapshot.store.sqlite_index import SqliteIndex, url_key
 from tests.support.hostile_server import HostileServer, response, serving
 from tests.support.images import image_bytes
 from tests.support.pipeline import snapshot
@@ -182,9 +183,9 @@ def test_page_report_and_manifest_render_any_url(tmp_path_factory: Any, urls: li
 def test_index_keys_of_any_url_never_fail(tmp_path_factory: Any, urls: list[str]) -> None:
     """A URL that can be requested has a key, in the URL index and on an object store; one
     that does not parse has none (it is never looked up either)."""
-    catalog = Catalog(tmp_path_factory.mktemp("index") / "index.sqlite")
+    catalog = SqliteIndex(tmp_path_factory.mktemp("index") / "index.sqlite")
     catalog.create()
-    catalog.remember((url, IMAGE) for url in urls)
+    catalog.remember(IndexEntry(url, IMAGE) for url in urls)
     found = catalog.lookup(urls)
     assert set(found) <= set(urls)
     for url in urls:
@@ -209,4 +210,4 @@ def test_the_url_index_is_rebuilt_from_manifests_holding_any_url(
     (out / "snapshots" / "s1" / "manifest.json").write_text(json.dumps(manifest))
     rebuild_index(Store(out))
     keyed = [url for url in urls if url_key(url) is not None]
-    assert set(Catalog(Store(out).index_path).lookup(urls)) == set(keyed)
+    assert set(Store(out).index.lookup(urls)) == set(keyed)

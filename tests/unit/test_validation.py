@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gallery_snapshot.catalog import Catalog
 from gallery_snapshot.config import DEFAULT_MAX_PIXELS
 from gallery_snapshot.models import FetchResult, Link
-from gallery_snapshot.store import Store, stored_relpath
+from gallery_snapshot.store import stored_relpath
+from gallery_snapshot.store.local import LocalStore as Store
 from gallery_snapshot.validation import InvalidImage, inspect_image, validate_fetched
 from tests.support.bombs import (
     apng_bomb,
@@ -124,7 +124,7 @@ def test_validated_files_move_into_the_store_and_bad_ones_into_quarantine(tmp_pa
     assert good_record.status == "downloaded"
     assert good_record.path == stored_relpath(good_sha, "JPEG")
     assert (tmp_path / good_record.path).is_file() and not good.exists()
-    [remembered] = Catalog(store.index_path).lookup(["https://i.imgur.com/good.jpg"]).values()
+    [remembered] = store.index.lookup(["https://i.imgur.com/good.jpg"]).values()
     assert (remembered.sha256, remembered.width, remembered.format) == (good_sha, 64, "JPEG")
     assert bad_record.status == "invalid" and bad_record.path is None
     assert "quarantined as quarantine/s/2-bad.jpg" in (bad_record.error or "")
@@ -258,7 +258,7 @@ def test_an_mpo_is_a_jpeg_stored_as_jpg_and_indexed(tmp_path: Path) -> None:
     assert record.path == stored_relpath(sha, "JPEG") and record.path.endswith(".jpg")
     assert (record.width, record.height) == (160, 120)
     assert (tmp_path / record.path).read_bytes() == data
-    [remembered] = Catalog(store.index_path).lookup([url]).values()
+    [remembered] = store.index.lookup([url]).values()
     assert remembered.format == "JPEG"
 
 
