@@ -34,7 +34,7 @@ from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.selection import normalize_host
 from gallery_snapshot.sources import needs_client_id
 from gallery_snapshot.sources.urls_file import open_urls_file
-from gallery_snapshot.store import refuse_empty, store_place
+from gallery_snapshot.store import absolute_name, refuse_empty, store_place
 
 API_HOSTS_ENV = "GALLERY_SNAPSHOT_API_HOSTS"
 OUT_ROOTS_ENV = "GALLERY_SNAPSHOT_OUT_ROOTS"
@@ -147,7 +147,7 @@ def checked_out_dir(out_dir: str, policy: RunPolicy) -> str:
     refuse_empty(out_dir)
     place = store_place(out_dir, base=policy.output_root)
     if policy.terminal or any(_within(place, root) for root in policy.out_roots):
-        return place
+        return absolute_name(out_dir, base=policy.output_root)
     raise ConfigError(
         f"out_dir {out_dir!r} is not where this worker writes for a run: name a folder "
         f"relative to ~/gallery-snapshot, or one under {OUT_ROOTS_ENV} of its environment"

@@ -90,10 +90,15 @@ def refuse_empty(name: str) -> None:
         )
 
 
-def absolute_name(name: str) -> str:
-    """``name`` as given on the command line, made independent of the current folder: a
-    folder made absolute; a URL (or nothing, refused when opened) as it is."""
-    return name if names_a_url(name) or not name.strip() else os.path.abspath(name)
+def absolute_name(name: str, *, base: str | None = None) -> str:
+    """``name`` made independent of the current folder: a folder made absolute (a relative
+    one, and ``~``, under ``base`` when given); a URL (or nothing, refused when opened) as it
+    is."""
+    if names_a_url(name) or not name.strip():
+        return name
+    if base is None:
+        return os.path.abspath(name)
+    return os.path.normpath(os.path.join(base, os.path.expanduser(name)))
 
 
 def checked_name(name: str) -> str:
