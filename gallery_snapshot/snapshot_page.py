@@ -11,7 +11,7 @@ from typing import Any
 from gallery_snapshot.escaping import html_text
 from gallery_snapshot.manifest import COUNT_KEYS, STORED
 from gallery_snapshot.store import is_stored_relpath, store_named
-from gallery_snapshot.store.layout import page_relpath
+from gallery_snapshot.store.layout import ROOT_FROM_PAGE, page_relpath
 
 _STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 1.5em; background: #fafafa; color: #222; }
@@ -32,7 +32,7 @@ def _figure(image: dict[str, Any]) -> str:
     label = f"#{html_text(image.get('rank'))} {html_text(image.get('id'))}"
     path = image.get("path")
     if status in STORED and isinstance(path, str) and is_stored_relpath(path):
-        target = html_text(f"../../{path}")
+        target = html_text(f"{ROOT_FROM_PAGE}{path}")
         picture = f'<a href="{target}"><img src="{target}" loading="lazy" alt=""></a>'
         detail = html_text(f"{image.get('width')}x{image.get('height')} {image.get('format')}")
         css = ""

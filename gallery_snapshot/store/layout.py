@@ -59,6 +59,11 @@ def stored_sha256(relpath: str) -> str | None:
     return None if match is None else match.group(3)
 
 
+# The store's root as a snapshot's page links to it (relative, so the page opens wherever the
+# store is served or copied).
+ROOT_FROM_PAGE = "../../"
+
+
 def snapshot_folder(snapshot_id: str) -> str:
     return f"{SNAPSHOTS}/{snapshot_id}"
 
