@@ -546,14 +546,15 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             validates and stores its own image right after downloading it."""
             store = Store(out)
             opts = options(out, workers)
-            store.staging_dir("direct").mkdir(parents=True)
+            staging = store.staging_dir("direct")
+            staging.mkdir(parents=True)
             client = image_client()
+
+            def one(link: Link) -> None:
+                validate(out, [fetch_one(client, link, store, staging, opts)])
+
             with cf.ThreadPoolExecutor(workers) as pool:
-                list(
-                    pool.map(
-                        lambda link: validate(out, [fetch_one(client, link, store, opts)]), links
-                    )
-                )
+                list(pool.map(one, links))
 
         http = urllib3.PoolManager(maxsize=workers, retries=False)
         session = make_session(pool_size=workers)

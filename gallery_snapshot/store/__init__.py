@@ -96,9 +96,7 @@ def absolute_name(name: str, *, base: str | None = None) -> str:
     is."""
     if names_a_url(name) or not name.strip():
         return name
-    if base is None:
-        return os.path.abspath(name)
-    return os.path.normpath(os.path.join(base, os.path.expanduser(name)))
+    return os.path.abspath(name) if base is None else _folder(name, base)
 
 
 def checked_name(name: str) -> str:
@@ -119,10 +117,13 @@ def store_place(name: str, *, base: str | None) -> str:
             raise ValueError(f"an object-store URL ({exc})") from None
         scheme, rest = url.split(":", 1)
         return f"{scheme.lower()}:{rest}"
-    path = os.path.expanduser(name)
-    if base is None and not os.path.isabs(path):
+    if base is None and not os.path.isabs(os.path.expanduser(name)):
         raise ValueError("an absolute folder")
-    return os.path.normpath(os.path.join(base or "", path))
+    return _folder(name, base or "/")
+
+
+def _folder(name: str, base: str) -> str:
+    return os.path.normpath(os.path.join(base, os.path.expanduser(name)))
 
 
 def read_location(location: str) -> bytes:
