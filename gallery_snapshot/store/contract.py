@@ -132,7 +132,9 @@ class SnapshotStore(Protocol):
         """Write a whole file (a manifest, a page), atomically; return its location."""
         ...
 
-    def has_snapshots(self) -> bool: ...
+    def has_snapshots(self) -> bool:
+        """Whether a snapshot's manifest (or what takes its place) is here."""
+        ...
 
     def snapshot_ids(self) -> list[str]:
         """The ids of the snapshot folders holding a manifest (or what takes its place)."""

@@ -136,7 +136,7 @@ class LocalStore:
     def read(self, relpath: str) -> bytes:
         """A file of the store, never read through a link (nor a linked folder)."""
         path = self.root / relpath
-        for folder in path.relative_to(self.root).parents:
+        for folder in path.relative_to(self.root).parents[:-1]:  # below the root
             if (self.root / folder).is_symlink():
                 raise StoreError(f"{self.root / folder} is a symbolic link")
         with open(open_regular(path), "rb") as handle:
@@ -148,7 +148,7 @@ class LocalStore:
         return str(path)
 
     def has_snapshots(self) -> bool:
-        return (self.root / layout.SNAPSHOTS).is_dir()
+        return bool(self.snapshot_ids())
 
     def snapshot_ids(self) -> list[str]:
         """Folders holding a manifest, and links in a snapshot folder's place (reading them

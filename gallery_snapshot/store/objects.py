@@ -109,7 +109,7 @@ class ObjectStore(ObjectClient):
         return self.location(relpath)
 
     def has_snapshots(self) -> bool:
-        return any(True for _ in self.listing(f"{layout.SNAPSHOTS}/"))
+        return bool(self.snapshot_ids())
 
     def snapshot_ids(self) -> list[str]:
         return [
