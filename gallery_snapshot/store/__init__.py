@@ -11,13 +11,27 @@ caller uses. ``open_store(name)`` opens it once from the output's name: a folder
       object_client.py, object_index.py                     (its parts)
     maintenance.py    verify and prune, written once against the interface
 
-A third backend (say, an S3-like service with its own SDK) is one module: a class with the
-attributes and methods of ``SnapshotStore`` (``name``, ``index`` (a ``UrlIndex``: lookup,
-remember, retain), ``durable_puts``; ``read``/``write``/``location``, ``put_image``,
-``check_stored``, ``quarantine``, ``stored_files``, ``delete_images``, ``snapshot_ids``,
-``delete_snapshot``; ``snapshot_lock``, ``read_lock``, ``prune_lock``, ``settle``;
-``batch_staging``), and one line in ``open_store`` choosing it by the name's scheme. The
-store-machine test runs against every backend (``tests/unit/test_store_machine.py``).
+A third backend is one module, plus its URL scheme where ``open_store`` chooses the class
+(and in ``object_client.OBJECT_SCHEMES``). An S3-like service with its own SDK subclasses
+``ObjectStore`` and replaces its plain object operations; the index, the locks, verify and
+prune come with them::
+
+    class VendorStore(ObjectStore):          # gallery_snapshot/store/vendor.py
+        def put(self, key, data, *, create_only=False) -> str: ...    # the new version;
+                                              # ObjectExists when create_only finds the key
+        def get_versioned(self, key) -> tuple[bytes, str]: ...  # FileNotFoundError if none
+        def listing(self, prefix) -> Iterator[ObjectInfo]: ...
+        def delete(self, keys) -> None: ...
+        def top_prefixes(self) -> set[str]: ...                  # {"snapshots/", ...}
+
+Anything else implements ``SnapshotStore`` whole: ``name``, ``index`` (a ``UrlIndex``:
+``lookup``, ``remember``, ``retain``), ``durable_puts``; files (``read``, ``write``,
+``location``, ``snapshot_ids``, ``delete_snapshot``); images (``put_image``, ``check_stored``,
+``confirm_reuse``, ``quarantine``, ``stored_files``, ``delete_images``, ``sync``); locks
+(``snapshot_lock``, ``read_lock``, ``prune_lock``, ``confirm_alone``, ``settle``); staging
+(``batch_staging``, ``staging_dir``, ``sweep_stale_staging``, ``kept_downloads``). The
+contract test and the store machine (``tests/unit/test_store_contract.py``,
+``test_store_machine.py``) run on every backend.
 """
 
 from __future__ import annotations

@@ -189,6 +189,10 @@ def version_token(etag: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", etag or "")[:64]
 
 
+class ObjectExists(Exception):
+    """A create-only put found its key taken."""
+
+
 class ObjectClient:
     """The objects under one URL. Plain: holds its URL and opens its client lazily, so an
     instance is cheap in any process (a Dask worker builds its own)."""
@@ -233,7 +237,7 @@ class ObjectClient:
         exists, or not) pass through."""
         try:
             yield
-        except (AlreadyExistsError, FileNotFoundError, StoreError):
+        except (ObjectExists, FileNotFoundError, StoreError):
             raise
         except (BaseError, OSError, ValueError) as exc:
             raise StoreError(describe_failure(self.url, exc)) from None
@@ -249,23 +253,37 @@ class ObjectClient:
 
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> str:
         """Put ``data`` whole, with its ``Content-Type``; return the new object's version
-        token."""
+        token. With ``create_only``, ObjectExists when the key is taken."""
         mode: Literal["create", "overwrite"] = "create" if create_only else "overwrite"
         # The local backend keeps no attributes (and refuses them).
         local = urlsplit(self.url).scheme.lower() == "file"
         attributes = None if local else {"Content-Type": content_type(key)}
         with self._reported():
-            put = obstore.put(self.client, key, data, mode=mode, attributes=attributes)
+            try:
+                put = obstore.put(self.client, key, data, mode=mode, attributes=attributes)
+            except AlreadyExistsError:
+                raise ObjectExists(self.location(key)) from None
             return version_token(put.get("e_tag"))
 
     def get(self, key: str) -> bytes:
+        return self.get_versioned(key)[0]
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """An object's bytes and version token; FileNotFoundError when there is none."""
         with self._reported():
             try:
-                return bytes(obstore.get(self.client, key).bytes())
+                found = obstore.get(self.client, key)
+                return bytes(found.bytes()), version_token(found.meta.get("e_tag"))
             except (NotFoundError, FileNotFoundError):  # S3's, and the local backend's
                 raise FileNotFoundError(
                     errno.ENOENT, "no such object", self.location(key)
                 ) from None
+
+    def top_prefixes(self) -> set[str]:
+        """The folder-like prefixes at the top of this URL (``snapshots/``, …): one LIST."""
+        with self._reported():
+            top = obstore.list_with_delimiter(self.client)["common_prefixes"]
+        return {name.rstrip("/") + "/" for name in top}
 
     def listing(self, prefix: str) -> Iterator[ObjectInfo]:
         """Objects under the folder-like ``prefix`` (obstore lists whole path segments)."""

@@ -19,14 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import obstore
-from obstore.exceptions import AlreadyExistsError, NotFoundError
-
 from gallery_snapshot.errors import ConfigError, StoreError
 from gallery_snapshot.models import ImageRecord, StoredImage
 from gallery_snapshot.store import layout
 from gallery_snapshot.store.contract import Download, Placed, StoredFileProblem, nested_store
-from gallery_snapshot.store.object_client import ObjectClient, version_token
+from gallery_snapshot.store.object_client import ObjectClient, ObjectExists
 from gallery_snapshot.store.object_index import ObjectIndex, stored_images
 from gallery_snapshot.store.staging import ScratchStaging
 
@@ -81,12 +78,11 @@ class ObjectStore(ObjectClient):
                 continue
             above = f"{parts.scheme}://{parts.netloc}/{'/'.join(names[:depth])}"
             try:
-                candidate = ObjectClient(above, create=False)
-                with candidate._reported():
-                    top = obstore.list_with_delimiter(candidate.client)["common_prefixes"]
+                candidate = type(self)(above, create=False)
+                top = candidate.top_prefixes()
             except (ValueError, StoreError):  # the file system's root, an unlistable bucket
                 continue
-            if {"snapshots/", "index/"} <= {name.rstrip("/") + "/" for name in top}:
+            if {"snapshots/", "index/"} <= top:
                 return candidate.url
         return None
 
@@ -138,16 +134,14 @@ class ObjectStore(ObjectClient):
         key = layout.stored_relpath(sha256, image_format)
         try:
             return Placed(key, self.put(key, content, create_only=True))
-        except AlreadyExistsError:
+        except ObjectExists:
             pass
-        with self._reported():
-            try:
-                found = obstore.get(self.client, key)
-                stored = bytes(found.bytes())
-            except (NotFoundError, FileNotFoundError):  # pruned meanwhile
-                found, stored = None, b""
-        if found is not None and hashlib.sha256(stored).hexdigest() == sha256:
-            return Placed(key, version_token(found.meta.get("e_tag")))
+        try:
+            stored, version = self.get_versioned(key)
+            if hashlib.sha256(stored).hexdigest() == sha256:
+                return Placed(key, version)
+        except FileNotFoundError:  # pruned meanwhile
+            pass
         return Placed(key, self.put(key, content))
 
     def check_stored(self, relpath: str, *, sha256: str, size: int | None = None) -> None:
@@ -314,7 +308,7 @@ class ObjectStore(ObjectClient):
             self.delete([PRUNE_LOCK])  # a killed prune's
         try:
             self.put(PRUNE_LOCK, b"", create_only=True)
-        except AlreadyExistsError:
+        except ObjectExists:
             raise StoreError(
                 f"another prune is running on {self.url} (its lock "
                 f"{self.location(PRUNE_LOCK)} is refreshed while it runs)"
