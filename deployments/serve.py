@@ -26,7 +26,7 @@ from prefect.schedules import Cron
 from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect.utilities.templating import resolve_variables
 
-from deployments.heartbeat import HEARTBEAT_ENV
+from deployments.prefect_env import apply_defaults
 from deployments.prerequisites import declared_deployments, entrypoint_flow, missing_on_server
 
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             f"unknown deployment(s) {', '.join(unknown)}; prefect.yaml has {', '.join(known)}"
         )
     chosen = [entry for entry in declared if not args.names or entry["name"] in args.names]
-    os.environ.update({**HEARTBEAT_ENV, **os.environ})  # flow runs inherit it
+    apply_defaults()  # flow runs inherit them
     deployments = []
     for entry in chosen:
         deployment, missing = runner_deployment(entry)
