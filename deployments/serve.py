@@ -14,7 +14,6 @@ holds), so serving needs no checkout.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 

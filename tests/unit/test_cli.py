@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gallery_snapshot.cli import build_parser, main
+from cli.main import build_parser, main
 from gallery_snapshot.config import PruneConfig, SnapshotConfig
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gallery_snapshot.cli import main
+from cli.main import main
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.object_store import ObjectStore
 from gallery_snapshot.output import check_output, open_store
