@@ -21,6 +21,7 @@ from prefect import serve
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect.utilities.templating import resolve_variables
@@ -59,6 +60,22 @@ def runner_deployment(declared: dict[str, Any]) -> tuple[RunnerDeployment, list[
     return deployment, missing  # type: ignore[return-value]  # to_deployment is sync here
 
 
+def deployed_to_pools(chosen: list[dict[str, Any]]) -> list[str]:
+    """Of the chosen deployments, those already deployed to a work pool, said plainly:
+    serving one takes its name over, and its runs then crash loading code from no storage."""
+    taken = []
+    with get_client(sync_client=True) as client:
+        for entry in chosen:
+            name = f"{entrypoint_flow(entry['entrypoint']).name}/{entry['name']}"
+            try:
+                pool = client.read_deployment_by_name(name).work_pool_name
+            except ObjectNotFound:
+                continue
+            if pool:
+                taken.append(f"{name} is deployed to work pool '{pool}'")
+    return taken
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("names", nargs="*", help="deployments to serve (default: all)")
@@ -70,6 +87,11 @@ def main(argv: list[str] | None = None) -> None:
             f"unknown deployment(s) {', '.join(unknown)}; prefect.yaml has {', '.join(known)}"
         )
     chosen = [entry for entry in declared if not args.names or entry["name"] in args.names]
+    if taken := deployed_to_pools(chosen):
+        parser.error(
+            f"{'; '.join(taken)}: run it with a worker of that pool, or delete it "
+            "first (prefect deployment delete NAME) to serve it here"
+        )
     apply_defaults()  # flow runs inherit them
     deployments = []
     for entry in chosen:

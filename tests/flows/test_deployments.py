@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
@@ -112,3 +113,32 @@ def test_the_package_carries_the_checkouts_prefect_yaml_not_a_copy() -> None:
     # A link, so there is one file to edit; the wheel holds its content (see pyproject.toml).
     assert packaged.is_symlink() and packaged.resolve() == (repo / "prefect.yaml").resolve()
     assert PREFECT_YAML.read_bytes() == (repo / "prefect.yaml").read_bytes()
+
+
+def test_serving_a_name_deployed_to_a_work_pool_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `prefect deploy --all` made gallery-snapshot/demo a pool deployment: serving it would
+    # take the name over and every run would crash loading code "from storage at None".
+    served, _ = runner_deployment(declared_deployments()[0])
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="serve-test-pool", type="process"))
+        flow_id = client.create_flow_from_name("gallery-snapshot")
+        deployment_id = client.create_deployment(
+            flow_id=flow_id,
+            name=served.name,
+            entrypoint=served.entrypoint,
+            work_pool_name="serve-test-pool",
+        )
+    try:
+        with pytest.raises(SystemExit) as raised:
+            main([served.name])
+        assert raised.value.code == 2
+        [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+        assert "gallery-snapshot/demo is deployed to work pool 'serve-test-pool'" in line
+        with get_client(sync_client=True) as client:  # left as it was
+            assert client.read_deployment(deployment_id).work_pool_name == "serve-test-pool"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(deployment_id)
+            client.delete_work_pool("serve-test-pool")
