@@ -126,4 +126,4 @@ def test_the_form_schema_holds_only_what_the_ui_renders() -> None:
     assert not seen & {"oneOf", "allOf", "discriminator", "not", "if", "patternProperties"}
     kind = schema["$defs"]["SourceSpec"]["properties"]["kind"]
     assert kind["enum"] == list(SOURCES) and kind["default"] == "gallery"
-    assert list(schema["$defs"]["SourceSpec"]["properties"])[0] == "kind"  # first in the form
+    assert next(iter(schema["$defs"]["SourceSpec"]["properties"])) == "kind"  # first in the form
