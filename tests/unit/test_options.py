@@ -7,10 +7,9 @@ import argparse
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import pytest
 from pydantic import BaseModel, Field
 
-from cli.main import build_parser, main
+from cli.main import build_parser
 from cli.options import config_from, options
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.option_hints import Cli
@@ -72,26 +71,6 @@ def test_list_options_repeat_or_take_commas() -> None:
     config = parsed("--formats", "jpg,png", "--formats", "gif", "--allow-host", "a.example")
     assert config.formats == ["jpeg", "png", "gif"]
     assert parsed("--allow-host", "a.example,b.example").allowed_hosts == ["a.example", "b.example"]
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--attempts", "0"], "error: --attempts: Input should be greater than or equal to 1"),
-        (["--attempts", "11"], "error: --attempts: Input should be less than or equal to 10"),
-        (["--max-pixels", "many"], "argument --max-pixels: invalid int value: 'many'"),
-        (["--formats", "png,bmp"], "argument --formats: unknown format bmp"),
-        (["--formats", ","], "argument --formats: ',' names nothing"),
-    ],
-)
-def test_bad_values_of_generated_options_are_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
-) -> None:
-    with pytest.raises(SystemExit) as raised:
-        main(["run", *argv])
-    err = capsys.readouterr().err
-    assert raised.value.code == 2
-    assert message in err and err.count("\n") == 1, err
 
 
 def test_the_configs_kinds_are_the_registrys_and_each_selects_itself_on_the_command_line() -> None:
