@@ -42,3 +42,18 @@ def test_no_layer_imports_one_above_it(layer: str) -> None:
 def test_the_command_line_is_its_own_layer() -> None:
     assert (REPO / "cli" / "__init__.py").is_file()
     assert not list((REPO / "gallery_snapshot").glob("cli*.py"))
+
+
+def test_prefect_settings_are_given_values_in_one_place() -> None:
+    """The project's Prefect settings (heartbeats, our loggers in the runs' logs, analytics
+    off) are written in deployments/prefect_env.py alone; the CLI, serve, setup's pool
+    template, the local server and the benchmarks take them from there."""
+    names = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_LOGGING_EXTRA_LOGGERS")
+    names += ("PREFECT_SERVER_ANALYTICS_ENABLED",)
+    spelled = {
+        str(path.relative_to(REPO))
+        for folder in ("gallery_snapshot", "tasks", "flows", "deployments", "cli", "benchmarks")
+        for path in (REPO / folder).rglob("*.py")
+        if any(name in path.read_text(encoding="utf-8") for name in names)
+    }
+    assert spelled == {"deployments/prefect_env.py"}
