@@ -40,6 +40,7 @@ from typing import Any
 import requests
 
 from benchmarks import baselines, peer
+from deployments.prefect_env import PROCESS_ENV
 from gallery_snapshot.config import SourceSpec
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID
 from gallery_snapshot.sources import list_links
@@ -124,8 +125,7 @@ class Services:
             **os.environ,
             "PREFECT_HOME": str(work / "prefect-home"),
             "PREFECT_API_URL": self.api_url,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+            **PROCESS_ENV,
             "IMGUR_CLIENT_ID": DEMO_CLIENT_ID,
             "TMPDIR": str(work),
         }

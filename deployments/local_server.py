@@ -31,6 +31,7 @@ from prefect.context import refresh_global_settings_context
 from prefect.settings import PREFECT_API_URL, Profile, get_current_settings
 from prefect.settings.profiles import load_current_profile, load_profiles, save_profiles
 
+from deployments.prefect_env import PROCESS_ENV
 from gallery_snapshot.errors import SnapshotError
 
 HOST = "127.0.0.1"
@@ -142,7 +143,7 @@ class LocalServer:
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 [str(prefect), "server", "start", "--host", HOST, "--port", str(self.port)],
-                env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+                env={**PROCESS_ENV, **os.environ},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

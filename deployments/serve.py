@@ -14,7 +14,6 @@ holds), so serving needs no checkout.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -27,7 +26,7 @@ from prefect.schedules import Cron
 from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect.utilities.templating import resolve_variables
 
-from deployments.heartbeat import HEARTBEAT_ENV
+from deployments.prefect_env import apply_defaults
 from deployments.prerequisites import declared_deployments, entrypoint_flow, missing_on_server
 
 
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{'; '.join(taken)}: run it with a worker of that pool, or delete it "
             "first (prefect deployment delete NAME) to serve it here"
         )
-    os.environ.update({**HEARTBEAT_ENV, **os.environ})  # flow runs inherit it
+    apply_defaults()  # flow runs inherit them
     deployments = []
     for entry in chosen:
         deployment, missing = runner_deployment(entry)

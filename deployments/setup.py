@@ -27,13 +27,13 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
-from deployments.heartbeat import HEARTBEAT_ENV, HEARTBEAT_SECONDS
 from deployments.notifications import (
     Target,
     ensure_automation,
     ensure_notifications,
     notification_block,
 )
+from deployments.prefect_env import FLOW_RUN_ENV, HEARTBEAT_SECONDS
 from deployments.prerequisites import Row, ensure_schedules
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.errors import SnapshotError
@@ -49,14 +49,6 @@ RATE_LIMIT_DECAY = 0.14
 ZOMBIE_AUTOMATION = "gallery-snapshot: crash zombie flow runs"
 
 
-# What every flow run's process gets, written into the template itself; the schema offers no
-# `env`, so the server refuses a run or deployment that would add to it.
-FLOW_RUN_ENV = {
-    **HEARTBEAT_ENV,
-    # Our own modules' logs (API credits, retries) in the run's logs, per-task noise out.
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "gallery_snapshot",
-    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
-}
 # The only job variables a run or deployment may set: none reaches the flow process's
 # environment, command or working folder.
 RUN_JOB_VARIABLES = ("name", "labels", "stream_output")
@@ -77,6 +69,8 @@ def pool_template() -> dict[str, Any]:
     variables["additionalProperties"] = False
     template["job_configuration"] = {
         **{name: f"{{{{ {name} }}}}" for name in RUN_JOB_VARIABLES},
+        # What every flow run's process gets, in the template itself; the schema offers no
+        # `env`, so the server refuses a run or deployment that would add to it.
         "env": dict(FLOW_RUN_ENV),
     }
     return template

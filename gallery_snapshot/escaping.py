@@ -64,3 +64,12 @@ def md_code(text: object) -> str:
 def html_text(text: object) -> str:
     """``text`` as HTML text or attribute value: on one line, ``&<>"'`` escaped."""
     return escape(one_line(text))
+
+
+def one_line_text(value: str | None) -> str | None:
+    """Refuse a parameter that would not show as itself on one line: a run's parameters end
+    in its name, its log lines (a worker's terminal too) and its messages, where a line break
+    forges a line and ESC or a bidi override acts on the viewer."""
+    if value is not None and one_line(value) != value:
+        raise ValueError(f"{value!r} holds a line break, a control or a format character")
+    return value

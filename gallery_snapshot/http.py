@@ -35,6 +35,8 @@ from urllib3.util import make_headers, parse_url
 
 from gallery_snapshot import __version__
 
+# Seconds per image (connect, reads, retries); each API request and each decoding get as long.
+DEFAULT_DEADLINE = 120.0
 USER_AGENT = f"gallery-snapshot/{__version__} (+https://github.com/gallery-snapshot)"
 
 Sleep = Callable[[float], None]

@@ -12,10 +12,10 @@ from typing import Any
 import requests
 from urllib3.exceptions import HTTPError
 
-from gallery_snapshot.config import DEFAULT_DEADLINE
 from gallery_snapshot.errors import ApiError, RateLimitExhausted
 from gallery_snapshot.escaping import unlinked
 from gallery_snapshot.http import (
+    DEFAULT_DEADLINE,
     Backoff,
     BodyTooLarge,
     Deadline,

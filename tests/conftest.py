@@ -11,12 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from deployments.prefect_env import PROCESS_ENV
+
 _ROOT = Path(tempfile.mkdtemp(prefix="gallery-snapshot-tests-"))
 (_ROOT / "tmp").mkdir()
 os.environ["PREFECT_HOME"] = str(_ROOT / "prefect-home")
 os.environ["TMPDIR"] = str(_ROOT / "tmp")
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] = "WARNING"
+# The project's Prefect settings, but for heartbeats and our loggers in the API: in-process
+# flows of the suite are short, and its loggers log outside flow runs too.
+for name in ("PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"):
+    os.environ[name] = PROCESS_ENV[name]
 for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "IMGUR_CLIENT_ID", "IMGUR_API_URL"):
     os.environ.pop(name, None)
 tempfile.tempdir = None  # re-read TMPDIR

@@ -1,28 +1,39 @@
 """Sources list the images of a gallery; they never download.
 
-A new gallery site is one more module here exposing a function that returns a ``Listing``,
-plus its line in ``list_links``.
+The registry: each source module declares its options (a pydantic model) and its kinds of
+listing (``Source``s, see ``base``). A new gallery site is one more module here, and its line
+in ``SourceOptions``'s bases and in ``SOURCES``; the config's ``source`` (``spec``) and the
+command line's options are built from them.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from gallery_snapshot.config import DEFAULT_DEADLINE, SourceSpec
-from gallery_snapshot.errors import ConfigError
-from gallery_snapshot.imgur_api import ImgurClient
+from gallery_snapshot.http import DEFAULT_DEADLINE
 from gallery_snapshot.models import Listing
-from gallery_snapshot.sources.imgur import list_imgur
-from gallery_snapshot.sources.urls_file import list_urls_file
+from gallery_snapshot.sources import imgur, urls_file
+from gallery_snapshot.sources.base import Access, Source
 
-__all__ = ["list_links", "needs_client_id"]
+if TYPE_CHECKING:
+    from gallery_snapshot.sources.spec import SourceSpec
 
-logger = logging.getLogger(__name__)
+__all__ = ["DEFAULT_KIND", "SOURCES", "SourceOptions", "list_links", "needs_client_id"]
+
+# Every kind of listing, by name; the first is the default.
+SOURCES: dict[str, Source] = {**imgur.SOURCES, **urls_file.SOURCES}
+DEFAULT_KIND = next(iter(SOURCES))
+
+
+class SourceOptions(urls_file.UrlsFileOptions, imgur.ImgurOptions):
+    """Every source's options, the fields of ``SourceSpec`` beside its ``kind``. (Bases in
+    reverse order: pydantic orders the fields from the last base to the first, and so does the
+    UI's form.)"""
 
 
 def needs_client_id(spec: SourceSpec) -> bool:
-    return spec.kind != "urls"
+    return SOURCES[spec.kind].needs_client_id
 
 
 def list_links(
@@ -33,24 +44,8 @@ def list_links(
     deadline: float = DEFAULT_DEADLINE,
     before_request: Callable[[], None] | None = None,
 ) -> Listing:
-    """The listing ``spec`` names. ``client_id`` is required for Imgur sources; each API
-    request ends within ``deadline`` seconds; ``before_request`` runs before each API request
-    (a shared rate limit)."""
-    if spec.kind == "urls":
-        assert spec.urls_file is not None  # guaranteed by SourceSpec's validation
-        return list_urls_file(spec.urls_file)
-    if not client_id:
-        raise ConfigError(
-            "no Imgur client id: set IMGUR_CLIENT_ID (or create the Prefect Secret block "
-            "'imgur-client-id')"
-        )
-    client = ImgurClient(
-        spec.api_url,
-        client_id,
-        timeout=timeout,
-        deadline=deadline,
-        before_request=before_request,
-    )
-    listing = list_imgur(spec, client)
-    logger.info("API credits after listing: %s", client.credits_summary())
-    return listing
+    """The listing ``spec`` names. ``client_id`` is required for sources that need one; each
+    API request ends within ``deadline`` seconds; ``before_request`` runs before each API
+    request (a shared rate limit)."""
+    access = Access(client_id, timeout, deadline, before_request)
+    return SOURCES[spec.kind].list(spec, access)

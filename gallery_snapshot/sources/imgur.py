@@ -6,19 +6,79 @@ into their images. Items it cannot use are kept as ``SkippedLink``s with the rea
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from gallery_snapshot.config import SourceSpec
-from gallery_snapshot.errors import ApiError, RateLimitExhausted
+from gallery_snapshot.errors import ApiError, ConfigError, RateLimitExhausted
+from gallery_snapshot.escaping import one_line_text
 from gallery_snapshot.imgur_api import ImgurClient
 from gallery_snapshot.models import Link, Listing, SkippedLink
+from gallery_snapshot.option_hints import Cli
+from gallery_snapshot.selection import UrlProblem, parse_image_url
+from gallery_snapshot.sources.base import Access, Source
 
+if TYPE_CHECKING:
+    from gallery_snapshot.sources.spec import SourceSpec
+
+IMGUR_API_URL = "https://api.imgur.com/3"
+IMGUR_IMAGE_HOST = "i.imgur.com"
 _ALBUM_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_NAME = _ALBUM_ID
+
+logger = logging.getLogger(__name__)
+
+
+class ImgurOptions(BaseModel):
+    """The options of Imgur listings (fields of ``SourceSpec``)."""
+
+    api_url: Annotated[str, Cli(env="IMGUR_API_URL")] = Field(
+        IMGUR_API_URL, description="Base URL of the Imgur-compatible API."
+    )
+    section: Literal["hot", "top", "user"] = Field("hot", description="Main gallery section.")
+    sort: Literal["viral", "top", "time", "rising"] | None = Field(
+        None, description="Sort order; default viral (gallery) or time (subreddit, tag)."
+    )
+    window: Literal["day", "week", "month", "year", "all"] | None = Field(
+        None, description="Time window; default day (gallery) or week (subreddit, tag)."
+    )
+    pages: Annotated[int, Cli(metavar="N")] = Field(
+        1, ge=1, le=1000, description="Pages to read; stops early at an empty page."
+    )
+    show_viral: bool = Field(True, description="Gallery: include viral images in the user section.")
+    mature: bool = Field(False, description="Include items flagged mature.")
+    subreddit: Annotated[str | None, Cli(metavar="NAME")] = Field(
+        None, description="Subreddit name (kind=subreddit)."
+    )
+    tag: Annotated[str | None, Cli(metavar="NAME")] = Field(
+        None, description="Tag name (kind=tag)."
+    )
+    album: Annotated[str | None, Cli(metavar="ID")] = Field(
+        None, description="Album id (kind=album)."
+    )
+
+    @field_validator("subreddit", "tag", "album")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.fullmatch(value):  # match() takes "name\n"
+            raise ValueError(f"{value!r} is not a plain name (letters, digits, _ and -)")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        one_line_text(value)
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        try:  # read as every request will read it: 'http://[::1' is one line here, not retries
+            parse_image_url(value)
+        except UrlProblem as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
+        return value.rstrip("/")
 
 
 def _encodable(value: str | None) -> str | None:
@@ -188,3 +248,42 @@ def list_imgur(spec: SourceSpec, client: ImgurClient) -> Listing:
         for raw in items:
             _add_item(builder, client, raw)
     return builder.listing()
+
+
+def _check_sort(spec: SourceSpec) -> None:
+    if spec.sort == "rising" and not (spec.kind == "gallery" and spec.section == "user"):
+        raise ValueError("sort 'rising' exists only for the gallery's user section")
+    if spec.kind in ("subreddit", "tag") and spec.sort not in (None, "time", "top", "viral"):
+        raise ValueError(f"sort {spec.sort!r} is not offered for a {spec.kind} gallery")
+
+
+def _listed(spec: SourceSpec, access: Access) -> Listing:
+    if not access.client_id:
+        raise ConfigError(
+            "no Imgur client id: set IMGUR_CLIENT_ID (or create the Prefect Secret block "
+            "'imgur-client-id')"
+        )
+    client = ImgurClient(
+        spec.api_url,
+        access.client_id,
+        timeout=access.timeout,
+        deadline=access.deadline,
+        before_request=access.before_request,
+    )
+    listing = list_imgur(spec, client)
+    logger.info("API credits after listing: %s", client.credits_summary())
+    return listing
+
+
+def _imgur(describe: Any, *, needs: str | None = None) -> Source:
+    return Source(describe, _listed, needs_client_id=True, needs=needs, check=_check_sort)
+
+
+SOURCES = {
+    "gallery": _imgur(
+        lambda spec: f"gallery-{spec.section}-{spec.sort or 'viral'}-{spec.window or 'day'}"
+    ),
+    "subreddit": _imgur(lambda spec: f"r-{spec.subreddit}", needs="subreddit"),
+    "tag": _imgur(lambda spec: f"tag-{spec.tag}", needs="tag"),
+    "album": _imgur(lambda spec: f"album-{spec.album}", needs="album"),
+}

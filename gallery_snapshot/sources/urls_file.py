@@ -18,13 +18,23 @@ import re
 import stat
 import sys
 from collections.abc import Iterator
-from pathlib import PurePosixPath
-from typing import BinaryIO
+from pathlib import PurePath, PurePosixPath
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
-from gallery_snapshot.config import STDIN
+from pydantic import BaseModel, Field, field_validator
+
 from gallery_snapshot.errors import ConfigError
+from gallery_snapshot.escaping import one_line_text
 from gallery_snapshot.models import Link, Listing, SkippedLink
+from gallery_snapshot.option_hints import Cli
 from gallery_snapshot.selection import UrlProblem, parse_image_url
+from gallery_snapshot.sources.base import Access, Source
+
+if TYPE_CHECKING:
+    from gallery_snapshot.sources.spec import SourceSpec
+
+# ``--urls-file -``: the command line's standard input.
+STDIN = "-"
 
 MAX_LINES = 100_000
 MAX_BYTES = 64 * 1024 * 1024
@@ -43,6 +53,16 @@ _NOT_REGULAR = (
 # control character, nothing outside ASCII).
 _URL_CHARS = r"A-Za-z0-9._~:\[\]@!$&'()*+,;=%\-"
 _URL_LIKE = re.compile(rf"(https?://)([{_URL_CHARS}]*)((?:[/?#][{_URL_CHARS}/?#]*)?)", re.I)
+
+
+class UrlsFileOptions(BaseModel):
+    """The option of a URLs file (a field of ``SourceSpec``)."""
+
+    urls_file: Annotated[str | None, Cli(metavar="PATH")] = Field(
+        None, description="Path of a file with one image URL a line (-: standard input)."
+    )
+
+    _one_line = field_validator("urls_file")(one_line_text)
 
 
 def open_urls_file(path: str) -> BinaryIO:
@@ -144,3 +164,17 @@ def list_urls_file(path: str, *, max_lines: int = MAX_LINES, max_bytes: int = MA
         # The whole URL is the image's identity: /red/x.jpg, /blue/x.jpg and x.png differ.
         links.append(Link(url=url, id=parsed.key, rank=len(links) + 1, type=guessed))
     return Listing(links=links, skipped=skipped)
+
+
+def _describe(spec: SourceSpec) -> str:
+    """The file's name (two files are two sources), or standard input."""
+    stem = "stdin" if spec.urls_file == STDIN else PurePath(spec.urls_file or "").stem
+    return f"urls-{stem}"
+
+
+def _listed(spec: SourceSpec, access: Access) -> Listing:
+    assert spec.urls_file is not None  # guaranteed by SourceSpec's validation
+    return list_urls_file(spec.urls_file)
+
+
+SOURCES = {"urls": Source(_describe, _listed, needs="urls_file")}

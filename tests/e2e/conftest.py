@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from deployments.prefect_env import PROCESS_ENV
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.manifest import read_manifest
 
@@ -131,8 +132,7 @@ def running_server(home: Path) -> Iterator[PrefectServer]:
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": api_url,
         "PREFECT_UI_API_URL": api_url,  # the UI's own calls (it assumes port 4200 otherwise)
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+        **PROCESS_ENV,
         # Automations (the zombie-run one, notifications) need the triggers and actions
         # services: on by default, and on here whatever the environment says.
         "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "true",

@@ -62,15 +62,20 @@ def wait_for_inlined_image(page: Any) -> Any:
     return sheet
 
 
+def ui_page(prefect_server: PrefectServer, browser: Any) -> tuple[str, Any]:
+    """The server's UI address, and a new page wide enough for it."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    return prefect_server.api_url.removesuffix("/api"), page
+
+
 def test_summary_report_contact_sheet_and_task_runs_render_in_the_ui(
     prefect_server: PrefectServer, browser: Any, tmp_path: Path
 ) -> None:
     result = prefect_server.snapshot("demo", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     run_id, artifacts = run_and_artifacts(prefect_server, result.stdout)
-    ui = prefect_server.api_url.removesuffix("/api")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    ui, page = ui_page(prefect_server, browser)
 
     # The summary: a vertical (field, value) table, nothing cut off at 1400 px.
     page.goto(f"{ui}/artifacts/artifact/{artifacts['demo-summary']}")
@@ -179,3 +184,35 @@ def test_a_hostile_listing_shows_as_text_in_both_uis(
         hostile = ("evil.example", "tracker.example", "127.0.0.2", "javascript:")
         assert [url for url in requested if any(name in url for name in hostile)] == []
         page.close()
+
+
+def test_the_snapshot_parameters_render_as_a_form(
+    prefect_server: PrefectServer, browser: Any
+) -> None:
+    """The flow's one parameter, ``SnapshotConfig`` (its ``source`` built from the source
+    registry), is a form the UI draws field by field: every source's options, the registry's
+    kinds as choices, no field left to raw JSON."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.snapshot import gallery_snapshot
+
+    schema = parameter_schema(gallery_snapshot).model_dump_for_openapi()
+    flow = prefect_server.api("POST", "/flows/", json={"name": gallery_snapshot.name}).json()
+    deployment = prefect_server.api(
+        "POST",
+        "/deployments/",
+        json={
+            "name": "form",
+            "flow_id": flow["id"],
+            "parameter_openapi_schema": schema,
+            "entrypoint": "flows/snapshot.py:gallery_snapshot",
+        },
+    ).json()
+    ui, page = ui_page(prefect_server, browser)
+    page.goto(f"{ui}/deployments/deployment/{deployment['id']}/run")
+    page.get_by_text("Urls File").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SCREENSHOTS / "parameters-form.png"), full_page=True)
+    text = page.locator("body").inner_text()
+    for label in ("Kind", "Api Url", "Section", "Subreddit", "Album", "Pages", "Max Pixels"):
+        assert label in text, label
+    assert "not supported" not in text.lower()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gallery_snapshot.cli import build_parser, main
+from cli.main import build_parser, main
 from gallery_snapshot.config import PruneConfig, SnapshotConfig
 
 
@@ -40,6 +40,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["run", "--timeout", "0"], "error: --timeout: Input should be greater than 0"),
         (["demo", "--deadline", "0"], "error: --deadline: Input should be greater than 0"),
         (["run", "--max-bytes", "0"], "error: --max-bytes: Input should be greater than or equal"),
+        # Options generated from config fields that had none.
+        (["run", "--attempts", "0"], "error: --attempts: Input should be greater than or equal"),
+        (["run", "--attempts", "11"], "error: --attempts: Input should be less than or equal"),
+        (["run", "--max-pixels", "many"], "argument --max-pixels: invalid int value: 'many'"),
+        (["run", "--formats", "png,bmp"], "argument --formats: unknown format bmp"),
+        (["run", "--formats", ","], "argument --formats: ',' names nothing"),
         (["run", "--out", "gs://b/../p"], "error: --out: "),
         (["run", "--fail-on", "101"], "argument --fail-on: '101' is not a percentage (0-100)"),
         (["demo", "--fail-on", "x"], "argument --fail-on: 'x' is not a percentage (0-100)"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from deployments.setup import FLOW_RUN_ENV
+from deployments.prefect_env import FLOW_RUN_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gallery_snapshot.cli import main
+from cli.main import main
 from gallery_snapshot.config import parse_duration
 from gallery_snapshot.store.maintenance import prune_store, snapshots_to_keep
 from tests.support.images import image_bytes

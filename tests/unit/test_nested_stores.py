@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gallery_snapshot.cli import main
+from cli.main import main
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.store import open_store
 from gallery_snapshot.store.objects import ObjectStore

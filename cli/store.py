@@ -5,21 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from cli.failure import guarded
 from gallery_snapshot.config import parse_duration
-from gallery_snapshot.errors import ConfigError, SnapshotError
 from gallery_snapshot.store.maintenance import prune_store, verify_store
 
-T = TypeVar("T")
 # The commands' default folder, gallery-dl's habit: one named after the tool. (The store keeps
 # its snapshots in DIR/snapshots/, so a DIR named snapshots nested them.)
 DEFAULT_OUT = "gallery-snapshot"
 OUT_HELP = f"output folder, or object store (s3://BUCKET/PREFIX, …) (default: {DEFAULT_OUT})"
 
 
-def add_store_commands(commands: Any) -> None:
+def add_commands(commands: Any) -> None:
     """Register ``verify`` and ``prune`` on the CLI's subcommands."""
     verify = commands.add_parser(
         "verify",
@@ -69,18 +67,6 @@ def _duration(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _guarded(call: Callable[[], T]) -> T:
-    """``call()``, its errors as the CLI's one line and exit status."""
-    from gallery_snapshot.cli import EXIT_FAILED, EXIT_USAGE, _fail
-
-    try:
-        return call()
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except SnapshotError as exc:
-        _fail(str(exc), EXIT_FAILED)
-
-
 class _ProgressLine:
     """``verifying 1200/20000`` rewritten in place on a terminal, at most ten times a second."""
 
@@ -99,7 +85,7 @@ class _ProgressLine:
 def _verify(args: argparse.Namespace) -> None:
     started = time.monotonic()
     progress = _ProgressLine() if sys.stderr.isatty() else None
-    report = _guarded(lambda: verify_store(args.out, progress=progress))
+    report = guarded(lambda: verify_store(args.out, progress=progress))
     for problem in report.problems:
         print(problem)
     verdict = f"{len(report.problems)} problem(s)" if report.problems else "all hold"
@@ -112,7 +98,7 @@ def _verify(args: argparse.Namespace) -> None:
 
 
 def _prune(args: argparse.Namespace) -> None:
-    report = _guarded(
+    report = guarded(
         lambda: prune_store(
             args.out, keep_last=args.keep_last, keep_within=args.keep_within, dry_run=args.dry_run
         )
