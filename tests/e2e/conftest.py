@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +83,45 @@ class PrefectServer:
         return run([str(BIN / "gallery-snapshot"), *args], env={**self.env, **(env or {})})
 
     def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
-        response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
+        """One request to this server's API, retried on 503 as Prefect's own client retries it
+        (the server answers 503 while its SQLite database is busy, as it is on a loaded CI)."""
+        for attempt in range(6):
+            response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
+            if response.status_code != 503 or attempt == 5:
+                break
+            time.sleep(0.5 * 2**attempt)
         response.raise_for_status()
         return response
+
+    def flow_run_writing_to(self, out: Path | str) -> dict[str, Any]:
+        """The newest flow run whose config writes to ``out``: a run found by what it was asked
+        to do, not by its start time, which other tests' runs may share or exceed."""
+        runs = self.api(
+            "POST", "/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 50}
+        ).json()
+        for flow_run in runs:
+            config = flow_run["parameters"].get("config") or {}
+            if config.get("out_dir") == str(out):
+                return dict(flow_run)
+        raise AssertionError(f"no flow run writes to {out}")
+
+    def logs_until(
+        self, flow_run_id: str, condition: Callable[[list[str]], bool], timeout: float = 30
+    ) -> list[str]:
+        """The run's log messages once ``condition`` holds of them (logs reach the server from
+        a background worker, so a loaded machine may see the last ones late), or as they are
+        when ``timeout`` has passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            logs = self.api(
+                "POST",
+                "/logs/filter",
+                json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200},
+            ).json()
+            messages = [log["message"] for log in logs]
+            if condition(messages) or time.monotonic() > deadline:
+                return messages
+            time.sleep(0.5)
 
 
 def manifests(out: Path) -> list[dict[str, Any]]:
@@ -149,7 +185,7 @@ def running_server(home: Path) -> Iterator[PrefectServer]:
 # (imports kept here, next to the fixtures that use them, so the code above stays unchanged)
 
 import uuid  # noqa: E402
-from collections.abc import Callable, Mapping  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 
 from tests.support.dask_cluster import DaskCluster  # noqa: E402
 from tests.support.s3_server import S3Server  # noqa: E402

@@ -88,13 +88,6 @@ def check_artifacts(server: PrefectServer, run_id: str) -> dict[str, str]:
     return markdown
 
 
-def run_logs(server: PrefectServer, run_id: str) -> list[str]:
-    logs = server.api(
-        "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}
-    ).json()
-    return [log["message"] for log in logs]
-
-
 def test_a_hostile_listing_shows_as_text_in_every_artifact_log_and_page(
     prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
@@ -119,7 +112,9 @@ def test_a_hostile_listing_shows_as_text_in_every_artifact_log_and_page(
 
     # The logs: the server's error text is there, on its line, with no link and no escape.
     for run_id in (first, second):
-        messages = run_logs(prefect_server, run_id)
+        messages = prefect_server.logs_until(
+            run_id, lambda logs: any(FORGED in m and "https[:]//evil" in m for m in logs)
+        )
         assert any(FORGED in message and "https[:]//evil" in message for message in messages)
         for message in messages:
             assert f"\n{FORGED}" not in message and "\x1b" not in message
@@ -146,11 +141,10 @@ def test_a_hostile_api_error_is_one_line_in_the_terminal_and_the_run_logs(
     assert f"\\n{FORGED}\\x1b[31m https[:]//evil.example/ " in last_line
     assert f"\n{FORGED}" not in result.stderr + result.stdout  # no line of its own
     assert "\x1b[31m" not in result.stderr + result.stdout
-    runs = prefect_server.api(
-        "POST", "/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}
-    ).json()
-    messages = run_logs(prefect_server, runs[0]["id"])
-    assert any(f"\\n{FORGED}" in message for message in messages)  # said, escaped
+    flow_run = prefect_server.flow_run_writing_to(tmp_path / "out")
+    said = f"\\n{FORGED}"  # escaped
+    messages = prefect_server.logs_until(flow_run["id"], lambda logs: any(said in m for m in logs))
+    assert any(said in message for message in messages)
     for message in messages:
         assert f"\n{FORGED}" not in message and "\x1b" not in message
         assert "://evil" not in message
