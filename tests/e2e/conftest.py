@@ -18,7 +18,7 @@ import requests
 
 from deployments.prefect_env import PROCESS_ENV
 from gallery_snapshot.demo_gallery import DemoGallery
-from gallery_snapshot.manifest import read_manifest
+from tests.support.manifests import read_document
 
 BIN = Path(sys.executable).parent
 
@@ -126,7 +126,7 @@ class PrefectServer:
 
 def manifests(out: Path) -> list[dict[str, Any]]:
     """The manifests of every snapshot in ``out``, oldest first."""
-    return [read_manifest(path) for path in sorted((out / "snapshots").glob("*/manifest.json"))]
+    return [read_document(path) for path in sorted((out / "snapshots").glob("*/manifest.json"))]
 
 
 def run_args(gallery: DemoGallery, out: Path | str, *extra: str) -> list[str]:

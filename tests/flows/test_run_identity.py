@@ -18,8 +18,8 @@ from prefect.states import AwaitingRetry, Scheduled
 from flows.prune import gallery_prune
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import PruneConfig, SnapshotConfig, SourceSpec
-from gallery_snapshot.manifest import read_manifest
 from gallery_snapshot.run_policy import trust_terminal_user
+from tests.support.manifests import read_document
 from tests.support.stores import record_snapshot
 
 # Two hours ago: a run that waited for its worker, or one retried later on.
@@ -70,7 +70,7 @@ def test_a_retried_run_keeps_its_name_and_its_snapshot_id(tmp_path: Path) -> Non
     second = run_again(gallery_snapshot, created.id)
     assert second.state_type is not None and second.state_type.value == "COMPLETED"
     assert second.name == name
-    [manifest] = [read_manifest(p) for p in blocker.glob("snapshots/*/manifest.json")]
+    [manifest] = [read_document(p) for p in blocker.glob("snapshots/*/manifest.json")]
     assert manifest["snapshot_id"] == f"{SCHEDULED:%Y%m%dT%H%M%SZ}-{suffix(created)}"
 
 

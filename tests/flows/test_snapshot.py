@@ -11,12 +11,12 @@ from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import ApiError
-from gallery_snapshot.manifest import read_manifest
 from tests.conftest import DEMO_COUNTS
+from tests.support.manifests import read_document
 
 
 def manifest_of(summary: dict[str, Any]) -> dict[str, Any]:
-    return read_manifest(summary["manifest"])
+    return read_document(summary["manifest"])
 
 
 def stored_files(out: Path) -> list[str]:

@@ -40,16 +40,16 @@ def test_an_old_layout_folder_is_migrated_losing_nothing_it_still_had(
 
     statuses = {}
     for _, manifest in iter_manifests(out):
-        for image in manifest["images"]:
-            statuses[(manifest["snapshot_id"][-6:], image["url"].rsplit("/", 2)[-2:][-1])] = image
-            if image["status"] in ("downloaded", "reused"):
-                assert is_stored_relpath(image["path"], image["sha256"])
-                data = (out / image["path"]).read_bytes()
-                assert hashlib.sha256(data).hexdigest() == image["sha256"]
+        for image in manifest.images():
+            statuses[(manifest.snapshot_id[-6:], image.url.rsplit("/", 2)[-2:][-1])] = image
+            if image.status in ("downloaded", "reused"):
+                assert image.path and is_stored_relpath(image.path, image.sha256)
+                data = (out / image.path).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == image.sha256
     # The image the old layout overwrote is recorded as lost, not as somebody else's bytes.
-    lost = [image for image in statuses.values() if image["status"] == "failed"]
-    assert [image["url"].split("/", 3)[-1] for image in lost] == ["red/x.jpg"]
-    assert "overwritten" in lost[0]["error"]
+    lost = [image for image in statuses.values() if image.status == "failed"]
+    assert [image.url.split("/", 3)[-1] for image in lost] == ["red/x.jpg"]
+    assert "overwritten" in str(lost[0].error)
     assert Catalog(out / "index.sqlite").count() == 4  # a, b, c.png, blue/x.jpg
 
     upgrade_store(Store(out))  # a second use changes nothing

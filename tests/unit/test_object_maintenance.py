@@ -18,7 +18,8 @@ from gallery_snapshot.store import objects as object_store
 from gallery_snapshot.store.contract import IndexEntry
 from gallery_snapshot.store.objects import PRUNE_LOCK, ObjectStore
 from tests.support.images import image_bytes
-from tests.support.stores import downloaded, snapshot_manifest
+from tests.support.manifests import snapshot_manifest
+from tests.support.stores import downloaded
 from tests.unit.test_maintenance import cli
 
 
