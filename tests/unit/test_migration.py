@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import sqlite3
@@ -64,3 +65,17 @@ def test_a_new_folder_gets_its_url_index_before_any_task(tmp_path: Path) -> None
     with sqlite3.connect(store.index_path) as index:
         assert index.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert Catalog(store.index_path).count() == 0
+
+
+def test_a_migrated_manifest_counts_the_image_the_old_layout_lost(tmp_path: Path) -> None:
+    """The report, page and summary read a manifest's counts: migration rewrote an image the
+    old layout had overwritten as failed, and left the counts saying it was downloaded."""
+    out = tmp_path / "out"
+    shutil.copytree(LEGACY, out)
+    upgrade_store(Store(out))
+    path = out / "snapshots" / "20261120T100000Z-aaaaaa" / "manifest.json"
+    document = json.loads(path.read_text())
+    statuses = [image["status"] for image in document["images"]]
+    assert statuses.count("failed") == 1
+    assert document["counts"]["failed"] == 1
+    assert document["counts"]["downloaded"] == statuses.count("downloaded") == 3
