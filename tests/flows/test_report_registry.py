@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,4 +32,4 @@ def test_the_registry_drives_publication(tmp_path: Path, monkeypatch: pytest.Mon
     # Nothing stored: the contact sheet has nothing to show, and is left out.
     assert set(published) == {"registry-test-summary", "registry-test-report", "registry-test-gone"}
     assert published["registry-test-gone"].description == "Gone of snapshot 20260101T000000Z-aaaaaa"
-    assert published["registry-test-gone"].data == [{"gone": "a"}, {"gone": "b"}]
+    assert json.loads(str(published["registry-test-gone"].data)) == [{"gone": "a"}, {"gone": "b"}]
