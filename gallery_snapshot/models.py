@@ -177,7 +177,10 @@ SkippedEntry = SkippedLink | dict[str, Any]
 
 class Manifest:
     """A snapshot's manifest: its header, its images in rank order and its skipped links.
-    The entries are streamed: each becomes a model only when an iteration reaches it."""
+    The entries are streamed: each becomes a model only when an iteration reaches it. Built by
+    ``manifest.build_manifest`` (holding the flow's own records) or read by
+    ``manifest.parse_manifest`` (holding the parsed JSON, every entry checked). It pickles,
+    but is never a cache key: tasks take it ``quote``d, with caching off."""
 
     __slots__ = ("_images", "_skipped", "header")
 
