@@ -37,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import (
+from benchmarks.services import (
     BIN,
     PER_PAGE,
     Services,
