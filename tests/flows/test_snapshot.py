@@ -12,7 +12,7 @@ from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import ApiError
 from gallery_snapshot.models import Manifest
-from tests.conftest import DEMO_COUNTS
+from tests.support.demo import DEMO_COUNTS
 from tests.support.manifests import read_document
 
 
