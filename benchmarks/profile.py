@@ -487,11 +487,11 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 
     import urllib3
 
-    from flows.task_runners import DOWNLOADS_IN_FLIGHT
-    from gallery_snapshot.batching import plan_batches, split
-    from gallery_snapshot.downloader import DownloadOptions, fetch_batch, fetch_one
+    from gallery_snapshot.config import SnapshotConfig
+    from gallery_snapshot.downloader import DownloadOptions, fetch_one
     from gallery_snapshot.http import image_client, make_session
     from gallery_snapshot.models import FetchResult, Link
+    from gallery_snapshot.pipeline import download_and_validate, plan_downloads, step_options
     from gallery_snapshot.store.local import LocalStore as Store
     from gallery_snapshot.validation import inspect_image, validate_fetched
 
@@ -503,8 +503,11 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             client_id=DEMO_CLIENT_ID,
         ).links[: args.images]
         n, workers = len(links), args.workers
-        plan = plan_batches(n, runner="threads", workers=workers, cpus=os.cpu_count() or 1)
-        formats, max_pixels = ("JPEG",), 10**8
+        config = SnapshotConfig(
+            allowed_hosts=["127.0.0.1"], workers=workers, formats=["jpeg"], max_pixels=10**8
+        )
+        planned = plan_downloads(links, config)
+        formats, max_pixels = config.pillow_formats, config.max_pixels
 
         def options(out: Path, threads: int) -> DownloadOptions:
             return DownloadOptions(
@@ -525,21 +528,14 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             assert all(r.status == "downloaded" for r in records), records[:3]
 
         def flow_order(out: Path) -> None:
-            """The flow's arrangement: the plan's shrinking batches on the process's shared
-            download threads, ``DOWNLOADS_IN_FLIGHT`` at a time, each validated as it ends."""
-            batches = split(links, plan.sizes)
-            with (
-                cf.ThreadPoolExecutor(DOWNLOADS_IN_FLIGHT) as pool,
-                cf.ThreadPoolExecutor(DOWNLOADS_IN_FLIGHT) as checker,
-            ):
-                downloads = [
-                    pool.submit(fetch_batch, b, options(out, plan.threads)) for b in batches
-                ]
-                checks = [
-                    checker.submit(validate, out, f.result()) for f in cf.as_completed(downloads)
-                ]
-                for check in checks:
-                    check.result()
+            """The flow's arrangement, through the pipeline's own steps: the plan's shrinking
+            batches on the process's shared download threads, ``DOWNLOADS_IN_FLIGHT`` at a
+            time, each validated as it ends."""
+            options = step_options(
+                config, out_dir=str(out), snapshot_id="direct", threads=planned.plan.threads
+            )
+            records = download_and_validate(planned.batches, options)
+            assert all(r.status == "downloaded" for r in records), records[:3]
 
         def one_pool(out: Path) -> None:
             """No batches: one pool of ``workers`` threads over one client; each thread
@@ -611,7 +607,7 @@ def direct(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                     os.close(fd)
 
         arrangements: list[tuple[str, Callable[[Path], None]]] = [
-            (f"flow's arrangement: {len(plan.sizes)} shrinking batches", flow_order),
+            (f"flow's arrangement: {len(planned.batches)} shrinking batches", flow_order),
             (f"one pool of {workers} threads, validate in the download thread", one_pool),
             *(
                 (
