@@ -12,8 +12,8 @@ from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.manifest import read_manifest
 from gallery_snapshot.store import is_stored_relpath
-from tests.conftest import DEMO_COUNTS
 from tests.support.content_server import content_servers
+from tests.support.demo import DEMO_COUNTS
 from tests.support.images import image_bytes
 
 

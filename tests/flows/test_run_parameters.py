@@ -16,8 +16,8 @@ from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import PruneConfig, SnapshotConfig
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.manifest import read_manifest
-from gallery_snapshot.run_policy import trust_terminal_user
 from tests.support.hostile_server import TRAP_HOST, HostileServer, serving
+from tests.support.terminal_user import forget_terminal_user
 
 SECRET = "client-id-SECRET-5e1b"
 
@@ -26,7 +26,7 @@ SECRET = "client-id-SECRET-5e1b"
 def worker_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A deployment run's process: not the terminal user's; a client id in its environment;
     its output root ``HOME/gallery-snapshot``."""
-    trust_terminal_user(False)
+    forget_terminal_user()
     home = tmp_path / "home"
     (home / "gallery-snapshot").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))

@@ -12,7 +12,7 @@ from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import ApiError
 from gallery_snapshot.manifest import read_manifest
-from tests.conftest import DEMO_COUNTS
+from tests.support.demo import DEMO_COUNTS
 
 
 def manifest_of(summary: dict[str, Any]) -> dict[str, Any]:

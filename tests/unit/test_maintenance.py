@@ -13,19 +13,11 @@ from typing import Any
 
 import pytest
 
-from cli.main import main
 from gallery_snapshot.config import parse_duration
 from gallery_snapshot.store.maintenance import prune_store, snapshots_to_keep
+from tests.support.command_line import cli
 from tests.support.images import image_bytes
 from tests.support.stores import record_snapshot, store_image
-
-
-def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def test_verify_names_each_problem_and_the_snapshots_referencing_it(

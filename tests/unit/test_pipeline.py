@@ -19,7 +19,7 @@ from gallery_snapshot.pipeline import (
     step_options,
 )
 from gallery_snapshot.sources import list_links
-from tests.conftest import DEMO_COUNTS
+from tests.support.demo import DEMO_COUNTS
 
 NO_WAIT = Backoff(base=0, cap=0, jitter=0)
 
