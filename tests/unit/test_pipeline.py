@@ -42,15 +42,15 @@ def test_a_snapshot_then_a_rerun_that_requests_no_stored_image(
 ) -> None:
     config = demo_config(gallery, out_dir, workers=4, attempts=2)
     first = run_snapshot(config, snapshot_id="first", client_id=gallery.client_id, backoff=NO_WAIT)
-    assert first.manifest["counts"] == DEMO_COUNTS
+    assert first.manifest.counts.model_dump() == DEMO_COUNTS
     assert Path(first.location).is_file() and Path(first.page).is_file()
     requested = len(image_requests(gallery))
 
     second = run_snapshot(config, snapshot_id="second", client_id=gallery.client_id)
-    assert second.manifest["counts"] == {**DEMO_COUNTS, "downloaded": 0, "reused": 14}
+    assert second.manifest.counts.model_dump() == {**DEMO_COUNTS, "downloaded": 0, "reused": 14}
     # Only the images the first run could not store are asked for again.
     again = image_requests(gallery)[requested:]
-    stored = {image["url"] for image in first.manifest["images"] if image["status"] == "downloaded"}
+    stored = {image.url for image in first.manifest.images() if image.status == "downloaded"}
     assert again and not any(url.endswith(path) for url in stored for path in again)
 
 
