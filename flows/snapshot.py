@@ -37,6 +37,7 @@ from gallery_snapshot.models import ImageRecord, Selection
 from gallery_snapshot.naming import artifact_prefix, snapshot_label, source_slug, source_tag
 from gallery_snapshot.run_policy import RunPolicy, checked_config
 from gallery_snapshot.store import SnapshotStore, open_store
+from tasks.cache import forget_results
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
 from tasks.report import artifact_key, publish_report
@@ -236,6 +237,7 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
             records=quote(records),
             skipped=quote(listing.skipped + selection.skipped),
         )
+    forget_results(flow_run.id)  # recorded: a retry of this run has nothing left to reuse
     manifest = recorded["document"]
     report: State[Any] = publish_report(
         out_dir=out_dir,
