@@ -18,12 +18,16 @@ The key functions are plain: they take the flow run id and the inputs, and need 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect.cache_policies import TASK_SOURCE, CachePolicy
 from prefect.context import TaskRunContext
@@ -108,15 +112,36 @@ def results_folder(storage_root: Path, flow_run_id: str) -> Path:
     return storage_root / flow_run_id
 
 
+# A run that failed or crashed keeps its results for a retry; one nobody retried within this
+# long is let go by the next run that completes.
+RETRY_WINDOW = timedelta(days=7)
+
+
 def forget_results(flow_run_id: str) -> bool:
-    """Remove the cached results of flow run ``flow_run_id`` from the default result storage;
-    whether there was a local folder to remove. (A remote storage block keeps them: Prefect
-    has no generic delete; its own lifecycle rules must expire them.)"""
+    """Remove the cached results of flow run ``flow_run_id`` from the default result storage,
+    and those of runs left unretried for ``RETRY_WINDOW``; whether the run had a local folder
+    to remove. (A remote storage block keeps them: Prefect has no generic delete there; its
+    own lifecycle rules must expire them.)"""
     storage = get_default_result_storage()
     if not isinstance(storage, LocalFileSystem) or storage.basepath is None:
         return False
-    folder = results_folder(Path(storage.basepath).expanduser(), flow_run_id)
-    if not folder.is_dir():
-        return False
+    root = Path(storage.basepath).expanduser()
+    folder = results_folder(root, flow_run_id)
+    found = folder.is_dir()
     shutil.rmtree(folder, ignore_errors=True)
-    return True
+    for stale in stale_results(root, now=time.time()):
+        shutil.rmtree(stale, ignore_errors=True)
+    return found
+
+
+def stale_results(root: Path, *, now: float) -> list[Path]:
+    """The result folders of flow runs (named by their id) untouched for ``RETRY_WINDOW``;
+    nothing else of the storage (other flows' results lie there too, as files)."""
+    stale = []
+    for entry in root.iterdir() if root.is_dir() else ():
+        with contextlib.suppress(ValueError, OSError):
+            UUID(entry.name)
+            old = now - entry.stat().st_mtime > RETRY_WINDOW.total_seconds()
+            if old and entry.is_dir() and not entry.is_symlink():
+                stale.append(entry)
+    return stale

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -9,6 +11,7 @@ from uuid import uuid4
 
 from gallery_snapshot.models import FetchResult, Link
 from tasks.cache import (
+    RETRY_WINDOW,
     RUN_SCOPED_BATCH,
     RUN_SCOPED_INPUTS,
     batch_digest,
@@ -95,18 +98,27 @@ def test_an_unhashable_input_caches_nothing() -> None:
     assert RUN_SCOPED_INPUTS.compute_key(task_context(uuid4()), inputs, {}) is None
 
 
-def test_forgetting_a_run_removes_its_results_only(tmp_path: Path, monkeypatch: Any) -> None:
+def test_forgetting_a_run_removes_its_results_and_unretried_ones_only(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
     from prefect.filesystems import LocalFileSystem
 
     import tasks.cache
 
     storage = LocalFileSystem(basepath=str(tmp_path))
     monkeypatch.setattr(tasks.cache, "get_default_result_storage", lambda: storage)
-    for run in ("r1", "r2"):
+    done, failed, abandoned = (str(uuid4()) for _ in range(3))
+    for run in (done, failed, abandoned):
         folder = results_folder(tmp_path, run)
         folder.mkdir()
         (folder / "validate_images-abc").write_text("{}")
-    assert forget_results("r1") is True
-    assert not results_folder(tmp_path, "r1").exists()
-    assert (results_folder(tmp_path, "r2") / "validate_images-abc").is_file()
-    assert forget_results("r1") is False  # nothing left to forget
+    (tmp_path / "0f3a9b").write_text("{}")  # another flow's result, under Prefect's own key
+    (tmp_path / "not-a-run").mkdir()
+    week = RETRY_WINDOW.total_seconds()
+    os.utime(results_folder(tmp_path, abandoned), (time.time() - week - 60,) * 2)
+    os.utime(tmp_path / "not-a-run", (time.time() - week - 60,) * 2)
+    assert forget_results(done) is True
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [failed, "0f3a9b", "not-a-run"]
+    )
+    assert forget_results(done) is False  # nothing left to forget
