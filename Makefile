@@ -1,12 +1,13 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and make:
 #   make demo   - install into .venv, then snapshot the built-in demo gallery
 #   make test   - install into .venv, then lint, type-check and run the whole test suite
+# make unit, make flow and make e2e run one tier of it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench lock clean
+.PHONY: install demo test lint unit flow e2e bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +30,15 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# One tier of the suite each (the marker comes from the test's folder: tests/conftest.py).
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -m unit
+
+flow: $(STAMP)
+	$(BIN)/pytest -m flow
+
+e2e: $(STAMP)
+	$(BIN)/pytest -m e2e
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

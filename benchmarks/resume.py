@@ -19,8 +19,33 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.run import BIN, PER_PAGE, Services
+from benchmarks.services import BIN, PER_PAGE, Services
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
+
+
+def snapshot_argv(gallery: DemoGallery, out: Path, args: argparse.Namespace) -> list[str]:
+    """``gallery-snapshot run`` of every page of ``gallery`` into ``out``."""
+    return [
+        str(BIN / "gallery-snapshot"),
+        "run",
+        "--api-url",
+        gallery.api_url,
+        "--allow-host",
+        gallery.image_host,
+        "--out",
+        str(out),
+        "--pages",
+        str(-(-args.images // PER_PAGE)),
+        "--workers",
+        str(args.workers),
+    ]
+
+
+def answered(gallery: DemoGallery) -> Counter[str]:
+    """Image paths the gallery answered with 200, and how often."""
+    with gallery.state.lock:
+        log = list(gallery.state.requests)
+    return Counter(p for p, outcome in log if outcome == 200 and p.endswith(".jpg"))
 
 
 def main() -> None:
@@ -36,26 +61,8 @@ def main() -> None:
         catalogue = bulk_catalogue(args.images, per_page=PER_PAGE)
         try:
             with DemoGallery(catalogue, latency=args.latency) as gallery:
-                argv = [
-                    str(BIN / "gallery-snapshot"),
-                    "run",
-                    "--api-url",
-                    gallery.api_url,
-                    "--allow-host",
-                    gallery.image_host,
-                    "--out",
-                    str(work / "out"),
-                    "--pages",
-                    str(-(-args.images // PER_PAGE)),
-                    "--workers",
-                    str(args.workers),
-                ]
+                argv = snapshot_argv(gallery, work / "out", args)
                 env = {**services.env, "IMGUR_CLIENT_ID": gallery.client_id}
-
-                def answered() -> Counter[str]:
-                    with gallery.state.lock:
-                        log = list(gallery.state.requests)
-                    return Counter(p for p, outcome in log if outcome == 200 and p.endswith(".jpg"))
 
                 victim = subprocess.Popen(
                     argv,
@@ -64,17 +71,17 @@ def main() -> None:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-                while sum(answered().values()) < args.kill_at * args.images:
+                while sum(answered(gallery).values()) < args.kill_at * args.images:
                     if victim.poll() is not None:
                         raise SystemExit("the snapshot ended before it could be killed")
                     time.sleep(0.05)
                 os.killpg(victim.pid, signal.SIGKILL)
                 victim.wait()
-                before = sum(answered().values())
+                before = sum(answered(gallery).values())
                 started = time.monotonic()
                 rerun = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
                 seconds = time.monotonic() - started
-                counts = answered()
+                counts = answered(gallery)
         finally:
             services.close()
     twice = sum(1 for n in counts.values() if n > 1)

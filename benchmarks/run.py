@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,156 +38,13 @@ from typing import Any
 import requests
 
 from benchmarks import baselines, peer
-from deployments.prefect_env import PROCESS_ENV
+from benchmarks.services import BIN, PER_PAGE, Services, measure, process_cpu, wait_until_idle
+from benchmarks.table import PEER_DESIGN, add_ratios, markdown, row, summarize
 from gallery_snapshot.config import SourceSpec
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID
 from gallery_snapshot.sources import list_links
 
-BIN = Path(sys.executable).parent
 RESULTS = Path(__file__).resolve().parent / "results"
-PER_PAGE = 100  # the demo gallery's bulk page size
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PEER_DESIGN = f"img2dataset {peer.VERSION}: download only, no decode"
-PEER_NOTES = [
-    f"- {PEER_DESIGN}: `--resize_mode no --disable_all_reencoding True --extract_exif False"
-    " --output_format files`, 2 processes of C/2 threads, one shard each; it hashes every image"
-    " (sha256) and writes a .json per image, but validates nothing (any HTTP 200 body is"
-    " stored). The project decodes every image with Pillow and moves it into the store.",
-    "- phase_s: the project's from its task runs (first download start to last validation"
-    " end); img2dataset's from its shard stats (first shard start to last shard end)."
-    " end_to_end_s: the flow call / the `download()` call; process_s: the whole command"
-    " (interpreter start, imports, run). report_tail_s: the project's last validation end to"
-    " its report's end (manifest, page and artifacts written).",
-    "- x img2dataset: project images/s over img2dataset's at the same concurrency.",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def process_cpu(pid: int) -> float:
-    """User plus system CPU seconds of a live process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def wait_until_idle(pid: int, *, quiet: float = 2.0, limit: float = 120.0) -> float:
-    """Wait until ``pid`` has used no CPU for ``quiet`` seconds; return its CPU then."""
-    deadline = time.monotonic() + limit
-    last = process_cpu(pid)
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = process_cpu(pid)
-        if now - last < 0.05:
-            return now
-        last = now
-    return last
-
-
-def start_gallery(
-    images: int, *, latency: float, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """The demo gallery with ``images`` bulk JPEGs in its own process, once it answers; and
-    its API's address."""
-    port = free_port()
-    gallery = subprocess.Popen(
-        [
-            str(BIN / "gallery-snapshot"),
-            "demo-gallery",
-            "--port",
-            str(port),
-            "--images",
-            str(images),
-            "--latency",
-            str(latency),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{port}/3"
-    Services._wait(f"{api}/gallery/hot/viral/day/0", DEMO_CLIENT_ID)
-    return gallery, api
-
-
-class Services:
-    """A Prefect server and the demo gallery, each in its own process."""
-
-    def __init__(self, work: Path, *, images: int, latency: float, gallery: bool = True) -> None:
-        port = free_port()
-        self.api_url = f"http://127.0.0.1:{port}/api"
-        self.env = {
-            **os.environ,
-            "PREFECT_HOME": str(work / "prefect-home"),
-            "PREFECT_API_URL": self.api_url,
-            **PROCESS_ENV,
-            "IMGUR_CLIENT_ID": DEMO_CLIENT_ID,
-            "TMPDIR": str(work),
-        }
-        self.server = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._wait(f"{self.api_url}/health", None)
-        self.gallery: subprocess.Popen[bytes] | None = None
-        if not gallery:
-            return
-        self.gallery, self.gallery_api = start_gallery(images, latency=latency, env=self.env)
-
-    @staticmethod
-    def _wait(url: str, client_id: str | None) -> None:
-        headers = {"Authorization": f"Client-ID {client_id}"} if client_id else {}
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url, headers=headers, timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{url} did not come up")
-
-    def close(self) -> None:
-        for process in (self.gallery, self.server):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
-
-
-def measure(run: Callable[[], None]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (this process and reaped children) of ``run()``."""
-    before_self = resource.getrusage(resource.RUSAGE_SELF)
-    before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    run()
-    wall = time.perf_counter() - started
-    after_self = resource.getrusage(resource.RUSAGE_SELF)
-    after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = sum(
-        after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-        for before, after in ((before_self, after_self), (before_children, after_children))
-    )
-    return wall, cpu
-
-
-def row(
-    design: str, concurrency: int, images: int, latency: float, seconds: float, **extra: Any
-) -> dict[str, Any]:
-    ideal = images * latency / concurrency
-    return {
-        "design": design,
-        "concurrency": concurrency,
-        "images": images,
-        "phase_s": round(seconds, 2),
-        "images_per_s": round(images / seconds, 1),
-        "efficiency": round(ideal / seconds, 2) if latency else None,
-        **extra,
-    }
 
 
 def run_baselines(links: list[str], args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
@@ -245,18 +100,6 @@ def run_peer(
         )
         print(json.dumps(rows[-1]), flush=True)
     return rows
-
-
-def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """``x img2dataset`` on each project download row: its images/s over img2dataset's at the
-    same concurrency (none for the warm re-run, which downloads nothing, nor for the CLI's
-    wall-time rows)."""
-    peers = {r["concurrency"]: r["images_per_s"] for r in rows if r["design"] == PEER_DESIGN}
-    for entry in rows:
-        theirs = peers.get(entry["concurrency"])
-        project = entry["design"].startswith("project:") and "warm" not in entry["design"]
-        if project and theirs and "images_per_s" in entry:
-            entry["x_img2dataset"] = round(entry["images_per_s"] / theirs, 2)
 
 
 def phase_seconds(api_url: str, flow_run_id: str) -> tuple[float, float]:
@@ -439,67 +282,7 @@ def project_rows(services: Services, args: argparse.Namespace, work: Path) -> li
     return rows
 
 
-def summarize(
-    design: str,
-    workers: int,
-    args: argparse.Namespace,
-    samples: list[dict[str, Any]],
-    latency: float | None = None,
-) -> dict[str, Any]:
-    median = statistics.median
-    return row(
-        design,
-        workers,
-        args.images,
-        args.latency if latency is None else latency,
-        median(s["phase_s"] for s in samples),
-        cpu_ms_per_image=round(1000 * median(s["cpu_s"] for s in samples) / args.images, 2),
-        peak_mb=round(median(s["peak_mb"] for s in samples)),
-        server_cpu_ms_per_image=round(
-            1000 * median(s["server_cpu_s"] for s in samples) / args.images, 2
-        ),
-        end_to_end_s=round(median(s["wall_s"] for s in samples), 2),
-        process_s=round(median(s["process_s"] for s in samples), 2),
-        report_tail_s=round(median(s["tail_s"] for s in samples), 2),
-        runs=len(samples),
-    )
-
-
-def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    columns = [
-        "design",
-        "concurrency",
-        "images",
-        "phase_s",
-        "images_per_s",
-        "efficiency",
-        "cpu_ms_per_image",
-        "peak_mb",
-        "server_cpu_ms_per_image",
-        "end_to_end_s",
-        "process_s",
-        "report_tail_s",
-        "x_img2dataset",
-        "runs",
-    ]
-    lines = [
-        f"N={args.images} JPEGs of ~40 KB, latency {args.latency * 1000:.0f} ms, "
-        f"{os.cpu_count()} cores; medians of {args.repeat} run(s); "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        "| " + " | ".join(c.replace("x_", "x ") for c in columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    for entry in rows:
-        lines.append(
-            "| " + " | ".join("" if entry.get(c) is None else str(entry[c]) for c in columns) + " |"
-        )
-    if any(entry["design"] == PEER_DESIGN for entry in rows):
-        lines += ["", *PEER_NOTES]
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="gallery-snapshot throughput benchmark")
     sub = parser.add_subparsers(dest="command")
     one = sub.add_parser("child", help=argparse.SUPPRESS)
@@ -537,7 +320,11 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="concurrencies to run img2dataset at (default: those of --runs)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.command == "child":
         return child(args)
     if args.img2dataset_concurrency is None:

@@ -3,7 +3,7 @@ on the threads runner and on a real 2-worker Dask cluster.
 
     .venv/bin/python -m benchmarks.scale_out --images 2000 --latency 0.1 --workers 32 --repeat 3
 
-Starts a Prefect server and the demo gallery (benchmarks.run's Services), moto's S3 server
+Starts a Prefect server and the demo gallery (benchmarks/services.py), moto's S3 server
 with authentication (tests/support/s3_server.py) and, for the Dask rows, a scheduler and two
 ``dask worker`` processes sharing no folder (tests/support/dask_cluster.py). Each row runs
 ``gallery-snapshot run`` as a user would, into a fresh folder or bucket, then once more into
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.run import BIN, PER_PAGE, Services, process_cpu
+from benchmarks.services import BIN, PER_PAGE, Services, process_cpu
 from tests.support.dask_cluster import DaskCluster
 from tests.support.s3_server import S3Server
 
@@ -48,6 +48,27 @@ def cluster_if(runner: str, work: Path, env: dict[str, str]) -> Iterator[list[st
         return
     with DaskCluster(work / f"cluster-{uuid.uuid4().hex[:6]}", env=env, nthreads=2) as cluster:
         yield ["--runner", "dask", "--dask-address", cluster.address]
+
+
+def snapshot_argv(
+    services: Services, args: argparse.Namespace, out: str, runner_options: list[str]
+) -> list[str]:
+    """``gallery-snapshot run`` of every page of the benchmark's gallery into ``out``."""
+    return [
+        str(BIN / "gallery-snapshot"),
+        "run",
+        "--api-url",
+        services.gallery_api,
+        "--allow-host",
+        "127.0.0.1",
+        "--pages",
+        str(-(-args.images // PER_PAGE)),
+        "--workers",
+        str(args.workers),
+        "--out",
+        out,
+        *runner_options,
+    ]
 
 
 def main() -> None:
@@ -91,21 +112,7 @@ def main() -> None:
                     for _ in range(args.repeat):
                         out = target()
                         with cluster_if(runner, work, env) as runner_options:
-                            argv = [
-                                str(BIN / "gallery-snapshot"),
-                                "run",
-                                "--api-url",
-                                services.gallery_api,
-                                "--allow-host",
-                                "127.0.0.1",
-                                "--pages",
-                                str(-(-args.images // PER_PAGE)),
-                                "--workers",
-                                str(args.workers),
-                                "--out",
-                                out,
-                                *runner_options,
-                            ]
+                            argv = snapshot_argv(services, args, out, runner_options)
                             before = process_cpu(s3.pid)
                             firsts.append(snapshot(argv, env))
                             s3_cpu.append(process_cpu(s3.pid) - before)

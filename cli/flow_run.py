@@ -9,12 +9,12 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 from gallery_snapshot.config import SnapshotConfig
 from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.manifest import summary_table
+from gallery_snapshot.models import Counts, SnapshotSummary
 from gallery_snapshot.store import layout, manifest_relpath, open_store, page_relpath
 from gallery_snapshot.terminal import ProgressBar, ProgressHandler
 
@@ -45,7 +45,7 @@ class FlowRunHandle:
             )
 
 
-def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[dict[str, Any], str]:
+def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[SnapshotSummary, str]:
     """Run the flow in this process; return its summary (snapshot id, counts, where the
     manifest and page are: the manifest itself is not read again, it can be tens of MB) and
     the flow run's id, or raise SnapshotError."""
@@ -64,18 +64,18 @@ def run_snapshot(config: SnapshotConfig, handle: FlowRunHandle) -> tuple[dict[st
         raise outcome
     if isinstance(outcome, BaseException) or not state.is_completed():
         raise SnapshotError(f"the snapshot flow ended in state {state.type.value}: {state.message}")
-    return outcome, str(state.state_details.flow_run_id)
+    return SnapshotSummary.model_validate(outcome), str(state.state_details.flow_run_id)
 
 
-def print_summary(summary: dict[str, Any], out_dir: str, seconds: float) -> None:
-    print(f"snapshot {summary['snapshot_id']} finished in {seconds:.1f} s")
-    print(summary_table(summary))
-    store, snapshot_id = open_store(out_dir), summary["snapshot_id"]
+def print_summary(summary: SnapshotSummary, out_dir: str, seconds: float) -> None:
+    print(f"snapshot {summary.snapshot_id} finished in {seconds:.1f} s")
+    print(summary_table(summary.counts))
+    store, snapshot_id = open_store(out_dir), summary.snapshot_id
     print(f"manifest: {store.location(manifest_relpath(snapshot_id))}")
     hint = " (open it in a browser)" if store.browsable else ""
     print(f"page:     {store.location(page_relpath(snapshot_id))}{hint}")
     print(f"images:   {store.location(layout.IMAGES)}")
-    if summary["counts"]["invalid"]:
+    if summary.counts.invalid:
         print(f"invalid files quarantined under {store.location(layout.QUARANTINE)}")
 
 
@@ -131,9 +131,9 @@ def progress_shown(bar: ProgressBar | None) -> Iterator[None]:
         bar.close()
 
 
-def problem_share(counts: dict[str, int]) -> float:
+def problem_share(counts: Counts) -> float:
     """Failed and invalid images, in % of those selected."""
-    return 100 * (counts["failed"] + counts["invalid"]) / max(1, counts["selected"])
+    return 100 * (counts.failed + counts.invalid) / max(1, counts.selected)
 
 
 def end_the_run() -> None:

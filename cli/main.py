@@ -23,8 +23,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def command() -> NoReturn:
     """The ``gallery-snapshot`` command: ``main()``, then an exit that skips tearing down the
-    interpreter (freeing Prefect's modules and objects took 0.3-0.4 s after each run; the OS
-    frees a process at once). What the interpreter runs at exit still runs first, in its
+    interpreter (freeing Prefect's modules and objects is a noticeable wait after each run;
+    the OS frees a process at once). What the interpreter runs at exit still runs first, in its
     order: threads' exit callbacks (Prefect's event worker drains there), then exit handlers
     (its log worker, logging); every file the run wrote was closed and synced."""
     code = 0

@@ -127,10 +127,10 @@ def snapshot(args: argparse.Namespace) -> None:
     if not args.quiet:
         print_summary(summary, config.out_dir, time.perf_counter() - started)
         print(f"run page: {ui_url}/runs/flow-run/{flow_run_id}")
-    share = problem_share(summary["counts"])
+    share = problem_share(summary.counts)
     if args.fail_on is not None and share > args.fail_on:
         fail(
-            f"{share:.1f} % of the {summary['counts']['selected']} selected images failed or "
+            f"{share:.1f} % of the {summary.counts.selected} selected images failed or "
             f"were invalid, more than --fail-on {args.fail_on:g}",
             EXIT_TOO_MANY_FAILED,
         )

@@ -1,7 +1,7 @@
 """This user's local Prefect server, for runs without ``PREFECT_API_URL``.
 
 Without a configured API, Prefect starts a temporary server in every process that runs a flow
-(8-14 s each, and the runs vanish with it). Instead, the CLI starts ``prefect server start`` once
+(seconds each, and the runs vanish with it). Instead, the CLI starts ``prefect server start`` once
 in the background, on loopback, with its pid in Prefect's own pid file (so ``prefect server stop``
 stops it too) and its log next to it under ``PREFECT_HOME``, and every later run reuses it.
 
@@ -37,7 +37,7 @@ from gallery_snapshot.errors import SnapshotError
 HOST = "127.0.0.1"
 PID_FILE = "server.pid"  # the name `prefect server start --background` and `stop` use
 LOG_FILE = "gallery-snapshot-server.log"
-START_TIMEOUT = 120.0  # a fresh database takes ~15 s on a 2-core machine, more under load
+START_TIMEOUT = 120.0  # a fresh database takes a while on a small machine, more under load
 PROFILE = "gallery-snapshot"  # the Prefect profile `setup` points at the local server
 
 

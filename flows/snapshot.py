@@ -258,5 +258,5 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
         "snapshot_id": snapshot_id,
         "manifest": recorded["manifest"],
         "page": recorded["page"],
-        "counts": manifest["counts"],
+        "counts": manifest.counts.model_dump(),
     }

@@ -1,9 +1,9 @@
 """How the download step spreads its work.
 
-One Prefect task run per image costs ~5-8 ms of client CPU and ~38 ms of server CPU, so task
-runs carry batches, and ``workers`` (the total number of concurrent downloads) are threads of
-the processes that run the batches: the flow's own process on the thread runner, one process
-per core on the process and Dask runners.
+A Prefect task run costs more client and server CPU than downloading an image (the README's
+benchmark section has the figures), so task runs carry batches, and ``workers`` (the total
+number of concurrent downloads) are threads of the processes that run the batches: the flow's
+own process on the thread runner, one process per core on the process and Dask runners.
 
 On the thread runner, batches shrink as the snapshot goes (each takes a share of what is left,
 down to one image per thread): the first are big, so orchestration stays O(log N) task runs for
@@ -29,8 +29,8 @@ BATCH_SHARE = 4
 # small, and the progress artifact moves at least every batch, at any N.
 MAX_BATCH = 1000
 # Batches per process on the process runner and Dask: there a process runs one batch at a
-# time, so each batch's end idles its threads until the next starts. Few, even batches (two
-# per process; 9 shrinking ones cost Dask 24 % of its images/s at 64-way).
+# time, so each batch's end idles its threads until the next starts: few, even batches (two
+# per process), since shrinking ones cost Dask a quarter of its throughput.
 BATCHES_PER_PROCESS = 2
 
 
@@ -47,8 +47,8 @@ def plan_batches(n_links: int, *, runner: Runner, workers: int, cpus: int) -> Ba
 
     Threads: all the workers are threads of the flow's process, shared by its batches, so a
     batch's end leaves no thread idle while the next batch has images waiting. Processes and
-    Dask: one process per core (a process per concurrent download would cost ~150 MB each),
-    threads inside.
+    Dask: one process per core (a process per concurrent download would cost a Python
+    interpreter with Prefect loaded each), threads inside.
     """
     if runner == "threads":
         sizes = batch_sizes(n_links, smallest=workers, largest=max(MAX_BATCH, workers))

@@ -229,7 +229,7 @@ class Deadline:
 class _Watchdog:
     """One daemon thread that cuts the sockets of deadlines as they pass. It is woken only by a
     deadline sooner than the one it waits for: with one ``--deadline`` for all, a new one is
-    later, so the downloads do not wake it twice an image (64 threads at 600 images/s did)."""
+    later, so the downloads do not wake it twice an image (as 64 download threads did)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()

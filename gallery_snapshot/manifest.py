@@ -5,22 +5,27 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from gallery_snapshot.errors import StoreError
-from gallery_snapshot.models import ImageRecord, SkippedLink
+from gallery_snapshot.models import (
+    STATUSES,
+    STORED,
+    Counts,
+    ImageRecord,
+    Manifest,
+    ManifestHeader,
+    SkippedLink,
+)
 from gallery_snapshot.store import SnapshotStore, open_store, read_location
 from gallery_snapshot.store.layout import manifest_relpath
 
-STATUSES = ("downloaded", "reused", "invalid", "gone", "failed")
-STORED = ("downloaded", "reused")
-COUNT_KEYS = ("links", "selected", *STATUSES, "skipped")
+COUNT_KEYS = tuple(Counts.model_fields)
 
 logger = logging.getLogger(__name__)
 Where = TypeVar("Where")
@@ -43,9 +48,10 @@ def build_manifest(
     link_count: int,
     records: list[ImageRecord],
     skipped: list[SkippedLink],
-) -> dict[str, Any]:
-    """The manifest as a JSON-ready dict; images in rank order. Records that validation
-    marked ``skipped`` (stored images this run does not want) join the skipped links."""
+) -> Manifest:
+    """The manifest of a snapshot's records; images in rank order. Records that validation
+    marked ``skipped`` (stored images this run does not want) join the skipped links. The
+    records themselves are its entries: no copy of them is made."""
     images = sorted(
         (record for record in records if record.status != "skipped"), key=lambda r: r.rank
     )
@@ -55,27 +61,29 @@ def build_manifest(
         if record.status == "skipped"
     ]
     by_status: Counter[str] = Counter(record.status for record in images)
-    counts = {"links": link_count, "selected": len(images)}
-    counts.update({status: by_status.get(status, 0) for status in STATUSES})
-    counts["skipped"] = len(skipped)
-    return {
-        "snapshot_id": snapshot_id,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "source": source,
-        "counts": counts,
-        "images": [record.model_dump() for record in images],
-        "skipped": [item.model_dump() for item in skipped],
-    }
+    counts = Counts(
+        links=link_count,
+        selected=len(images),
+        skipped=len(skipped),
+        **{status: by_status[status] for status in STATUSES},
+    )
+    header = ManifestHeader(
+        snapshot_id=snapshot_id,
+        started_at=started_at,
+        finished_at=finished_at,
+        source=source,
+        counts=counts,
+    )
+    return Manifest(header, images, skipped)
 
 
 def _opened(store: StoreLike) -> SnapshotStore:
     return open_store(str(store)) if isinstance(store, str | Path) else store
 
 
-def write_manifest(store: StoreLike, manifest: dict[str, Any]) -> str:
+def write_manifest(store: StoreLike, manifest: Manifest) -> str:
     """Write the manifest atomically (one PUT on an object store); return its location."""
-    relpath = manifest_relpath(manifest["snapshot_id"])
+    relpath = manifest_relpath(manifest.snapshot_id)
     return _opened(store).write(relpath, encode_manifest(manifest))
 
 
@@ -97,46 +105,52 @@ def _list_item(item: Any) -> str:
     return _indented(item, 2)
 
 
-def encode_manifest(manifest: dict[str, Any]) -> bytes:
-    """Exactly ``json.dumps(manifest, indent=2, ensure_ascii=False)`` in UTF-8, written item by
-    item. With an indent, ``json`` encodes in pure Python and joins every small piece at once:
-    at 100,000 images that is ~1 s and ~250 MB above the manifest's own 41 MB. Each image and
-    skipped link is a flat object, which the C encoder writes in one call."""
+def encode_manifest(manifest: Manifest) -> bytes:
+    """Exactly ``json.dumps(manifest.as_document(), indent=2, ensure_ascii=False)`` in UTF-8,
+    written entry by entry: no dict of every image is made. With an indent, ``json`` encodes
+    in pure Python and joins every small piece at once: at 100,000 images that is ~1 s and
+    ~250 MB above the manifest's own 41 MB. Each entry is a flat object, which the C encoder
+    writes in one call."""
+    document: dict[str, Any | Iterator[Any]] = manifest.header.model_dump()
+    document["images"] = (image.model_dump() for image in manifest.images())
+    document["skipped"] = (item.model_dump() for item in manifest.skipped())
+    return encode_document(document)
+
+
+def encode_document(document: dict[str, Any | Iterator[Any]]) -> bytes:
+    """``json.dumps(document, indent=2, ensure_ascii=False)`` in UTF-8, where a value that is
+    an iterator stands for a list of its items, each taken only when written."""
     out = io.BytesIO()
-    for index, (key, value) in enumerate(manifest.items()):
+    for index, (key, value) in enumerate(document.items()):
         out.write(f"{',' if index else '{'}\n  {json.dumps(key, ensure_ascii=False)}: ".encode())
-        if isinstance(value, list) and value:
+        if isinstance(value, list | Iterator):
+            position = -1
             for position, item in enumerate(value):
                 out.write(f"{',' if position else '['}\n    {_list_item(item)}".encode())
-            out.write(b"\n  ]")
+            out.write(b"\n  ]" if position >= 0 else b"[]")
         else:
             out.write(_indented(value, 1).encode())
-    out.write(b"\n}" if manifest else b"{}")
+    out.write(b"\n}" if document else b"{}")
     return out.getvalue()
 
 
-_SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+class _Entries(BaseModel):
+    """A manifest's entries, as lists, before each is checked (``_check_entries``) one at a
+    time, not made into models all at once (at 100,000 images, ~140 MB more while a manifest
+    is read)."""
 
-
-class _Shape(BaseModel):
-    """What a manifest must hold before anything trusts it, but its entries: those are checked
-    one at a time (``_check_entries``), not made into models all at once (at 100,000 images,
-    ~140 MB more while a manifest is read)."""
-
-    snapshot_id: str = Field(pattern=_SNAPSHOT_ID.pattern)
-    source: dict[str, Any]
     images: list[Any]
     skipped: list[Any] = []
 
 
-def _check_entries(manifest: dict[str, Any]) -> None:
+def _check_entries(entries: _Entries) -> None:
     """ValueError unless every image is an ImageRecord, stored ones saying where, and every
     skipped link a SkippedLink."""
-    for entry in manifest["images"]:
+    for entry in entries.images:
         image = ImageRecord.model_validate(entry)
         if image.status in STORED and not (image.path and image.sha256):
             raise ValueError(f"image {image.rank} is {image.status} without path or sha256")
-    for entry in manifest.get("skipped", []):
+    for entry in entries.skipped:
         SkippedLink.model_validate(entry)
 
 
@@ -144,7 +158,7 @@ class ManifestProblem(StoreError):
     """A file under ``snapshots/`` that cannot be read or trusted as a manifest."""
 
 
-def read_manifest(location: str | Path, *, folder_name: str | None = None) -> dict[str, Any]:
+def read_manifest(location: str | Path, *, folder_name: str | None = None) -> Manifest:
     """A manifest as written by ``write_manifest``, at the location it returned (locally a
     regular file, never read through a link; or an object's URL); ManifestProblem when it is
     not one, or (given ``folder_name``) belongs to another snapshot's folder."""
@@ -158,17 +172,19 @@ def read_manifest(location: str | Path, *, folder_name: str | None = None) -> di
     return parse_manifest(data, where=where, folder_name=folder_name)
 
 
-def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -> dict[str, Any]:
+def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -> Manifest:
+    """The manifest ``data`` holds, each entry checked; ManifestProblem when it is not one."""
     try:
-        manifest = json.loads(data)
-        _Shape.model_validate(manifest)
-        _check_entries(manifest)
+        document = json.loads(data)
+        header = ManifestHeader.model_validate(document)
+        entries = _Entries.model_validate(document)
+        _check_entries(entries)
     except (ValueError, RecursionError) as exc:  # JSON's and pydantic's errors are ValueErrors
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ManifestProblem(f"{where} is not a manifest: {reason}") from None
-    if folder_name is not None and manifest["snapshot_id"] != folder_name:
-        raise ManifestProblem(f"{where} names snapshot {manifest['snapshot_id']}, not its folder's")
-    return manifest  # type: ignore[no-any-return]
+    if folder_name is not None and header.snapshot_id != folder_name:
+        raise ManifestProblem(f"{where} names snapshot {header.snapshot_id}, not its folder's")
+    return Manifest(header, entries.images, entries.skipped)
 
 
 def _earlier(snapshot_id: str, before: str | None) -> bool:
@@ -181,7 +197,7 @@ def scan_manifests(
     newest_first: bool = False,
     skip: Collection[str] = (),
     before: str | None = None,
-) -> Iterator[tuple[str, dict[str, Any] | ManifestProblem]]:
+) -> Iterator[tuple[str, Manifest | ManifestProblem]]:
     """Every snapshot's manifest (by its location), oldest (or newest) first, or the problem
     that stops reading it; each read only when reached (a GET on an object store), none for
     the snapshot ids in ``skip``, nor from ``before`` on (a manifest names its folder: an id
@@ -211,16 +227,14 @@ def scan_manifests(
             yield where, manifest
 
 
-def iter_manifests(
-    store: StoreLike, *, strict: bool = False
-) -> Iterator[tuple[str, dict[str, Any]]]:
+def iter_manifests(store: StoreLike, *, strict: bool = False) -> Iterator[tuple[str, Manifest]]:
     """The readable manifests of ``store``, oldest first, with their locations."""
     return readable(scan_manifests(store), strict=strict)
 
 
 def manifests_anywhere(
     store: StoreLike, *, strict: bool = False, newest_first: bool = False, before: str | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Manifest]:
     """The readable manifests of a store, oldest (or newest) first; only those of snapshot ids
     below ``before``, when given (the others are not even read)."""
     scan = scan_manifests(store, newest_first=newest_first, before=before)
@@ -228,8 +242,8 @@ def manifests_anywhere(
 
 
 def readable(
-    scan: Iterable[tuple[Where, dict[str, Any] | ManifestProblem]], *, strict: bool
-) -> Iterator[tuple[Where, dict[str, Any]]]:
+    scan: Iterable[tuple[Where, Manifest | ManifestProblem]], *, strict: bool
+) -> Iterator[tuple[Where, Manifest]]:
     """The manifests of ``scan``. Anything else is skipped with a warning, or, when
     ``strict`` (prune must know everything a snapshot references), raises ManifestProblem."""
     for where, manifest in scan:
@@ -247,15 +261,13 @@ def source_key(source: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in source.items() if k != "api_url"}, sort_keys=True)
 
 
-def stored_images(manifest: dict[str, Any]) -> Iterator[tuple[str, str, int | None]]:
+def stored_images(manifest: Manifest) -> Iterator[tuple[str, str, int | None]]:
     """``(path, sha256, bytes)`` of every image a (read) manifest says is stored."""
-    for image in manifest["images"]:
-        if image["status"] in STORED:
-            yield image["path"], image["sha256"], image.get("bytes")
+    for image in manifest.stored():
+        yield str(image.path), str(image.sha256), image.bytes
 
 
-def summary_table(manifest: dict[str, Any]) -> str:
+def summary_table(counts: Counts) -> str:
     """The counts as a small aligned text table."""
-    counts = manifest["counts"]
     width = max(len(key) for key in COUNT_KEYS)
-    return "\n".join(f"  {key:<{width}}  {counts[key]:>6}" for key in COUNT_KEYS)
+    return "\n".join(f"  {key:<{width}}  {getattr(counts, key):>6}" for key in COUNT_KEYS)

@@ -4,15 +4,21 @@ cross process boundaries and serve as Prefect task inputs and cache keys."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 # "skipped" only travels from validation to the manifest, which lists such images as skipped:
 # a stored image of a format this run does not want.
 ImageStatus = Literal["downloaded", "reused", "invalid", "gone", "failed", "skipped"]
 FetchStatus = Literal["fetched", "reused", "gone", "failed"]
+# A manifest's images are downloaded, reused (both stored), invalid, gone or failed.
+STATUSES = ("downloaded", "reused", "invalid", "gone", "failed")
+STORED = ("downloaded", "reused")
+# A snapshot id is also a folder's (and an object key's) name.
+SNAPSHOT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 # One set of field names per distinct combination, shared by the models that were given it.
 _FIELD_SETS: dict[frozenset[str], set[str]] = {}
@@ -122,3 +128,127 @@ class ImageRecord(Frozen):
     height: int | None = None
     format: str | None = None
     error: str | None = None
+
+
+class Counts(BaseModel):
+    """A snapshot at a glance: links listed, selected, then the selected ones by status, and
+    the links skipped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    links: int
+    selected: int
+    downloaded: int
+    reused: int
+    invalid: int
+    gone: int
+    failed: int
+    skipped: int
+
+
+class ManifestHeader(BaseModel):
+    """What a manifest says before its entries: the snapshot's id (its folder's name), when
+    it ran, what it listed (the source's options) and its counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    snapshot_id: str = Field(pattern=SNAPSHOT_ID)
+    started_at: str
+    finished_at: str
+    source: dict[str, Any]
+    counts: Counts
+
+
+class SnapshotSummary(BaseModel):
+    """What the snapshot flow returns: the manifest's and the page's locations and the counts,
+    not the manifest itself (tens of MB at 100,000 images)."""
+
+    snapshot_id: str
+    manifest: str
+    page: str
+    counts: Counts
+
+
+# An entry as a model, or as JSON read from a manifest already checked (made a model when
+# reached: 100,000 ImageRecords at once came to more than the parsed JSON itself).
+ImageEntry = ImageRecord | dict[str, Any]
+SkippedEntry = SkippedLink | dict[str, Any]
+
+
+class Manifest:
+    """A snapshot's manifest: its header, its images in rank order and its skipped links.
+    The entries are streamed: each becomes a model only when an iteration reaches it. Built by
+    ``manifest.build_manifest`` (holding the flow's own records) or read by
+    ``manifest.parse_manifest`` (holding the parsed JSON, every entry checked). It pickles,
+    but is never a cache key: tasks take it ``quote``d, with caching off."""
+
+    __slots__ = ("_images", "_skipped", "header")
+
+    def __init__(
+        self,
+        header: ManifestHeader,
+        images: Sequence[ImageEntry],
+        skipped: Sequence[SkippedEntry] = (),
+    ) -> None:
+        self.header = header
+        self._images = images
+        self._skipped = skipped
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.header.snapshot_id
+
+    @property
+    def source(self) -> dict[str, Any]:
+        return self.header.source
+
+    @property
+    def counts(self) -> Counts:
+        return self.header.counts
+
+    @property
+    def image_count(self) -> int:
+        return len(self._images)
+
+    @property
+    def skipped_count(self) -> int:
+        return len(self._skipped)
+
+    def images(self) -> Iterator[ImageRecord]:
+        """The images in rank order, one model at a time."""
+        for entry in self._images:
+            yield entry if isinstance(entry, ImageRecord) else ImageRecord.model_validate(entry)
+
+    def stored(self) -> Iterator[ImageRecord]:
+        """The images the store holds (downloaded or reused), in rank order."""
+        return (image for image in self.images() if image.status in STORED)
+
+    def skipped(self) -> Iterator[SkippedLink]:
+        """The links left out, one model at a time."""
+        for entry in self._skipped:
+            yield entry if isinstance(entry, SkippedLink) else SkippedLink.model_validate(entry)
+
+    def with_images(self, images: Sequence[ImageRecord]) -> Manifest:
+        """This manifest with ``images`` instead of its own, its counts of them anew."""
+        by_status: Counter[str] = Counter(image.status for image in images)
+        update = {status: by_status[status] for status in STATUSES}
+        counts = self.counts.model_copy(update={"selected": len(images), **update})
+        header = self.header.model_copy(update={"counts": counts})
+        return Manifest(header, images, self._skipped)
+
+    def as_document(self) -> dict[str, Any]:
+        """The manifest as the JSON document it is written as, every entry at once (for a
+        small manifest: at 100,000 images that is ~150 MB)."""
+        return {
+            **self.header.model_dump(),
+            "images": [image.model_dump() for image in self.images()],
+            "skipped": [item.model_dump() for item in self.skipped()],
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Manifest) and self.as_document() == other.as_document()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.snapshot_id!r}, {len(self._images)} images)"

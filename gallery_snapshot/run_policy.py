@@ -56,10 +56,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _terminal_user = False
 
 
-def trust_terminal_user(trusted: bool = True) -> None:
+def trust_terminal_user() -> None:
     """Mark the runs of this process as its terminal user's (the CLI's ``run`` and ``demo``)."""
     global _terminal_user
-    _terminal_user = trusted
+    _terminal_user = True
 
 
 def output_root() -> Path:

@@ -32,11 +32,11 @@ from gallery_snapshot.store.files import storage_error
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 # All the frames of an image (or the scans of a progressive JPEG) may cost this many times
-# max-pixels to decode, together (895 megapixels by default: 2-4 s of CPU here at worst).
+# max-pixels to decode, together (seconds of CPU at worst with the default max-pixels).
 # Pillow composites every frame onto the whole canvas, and libjpeg goes through the whole
 # image for every scan, so each frame or scan is counted at the image's full size.
 DECODE_BUDGET = 10
-# Each frame also costs a fixed 25-50 us, however small: 10,000 frames are 0.5 s.
+# Each frame also costs a fixed time, however small: this many keep an image under a second.
 MAX_FRAMES = 10_000
 
 

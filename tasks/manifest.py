@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from gallery_snapshot.manifest import build_manifest, write_manifest
-from gallery_snapshot.models import ImageRecord, SkippedLink
+from gallery_snapshot.models import ImageRecord, Manifest, SkippedLink
 from gallery_snapshot.snapshot_page import write_snapshot_page
+
+
+class Recorded(TypedDict):
+    document: Manifest  # the manifest as written
+    manifest: str  # where it was written
+    page: str  # where the snapshot's page was written
 
 
 # Not cached: its inputs hold the time the run finished, so a retry never finds it, and its
@@ -25,7 +31,7 @@ def record_manifest(
     link_count: int,
     records: list[ImageRecord],
     skipped: list[SkippedLink],
-) -> dict[str, Any]:
+) -> Recorded:
     """Write the snapshot's page, then its manifest (last, so a manifest never names what is
     not there yet); return the manifest and where both went (``manifest``, ``page``), so the
     report needs not read tens of MB back."""

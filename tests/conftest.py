@@ -39,17 +39,17 @@ settings.load_profile("shared-machine")
 
 from gallery_snapshot.demo_gallery import DemoGallery  # noqa: E402
 
-# What a snapshot of the default demo catalogue counts (pages 0-2, JPEG only).
-DEMO_COUNTS = {
-    "links": 25,
-    "selected": 19,
-    "downloaded": 14,
-    "reused": 0,
-    "invalid": 2,
-    "gone": 2,
-    "failed": 1,
-    "skipped": 6,
-}
+TESTS = Path(__file__).parent
+TIERS = {"unit": "unit", "flows": "flow", "e2e": "e2e"}  # folder -> marker
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, by the folder it is in: ``pytest -m unit`` (or ``flow``,
+    ``e2e``) selects one tier, and a test moved between folders changes tier with it."""
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0]
+        if folder in TIERS:
+            item.add_marker(TIERS[folder])
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The demo gallery: an Imgur-compatible server on loopback, with generated images."""
 
 from gallery_snapshot.demo_gallery.content import Catalogue, bulk_catalogue, demo_catalogue
-from gallery_snapshot.demo_gallery.server import DEMO_CLIENT_ID, DemoGallery, GalleryState
+from gallery_snapshot.demo_gallery.gallery import DemoGallery
+from gallery_snapshot.demo_gallery.server import DEMO_CLIENT_ID, GalleryState
 
 __all__ = [
     "DEMO_CLIENT_ID",

@@ -72,7 +72,7 @@ def sync_filesystem(path: Path) -> None:
 def _libc() -> Any:
     # The C library the interpreter already has loaded. (``ctypes.util.find_library`` would
     # start ``ldconfig -p``, a fork of the whole flow process that Linux then counts as a child
-    # as large as the flow: 774 MB of a 100,000-image snapshot's measured peak.)
+    # as large as the flow, in the snapshot's peak memory.)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
     except OSError:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from gallery_snapshot.errors import ConfigError, StoreError
 from gallery_snapshot.manifest import (
@@ -21,6 +21,7 @@ from gallery_snapshot.manifest import (
     source_key,
     stored_images,
 )
+from gallery_snapshot.models import Manifest, ManifestHeader
 from gallery_snapshot.store import open_store
 from gallery_snapshot.store.contract import SnapshotStore, StoredFileProblem
 from gallery_snapshot.store.layout import stored_sha256
@@ -53,7 +54,7 @@ def verify_store(out_dir: str, *, progress: Progress | None = None) -> VerifyRep
 
 
 def _verify(
-    scan: Iterable[tuple[object, dict[str, Any] | ManifestProblem]],
+    scan: Iterable[tuple[object, Manifest | ManifestProblem]],
     read_stored: ReadStored,
     progress: Progress | None,
     *,
@@ -68,7 +69,7 @@ def _verify(
         report.snapshots += 1
         for relpath, sha256, size in stored_images(manifest):
             expected, _, snapshots = wanted.setdefault(relpath, (sha256, size, []))
-            snapshots.append(manifest["snapshot_id"])
+            snapshots.append(manifest.snapshot_id)
             if expected != sha256:
                 report.problems.append(
                     f"{relpath} is recorded with two sha256s ({expected}, {sha256})"
@@ -104,21 +105,21 @@ class PruneReport:
 
 
 def snapshots_to_keep(
-    manifests: list[dict[str, Any]], *, keep_last: int | None, keep_within: timedelta | None
+    headers: list[ManifestHeader], *, keep_last: int | None, keep_within: timedelta | None
 ) -> set[str]:
     """Per source: the ``keep_last`` latest snapshots, and those started within
     ``keep_within`` of that source's latest snapshot (restic's rule, so a paused schedule
     never ages everything out)."""
-    by_source: dict[str, list[dict[str, Any]]] = {}
-    for manifest in manifests:
-        by_source.setdefault(source_key(manifest["source"]), []).append(manifest)
+    by_source: dict[str, list[ManifestHeader]] = {}
+    for header in headers:
+        by_source.setdefault(source_key(header.source), []).append(header)
     keep: set[str] = set()
     for group in by_source.values():
-        group.sort(key=lambda m: str(m["snapshot_id"]), reverse=True)
+        group.sort(key=lambda header: header.snapshot_id, reverse=True)
         if keep_last:
-            keep.update(m["snapshot_id"] for m in group[:keep_last])
+            keep.update(header.snapshot_id for header in group[:keep_last])
         if keep_within is not None:
-            times = {m["snapshot_id"]: _started(m) for m in group}
+            times = {header.snapshot_id: _started(header) for header in group}
             latest = max((t for t in times.values() if t is not None), default=None)
             keep.update(
                 sid
@@ -129,9 +130,9 @@ def snapshots_to_keep(
     return keep
 
 
-def _started(manifest: dict[str, Any]) -> datetime | None:
+def _started(header: ManifestHeader) -> datetime | None:
     try:
-        started = datetime.fromisoformat(str(manifest.get("started_at")))
+        started = datetime.fromisoformat(header.started_at)
     except ValueError:
         return None
     return started if started.tzinfo else started.replace(tzinfo=UTC)
@@ -155,7 +156,7 @@ def prune_store(
     store.open_existing(upgrade=not dry_run)
     report = PruneReport()
     with store.read_lock() if dry_run else store.prune_lock():
-        manifests = {m["snapshot_id"]: m for _, m in readable(scan_manifests(store), strict=True)}
+        manifests = {m.snapshot_id: m for _, m in readable(scan_manifests(store), strict=True)}
         if not manifests:
             raise StoreError(f"{store.name} holds no snapshots")
         referenced = plan_prune(manifests, report, keep_last=keep_last, keep_within=keep_within)
@@ -190,7 +191,7 @@ def _sweep_images(
 
 
 def plan_prune(
-    manifests: dict[str, dict[str, Any]],
+    manifests: dict[str, Manifest],
     report: PruneReport,
     *,
     keep_last: int | None,
@@ -198,7 +199,8 @@ def plan_prune(
 ) -> set[str]:
     """Fill ``report.kept`` and ``report.removed``; return the stored paths kept snapshots
     reference."""
-    keep = snapshots_to_keep(list(manifests.values()), keep_last=keep_last, keep_within=keep_within)
+    headers = [manifest.header for manifest in manifests.values()]
+    keep = snapshots_to_keep(headers, keep_last=keep_last, keep_within=keep_within)
     report.kept = sorted(keep)
     report.removed = sorted(manifests.keys() - keep)
     return {path for sid in keep for path, _, _ in stored_images(manifests[sid])}

@@ -10,16 +10,14 @@ manifests, which remain the record of truth.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from gallery_snapshot.manifest import STORED, iter_manifests
-from gallery_snapshot.models import StoredImage
+from gallery_snapshot.manifest import encode_manifest, iter_manifests
+from gallery_snapshot.models import STORED, ImageRecord, StoredImage
 from gallery_snapshot.store.contract import IndexEntry
 from gallery_snapshot.store.files import sha256_of, write_atomically
 from gallery_snapshot.store.layout import (
@@ -64,9 +62,9 @@ def rebuild_index(store: LocalStore) -> int:
     """Make the URL index anew from the manifests (oldest first, so the latest wins)."""
     entries: dict[str, StoredImage] = {}
     for _, manifest in iter_manifests(store):
-        for image in manifest["images"]:
+        for image in manifest.stored():
             if (stored := _stored_image(image)) is not None:
-                entries[image["url"]] = stored
+                entries[image.url] = stored
     store.index.create()
     store.index.remember(IndexEntry(url, image) for url, image in entries.items())
     if entries:
@@ -76,13 +74,12 @@ def rebuild_index(store: LocalStore) -> int:
     return len(entries)
 
 
-def _stored_image(image: dict[str, Any]) -> StoredImage | None:
-    if image.get("status") not in STORED or not isinstance(image.get("url"), str):
-        return None
-    if not is_stored_relpath(str(image.get("path")), image.get("sha256")):
+def _stored_image(image: ImageRecord) -> StoredImage | None:
+    """What the index keeps of a stored image; None for one recorded without all of it."""
+    if image.path is None or not is_stored_relpath(image.path, image.sha256):
         return None
     try:
-        return StoredImage.model_validate(image, from_attributes=False)
+        return StoredImage.model_validate(image.model_dump(include=set(StoredImage.model_fields)))
     except ValueError:
         return None
 
@@ -99,6 +96,26 @@ def _legacy_files(store: LocalStore) -> Iterator[Path]:
                     yield path
 
 
+def _migrated(store: LocalStore, image: ImageRecord, linked: dict[str, str]) -> ImageRecord:
+    """``image``, stored at a path of the old layout, as the content-addressed store holds it
+    (``linked``: old paths already linked, to their new ones); failed if the old layout had
+    overwritten its file."""
+    old = str(image.path)
+    sha256 = sha256_of(store.root / old)
+    if sha256 != image.sha256:
+        # The old layout let two URLs share a name: this image was overwritten.
+        error = (
+            "lost before migration: its stored file was overwritten by another image with the "
+            "same name"
+        )
+        return image.model_copy(update={"status": "failed", "path": None, "error": error})
+    if old not in linked:
+        linked[old] = store.commit(
+            store.root / old, sha256=sha256, image_format=str(image.format), keep_source=True
+        )
+    return image.model_copy(update={"path": linked[old]})
+
+
 def _migrate_legacy_layout(store: LocalStore) -> None:
     legacy = {store.relative(path) for path in _legacy_files(store)}
     if not legacy:
@@ -106,33 +123,16 @@ def _migrate_legacy_layout(store: LocalStore) -> None:
     linked: dict[str, str] = {}  # old relative path -> new one
     rewritten = lost = 0
     for _, manifest in iter_manifests(store):
-        changed = False
-        for image in manifest["images"]:
-            old = image.get("path")
-            if image.get("status") not in STORED or old not in legacy:
-                continue
-            changed = True
-            sha256 = sha256_of(store.root / old)
-            if sha256 != image.get("sha256"):
-                # The old layout let two URLs share a name: this image was overwritten.
-                image.update(
-                    status="failed",
-                    path=None,
-                    error="lost before migration: its stored file was overwritten by another "
-                    "image with the same name",
-                )
-                lost += 1
-                continue
-            image["path"] = linked.get(old) or store.commit(
-                store.root / old,
-                sha256=sha256,
-                image_format=str(image.get("format")),
-                keep_source=True,
-            )
-            linked[old] = image["path"]
+        images, changed = [], False
+        for image in manifest.images():
+            if image.status in STORED and image.path in legacy:
+                changed = True
+                image = _migrated(store, image, linked)
+                lost += image.status == "failed"
+            images.append(image)
         if changed:
-            data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
-            store.write(manifest_relpath(manifest["snapshot_id"]), data)
+            data = encode_manifest(manifest.with_images(images))
+            store.write(manifest_relpath(manifest.snapshot_id), data)
             rewritten += 1
     for old in linked:
         (store.root / old).unlink()

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from gallery_snapshot.demo_gallery import DemoGallery
-from tests.e2e.conftest import PrefectServer, manifests
 from tests.support.hostile_server import TRAP_HOST, HostileServer, serving
+from tests.support.prefect_server import PrefectServer
+from tests.support.snapshot_runs import manifests
 from tests.support.urls import awkward_urls, unaccounted_lines
 
 STATUSES = {"downloaded", "reused", "invalid", "gone", "failed"}

@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from gallery_snapshot.demo_gallery import DemoGallery
-from tests.conftest import DEMO_COUNTS
-from tests.e2e.conftest import PrefectServer, manifests, run_args
+from tests.support.demo import DEMO_COUNTS
+from tests.support.prefect_server import PrefectServer
+from tests.support.snapshot_runs import manifests, run_args
 
 
 def latest_run_and_its_logs(server: PrefectServer) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer, manifests, run_args
+from tests.support.prefect_server import BIN, PrefectServer
+from tests.support.snapshot_runs import manifests, run_args
 
 BAR_REDRAW = "\x1b[K"  # the bar redraws its line in place
 

@@ -12,10 +12,8 @@ import pytest
 from obstore.exceptions import PermissionDeniedError
 from obstore.store import from_url
 
-from tests.e2e.conftest import DaskClusterFactory, S3Bucket
-from tests.support.dask_cluster import DaskCluster
-
-pytestmark = pytest.mark.e2e
+from tests.support.dask_cluster import DaskCluster, DaskClusterFactory
+from tests.support.s3_server import S3Bucket
 
 
 def test_objects_put_with_obstore_are_listed_and_logged(

@@ -11,16 +11,19 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-
 from gallery_snapshot.batching import plan_batches
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, DaskClusterFactory, PrefectServer, S3Bucket, run_args
-from tests.e2e.test_object_storage import assert_images_whole, image_requests
-from tests.support.bucket_store import image_keys, image_puts, manifests, store_objects
-from tests.support.dask_cluster import DaskCluster
-
-pytestmark = pytest.mark.e2e
+from tests.support.bucket_store import (
+    assert_images_whole,
+    image_keys,
+    image_puts,
+    manifests,
+    store_objects,
+)
+from tests.support.dask_cluster import DaskCluster, DaskClusterFactory
+from tests.support.prefect_server import BIN, PrefectServer
+from tests.support.s3_server import S3Bucket
+from tests.support.snapshot_runs import image_requests, run_args
 
 # Not a speed check: a bound only a hang breaks.
 HANG_BOUND = 180

@@ -11,9 +11,8 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +22,21 @@ import pytest
 
 from gallery_snapshot.batching import plan_batches
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID, DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer, manifests
+from tests.support.deployments import (
+    REPO,
+    UNFINISHED,
+    artifacts_of,
+    finished,
+    log_messages,
+    logs_of,
+    run_deployment,
+    setup_table,
+    task_runs_of,
+)
+from tests.support.prefect_server import BIN, PrefectServer
+from tests.support.processes import descendants, running, start_time
+from tests.support.snapshot_runs import manifests
 
-REPO = Path(__file__).resolve().parents[2]
 STEPS = {
     "fetch_links",
     "filter_links",
@@ -38,14 +49,7 @@ REPORT_KINDS = ("summary", "report", "progress", "contact-sheet")
 HEARTBEAT_SECONDS = 30
 # Prefect's zombie automation: three missed heartbeats; its proactive check runs every few seconds.
 CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30
-UNFINISHED = {"SCHEDULED", "PENDING", "RUNNING", "CANCELLING"}
 CLIENT_ID_BLOCK = "imgur-client-id"
-
-
-def setup_table(output: str) -> dict[tuple[str, str], str]:
-    """`gallery-snapshot setup`'s table as {(what, name): result}."""
-    rows = [re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[1:]]
-    return {(row[0], row[1]): row[2] for row in rows if len(row) == 3}
 
 
 BASICS = [
@@ -85,52 +89,6 @@ def deployed(prefect_server: PrefectServer, setup_runs: list[Any]) -> None:
     prefect_server.api("PATCH", f"/deployments/{viral['id']}", json={"concurrency_limit": None})
 
 
-WORKER_GRACE = 15  # seconds a worker gets to stop on SIGTERM (it takes ~3), then SIGKILL
-
-
-def start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` (tells it from a later process given the same pid);
-    None once it has ended (a zombie has)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else fields[19]
-
-
-class ProcessTree:
-    """Every process ``root`` starts, and theirs, as seen every half second while it runs:
-    a flow process runs in a session of its own and outlives a killed worker, so the worker's
-    tree at the end is not enough to end them all."""
-
-    def __init__(self, root: int) -> None:
-        self.root = root
-        self.seen: dict[int, str] = {}
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while True:
-            self.record()
-            if self._done.wait(0.5):
-                return
-
-    def record(self) -> None:
-        for pid in descendants(self.root):
-            if (started := start_time(pid)) is not None:
-                self.seen.setdefault(pid, started)
-
-    def kill_all(self) -> None:
-        """SIGKILL the process group of every process seen that still runs."""
-        self._done.set()
-        self._thread.join()
-        for pid, started in self.seen.items():
-            if start_time(pid) == started:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(os.getpgid(pid), signal.SIGKILL)
-
-
 @contextmanager
 def worker(
     prefect_server: PrefectServer, folder: Path, gallery: DemoGallery | None = None
@@ -153,93 +111,6 @@ def worker(
         yield process
 
 
-@contextmanager
-def running(
-    argv: list[str], *, cwd: Path, env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``argv`` in a session of its own, its output in ``log``. It leaves nothing behind,
-    whatever the test did: at the end its process group gets SIGTERM, then SIGKILL after
-    WORKER_GRACE, and every process it started (a worker's flow processes, each in a session
-    of its own), SIGKILL."""
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        tree = ProcessTree(process.pid)
-        try:
-            yield process
-        finally:
-            tree.record()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=WORKER_GRACE)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            tree.kill_all()
-
-
-def run_deployment(
-    prefect_server: PrefectServer, name: str, config: dict[str, Any], *extra: str
-) -> dict[str, Any]:
-    """`prefect deployment run gallery-snapshot/NAME`; the flow run as the API has it."""
-    result = prefect_server.prefect(
-        "deployment",
-        "run",
-        f"gallery-snapshot/{name}",
-        "--param",
-        f"config={json.dumps(config)}",
-        *extra,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    # Its own id: the deployments' schedules have created runs of their own meanwhile.
-    [flow_run_id] = re.findall(r"UUID: ([0-9a-f-]{36})", result.stdout)
-    return prefect_server.api("GET", f"/flow_runs/{flow_run_id}").json()  # type: ignore[no-any-return]
-
-
-def finished(prefect_server: PrefectServer, run: dict[str, Any], log: Path) -> dict[str, Any]:
-    """The flow run once it has ended; the worker's ``log`` when it does not."""
-    deadline = time.monotonic() + 300  # not a speed check: a hang bound
-    while run["state_type"] in UNFINISHED:
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(1)
-        run = prefect_server.api("GET", f"/flow_runs/{run['id']}").json()
-    return run
-
-
-def logs_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
-    """The flow run's logs, oldest first."""
-    return prefect_server.api(  # type: ignore[no-any-return]
-        "POST",
-        "/logs/filter",
-        json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"},
-    ).json()
-
-
-def log_messages(
-    prefect_server: PrefectServer, flow_run_id: str, wanted: str, processes: Iterable[int] = ()
-) -> list[str]:
-    """The flow run's log messages, oldest first, once one holds ``wanted`` and its
-    ``processes`` have ended: a run's last logs are shipped in the background, the last on
-    its way out, and may land after its final state."""
-    deadline = time.monotonic() + 60  # a hang bound
-    while True:
-        messages = [log["message"] for log in logs_of(prefect_server, flow_run_id)]
-        done = not any(map(start_time, processes)) and any(wanted in m for m in messages)
-        if done or time.monotonic() > deadline:
-            return messages
-        time.sleep(1)
-
-
 def config_for(gallery: DemoGallery, **extra: Any) -> dict[str, Any]:
     """The ``config`` parameter of a run that snapshots ``gallery`` (one page) into the
     folder ``out`` (under ``gallery-snapshot`` of the worker's HOME)."""
@@ -249,28 +120,6 @@ def config_for(gallery: DemoGallery, **extra: Any) -> dict[str, Any]:
         "out_dir": "out",
         **extra,
     }
-
-
-def descendants(pid: int) -> list[int]:
-    """The processes ``pid`` started, and theirs (Linux /proc)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [grand for child in map(int, children) for grand in [child, *descendants(child)]]
-
-
-def artifacts_of(prefect_server: PrefectServer, flow_run_id: str) -> dict[str, dict[str, Any]]:
-    artifacts = prefect_server.api(
-        "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
-    ).json()
-    return {artifact["key"]: artifact for artifact in artifacts}
-
-
-def task_runs_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
-    return prefect_server.api(  # type: ignore[no-any-return]
-        "POST", "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}}
-    ).json()
 
 
 def test_setup_creates_everything_once_then_finds_it(

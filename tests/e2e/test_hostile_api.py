@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import PrefectServer
 from tests.support.bombs import gzip_bomb
 from tests.support.hostile_server import HostileServer, response, serving
+from tests.support.prefect_server import PrefectServer
 
 PAGE = "/3/album/abc"
 ALBUM = b'{"data": {"id": "abc", "images": []}, "success": true, "status": 200}'

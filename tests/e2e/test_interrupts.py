@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer, manifests, run_args
-from tests.e2e.test_resilience import assert_store_is_clean, stored
+from tests.support.folder_store import assert_store_is_clean, stored
+from tests.support.prefect_server import BIN, PrefectServer
+from tests.support.snapshot_runs import manifests, run_args
 
 # Not a speed check: the bound only a hang breaks (the trickled downloads take hours, and a
 # lost API kept the old code retrying for minutes).

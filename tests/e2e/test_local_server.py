@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from gallery_snapshot.demo_gallery import DemoGallery
-from tests.conftest import DEMO_COUNTS
-from tests.e2e.conftest import BIN, PrefectServer, free_port, manifests, run, run_args
+from tests.support.demo import DEMO_COUNTS
+from tests.support.prefect_server import BIN, PrefectServer, free_port, run
+from tests.support.snapshot_runs import manifests, run_args
 
 RUN_PAGE = re.compile(r"^run page: (http://127\.0\.0\.1:\d+)/runs/flow-run/([0-9a-f-]{36})$", re.M)
 STARTED = "started a local Prefect server in the background"

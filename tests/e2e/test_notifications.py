@@ -18,8 +18,9 @@ import pytest
 from deployments.notifications import late_automation
 from deployments.prerequisites import Scheduled
 from gallery_snapshot.demo_gallery import DemoGallery
-from tests.e2e.conftest import PrefectServer, run_args
-from tests.e2e.test_deployments import setup_table
+from tests.support.deployments import setup_table
+from tests.support.prefect_server import PrefectServer
+from tests.support.snapshot_runs import run_args
 from tests.support.webhook_receiver import WebhookReceiver, webhook_receiver
 
 TOKEN = "s3cr3t-T0KEN"

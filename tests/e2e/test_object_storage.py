@@ -9,16 +9,14 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer, S3Bucket, run_args
 from tests.support.bucket_store import (
     IMAGE_KEY,
+    assert_images_whole,
     image_keys,
     image_puts,
     list_requests,
@@ -28,21 +26,12 @@ from tests.support.bucket_store import (
     store_objects,
     store_requests,
 )
-
-pytestmark = pytest.mark.e2e
+from tests.support.prefect_server import BIN, PrefectServer
+from tests.support.s3_server import S3Bucket
+from tests.support.snapshot_runs import image_requests, run_args
 
 # Not a speed check: a bound only a hang breaks.
 HANG_BOUND = 120
-
-
-def image_requests(gallery: DemoGallery) -> Counter[str]:
-    """Image paths the gallery answered with 200, and how often (API calls left out)."""
-    with gallery.state.lock:
-        return Counter(
-            path
-            for path, outcome in gallery.state.requests
-            if outcome == 200 and not path.startswith("/3/")
-        )
 
 
 def run_logs(prefect_server: PrefectServer, flow_run_id: str) -> str:
@@ -57,20 +46,6 @@ def run_logs(prefect_server: PrefectServer, flow_run_id: str) -> str:
 def flow_run_id_of(stdout: str) -> str:
     [line] = [line for line in stdout.splitlines() if line.startswith("run page: ")]
     return line.rsplit("/", 1)[1]
-
-
-def assert_images_whole(s3_bucket: S3Bucket, manifest: dict[str, Any]) -> None:
-    """Every stored image of ``manifest`` is in the bucket under its content's name, its bytes
-    hashing to that name."""
-    stored = image_keys(s3_bucket)
-    for image in manifest["images"]:
-        if image["status"] in ("downloaded", "reused"):
-            assert image["path"] in stored, image
-            match = IMAGE_KEY.match(image["path"])
-            assert match is not None, image
-            data = read_object(s3_bucket, image["path"])
-            assert sha256_hex(data) == image["sha256"] == match[4]
-            assert len(data) == image["bytes"] == stored[image["path"]]
 
 
 def test_demo_into_a_bucket(prefect_server: PrefectServer, s3_bucket: S3Bucket) -> None:

@@ -17,30 +17,15 @@ import pytest
 from PIL import Image
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer, manifests, run_args
-
-
-def stored(out: Path) -> dict[str, str]:
-    """Stored images by relative path, with their sha256."""
-    return {
-        path.relative_to(out).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted((out / "images").rglob("*"))
-        if path.is_file()
-    }
+from tests.support.folder_store import assert_store_is_clean, stored
+from tests.support.prefect_server import BIN, PrefectServer
+from tests.support.snapshot_runs import manifests, run_args
 
 
 def indexed_urls(out: Path) -> list[str]:
     """The URLs the store's index says it holds."""
     with closing(sqlite3.connect(out / "index.sqlite")) as index:
         return [url for (url,) in index.execute("SELECT url FROM urls")]
-
-
-def assert_store_is_clean(out: Path) -> None:
-    for path in (out / "images").rglob("*"):
-        if path.is_file():
-            with Image.open(path) as image:
-                image.load()  # every stored file is a whole image
-    assert list((out / ".staging").iterdir()) == []
 
 
 def test_kill_9_mid_download_then_the_same_command_finishes(

@@ -17,16 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import PrefectServer, running_server
-from tests.e2e.test_deployments import (
-    REPO,
-    artifacts_of,
-    finished,
-    log_messages,
-    run_deployment,
-    running,
-)
+from tests.support.deployments import REPO, artifacts_of, finished, log_messages, run_deployment
 from tests.support.hostile_server import TRAP_HOST, HostileServer, serving
+from tests.support.prefect_server import PrefectServer, running_server
+from tests.support.processes import running
 
 SECRETS = {
     "IMGUR_CLIENT_ID": "client-id-SECRET-4c1d9e",

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import PrefectServer, manifests, running_server
+from tests.support.prefect_server import PrefectServer, running_server
+from tests.support.snapshot_runs import manifests
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ["pyproject.toml", "README.md", "prefect.yaml", "gallery_snapshot", "flows", "tasks"]

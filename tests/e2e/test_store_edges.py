@@ -8,8 +8,10 @@ import subprocess
 from pathlib import Path
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import BIN, PrefectServer, S3Bucket, run_args
 from tests.support.bucket_store import manifests, store_objects
+from tests.support.prefect_server import BIN, PrefectServer
+from tests.support.s3_server import S3Bucket
+from tests.support.snapshot_runs import run_args
 
 # Enough open files for the command and Prefect to start, too few for 64 downloads at once
 # (measured: with 32 workers, every batch failed from 20 to 50 files, the run passed at 70).

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
-from tests.e2e.conftest import PrefectServer, run_args
-from tests.e2e.test_hostile_listing import snapshot as hostile_snapshot
+from tests.support.hostile_listing import hostile_snapshot
+from tests.support.prefect_server import PrefectServer
+from tests.support.snapshot_runs import run_args
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "ui"

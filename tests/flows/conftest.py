@@ -17,7 +17,8 @@ def terminal_user() -> Iterator[None]:
     """The flow tests run the flow in their own process with their own options, as the CLI
     does for its user (a deployment run's process is the worker's: see test_run_parameters)."""
     from gallery_snapshot.run_policy import trust_terminal_user
+    from tests.support.terminal_user import forget_terminal_user
 
     trust_terminal_user()
     yield
-    trust_terminal_user(False)
+    forget_terminal_user()

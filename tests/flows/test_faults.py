@@ -12,7 +12,7 @@ from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import RateLimitExhausted
-from gallery_snapshot.manifest import read_manifest
+from tests.support.manifests import read_document
 
 PAGE0 = "/3/gallery/hot/viral/day/0"
 
@@ -28,7 +28,7 @@ def snapshot(gallery: DemoGallery, out: Path, **options: Any) -> dict[str, Any]:
         source=source, allowed_hosts=[gallery.image_host], out_dir=str(out), **options
     )
     summary = gallery_snapshot(config)
-    return read_manifest(summary["manifest"])
+    return read_document(summary["manifest"])
 
 
 def test_every_fault_class_in_one_snapshot(gallery: DemoGallery, out_dir: Path) -> None:

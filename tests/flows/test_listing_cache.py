@@ -5,7 +5,7 @@ from pathlib import Path
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
-from gallery_snapshot.manifest import read_manifest
+from tests.support.manifests import read_document
 
 
 def test_an_edited_urls_file_is_read_anew_by_the_next_snapshot(
@@ -18,9 +18,9 @@ def test_an_edited_urls_file_is_read_anew_by_the_next_snapshot(
         allowed_hosts=[gallery.image_host],
         out_dir=str(tmp_path / "out"),
     )
-    first = read_manifest(gallery_snapshot(config)["manifest"])
+    first = read_document(gallery_snapshot(config)["manifest"])
     urls.write_text(f"{gallery.base_url}/Jpg001.jpg\n{gallery.base_url}/Jpg002.jpg\n")
-    second = read_manifest(gallery_snapshot(config)["manifest"])
+    second = read_document(gallery_snapshot(config)["manifest"])
     assert [image["id"].rsplit("/", 1)[-1] for image in first["images"]] == ["Jpg001.jpg"]
     assert [(image["id"].rsplit("/", 1)[-1], image["status"]) for image in second["images"]] == [
         ("Jpg001.jpg", "reused"),

@@ -10,11 +10,11 @@ import pytest
 
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
-from gallery_snapshot.manifest import read_manifest
 from gallery_snapshot.store import is_stored_relpath
-from tests.conftest import DEMO_COUNTS
 from tests.support.content_server import content_servers
+from tests.support.demo import DEMO_COUNTS
 from tests.support.images import image_bytes
+from tests.support.manifests import read_document
 
 
 def keys_under(root: Path) -> list[str]:
@@ -36,7 +36,7 @@ def test_a_snapshot_into_an_object_store_then_a_rerun_that_reuses_everything(
     )
     first_summary = gallery_snapshot(config)
     assert first_summary["manifest"].startswith(f"file://{bucket}/snaps/snapshots/")
-    first = read_manifest(first_summary["manifest"])
+    first = read_document(first_summary["manifest"])
     assert first["counts"] == DEMO_COUNTS
     keys = keys_under(bucket / "snaps")
     images = [key for key in keys if key.startswith("images/")]
@@ -50,7 +50,7 @@ def test_a_snapshot_into_an_object_store_then_a_rerun_that_reuses_everything(
     # Nothing of the local store's machinery, and no lock left behind.
     assert not [key for key in keys if key.startswith((".staging", "index.sqlite", "locks/"))]
 
-    second = read_manifest(gallery_snapshot(config)["manifest"])
+    second = read_document(gallery_snapshot(config)["manifest"])
     assert second["counts"] == {**DEMO_COUNTS, "downloaded": 0, "reused": 14}
     assert {image["path"] for image in second["images"] if image["status"] == "reused"} == stored
     after = keys_under(bucket / "snaps")
@@ -73,11 +73,11 @@ def test_the_same_bytes_under_two_urls_are_reused_by_both_without_a_request(
             out_dir=f"file://{tmp_path}/bucket/snaps",
             workers=2,
         )
-        first = read_manifest(gallery_snapshot(config)["manifest"])
+        first = read_document(gallery_snapshot(config)["manifest"])
         assert first["counts"]["downloaded"] == 2
         assert len(keys_under(tmp_path / "bucket" / "snaps" / "images")) == 1
         requested = len(server.requests)
 
-        second = read_manifest(gallery_snapshot(config)["manifest"])
+        second = read_document(gallery_snapshot(config)["manifest"])
         assert second["counts"]["reused"] == 2
         assert len(server.requests) == requested  # no image asked for again

@@ -18,9 +18,9 @@ from prefect.states import AwaitingRetry, Scheduled
 from flows.prune import gallery_prune
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import PruneConfig, SnapshotConfig, SourceSpec
-from gallery_snapshot.manifest import read_manifest
-from gallery_snapshot.run_policy import trust_terminal_user
+from tests.support.manifests import read_document
 from tests.support.stores import record_snapshot
+from tests.support.terminal_user import forget_terminal_user
 
 # Two hours ago: a run that waited for its worker, or one retried later on.
 SCHEDULED = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
@@ -70,7 +70,7 @@ def test_a_retried_run_keeps_its_name_and_its_snapshot_id(tmp_path: Path) -> Non
     second = run_again(gallery_snapshot, created.id)
     assert second.state_type is not None and second.state_type.value == "COMPLETED"
     assert second.name == name
-    [manifest] = [read_manifest(p) for p in blocker.glob("snapshots/*/manifest.json")]
+    [manifest] = [read_document(p) for p in blocker.glob("snapshots/*/manifest.json")]
     assert manifest["snapshot_id"] == f"{SCHEDULED:%Y%m%dT%H%M%SZ}-{suffix(created)}"
 
 
@@ -116,7 +116,7 @@ def test_a_custom_run_of_another_source_keeps_out_of_the_deployments_history(
 
 
 def test_a_deployment_run_never_reads_standard_input(tmp_path: Path) -> None:
-    trust_terminal_user(False)  # a worker's process, not the command line's
+    forget_terminal_user()  # a worker's process, not the command line's
     deployment_id = gallery_snapshot.to_deployment(name="urls").apply()
     config = SnapshotConfig(source=SourceSpec(kind="urls", urls_file="-"), out_dir=str(tmp_path))
     with get_client(sync_client=True) as client:

@@ -15,9 +15,9 @@ from flows.prune import gallery_prune
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import PruneConfig, SnapshotConfig
 from gallery_snapshot.errors import ConfigError
-from gallery_snapshot.manifest import read_manifest
-from gallery_snapshot.run_policy import trust_terminal_user
 from tests.support.hostile_server import TRAP_HOST, HostileServer, serving
+from tests.support.manifests import read_document
+from tests.support.terminal_user import forget_terminal_user
 
 SECRET = "client-id-SECRET-5e1b"
 
@@ -26,7 +26,7 @@ SECRET = "client-id-SECRET-5e1b"
 def worker_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A deployment run's process: not the terminal user's; a client id in its environment;
     its output root ``HOME/gallery-snapshot``."""
-    trust_terminal_user(False)
+    forget_terminal_user()
     home = tmp_path / "home"
     (home / "gallery-snapshot").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
@@ -80,7 +80,7 @@ def test_the_workers_environment_lets_runs_reach_what_it_names(
     monkeypatch.setenv("GALLERY_SNAPSHOT_OUT_ROOTS", str(shared))
     config = {"source": {"kind": "urls", "urls_file": str(lists / "env.txt")}}
     summary = gallery_snapshot(SnapshotConfig.model_validate({**config, "out_dir": str(shared)}))
-    manifest = read_manifest(summary["manifest"])
+    manifest = read_document(summary["manifest"])
     assert manifest["skipped"][0] == {"url": "", "id": None, "reason": "line 1: not an http(s) URL"}
     page = (Path(summary["page"])).read_text()
     assert SECRET not in page and SECRET not in Path(summary["manifest"]).read_text()

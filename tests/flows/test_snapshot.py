@@ -11,12 +11,13 @@ from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.errors import ApiError
-from gallery_snapshot.manifest import read_manifest
-from tests.conftest import DEMO_COUNTS
+from gallery_snapshot.models import Manifest
+from tests.support.demo import DEMO_COUNTS
+from tests.support.manifests import read_document
 
 
 def manifest_of(summary: dict[str, Any]) -> dict[str, Any]:
-    return read_manifest(summary["manifest"])
+    return read_document(summary["manifest"])
 
 
 def stored_files(out: Path) -> list[str]:
@@ -82,9 +83,9 @@ def test_the_report_is_made_without_reading_the_new_manifest_back(
     parsed: list[str] = []
     real_parse = manifest_module.parse_manifest
 
-    def spied(data: bytes, **kwargs: Any) -> dict[str, Any]:
+    def spied(data: bytes, **kwargs: Any) -> Manifest:
         manifest = real_parse(data, **kwargs)
-        parsed.append(manifest["snapshot_id"])
+        parsed.append(manifest.snapshot_id)
         return manifest
 
     monkeypatch.setattr(manifest_module, "parse_manifest", spied)

@@ -11,8 +11,9 @@ from flows.prune import gallery_prune
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.config import PruneConfig, SnapshotConfig, SourceSpec
 from gallery_snapshot.errors import ConfigError
-from gallery_snapshot.run_policy import OUT_ROOTS_ENV, trust_terminal_user
+from gallery_snapshot.run_policy import OUT_ROOTS_ENV
 from tests.support.stores import store_with_a_snapshot
+from tests.support.terminal_user import forget_terminal_user
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def test_a_deployment_out_dir_inside_a_store_is_refused_by_the_flows(
     outer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A deployment run's process, where runs may write under tmp_path: not inside a store.
-    trust_terminal_user(False)
+    forget_terminal_user()
     monkeypatch.setenv(OUT_ROOTS_ENV, str(tmp_path))
     before = sorted(outer.rglob("*"))
     inside = outer / "snapshots" / "mine"
@@ -44,7 +45,7 @@ def test_a_deployment_out_dir_inside_a_store_is_refused_by_the_flows(
 def test_an_empty_deployment_out_dir_is_refused_not_taken_for_the_output_root(
     out_dirs: list[str],
 ) -> None:
-    trust_terminal_user(False)
+    forget_terminal_user()
     config = SnapshotConfig(demo_gallery=True, out_dir=out_dirs[0])
     state = gallery_snapshot(config, return_state=True)
     with pytest.raises(ConfigError, match="no output location"):

@@ -17,7 +17,7 @@ IMAGE_KEY = re.compile(r"^images/([0-9a-f]{2})/([0-9a-f]{2})/(([0-9a-f]{64})\.[a
 
 
 class Bucket(Protocol):
-    """What tests/e2e/conftest.py's ``S3Bucket`` offers."""
+    """What tests/support/s3_server.py's ``S3Bucket`` offers."""
 
     @property
     def name(self) -> str: ...
@@ -107,3 +107,17 @@ def list_requests(bucket: Bucket) -> int:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def assert_images_whole(s3_bucket: Bucket, manifest: dict[str, Any]) -> None:
+    """Every stored image of ``manifest`` is in the bucket under its content's name, its bytes
+    hashing to that name."""
+    stored = image_keys(s3_bucket)
+    for image in manifest["images"]:
+        if image["status"] in ("downloaded", "reused"):
+            assert image["path"] in stored, image
+            match = IMAGE_KEY.match(image["path"])
+            assert match is not None, image
+            data = read_object(s3_bucket, image["path"])
+            assert sha256_hex(data) == image["sha256"] == match[4]
+            assert len(data) == image["bytes"] == stored[image["path"]]

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -234,3 +234,7 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
     """Signal the process group led by ``process`` (its own session, so its own group)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
+
+
+# What the e2e ``dask_cluster`` fixture yields: ``start(env=..., workers=2, nthreads=2)``.
+DaskClusterFactory = Callable[..., DaskCluster]

@@ -39,7 +39,7 @@ def snapshot(
     snapshot_id: str | None = None,
 ) -> dict[str, Any]:
     """One snapshot of the URLs in ``urls_file`` into the store ``out`` (a folder or an
-    object-store URL); returns the manifest."""
+    object-store URL); returns its manifest's JSON document."""
     snapshot_id = snapshot_id or new_id()
     started = datetime.now(UTC).isoformat()
     store = open_store(str(out))
@@ -83,7 +83,7 @@ def snapshot(
         )
         write_snapshot_page(store.name, manifest)
         write_manifest(store, manifest)
-    return manifest
+    return manifest.as_document()
 
 
 if __name__ == "__main__":

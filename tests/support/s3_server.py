@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -198,3 +199,27 @@ class S3Server:
                 continue
             answered.append((method, path))
         return answered
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """A fresh bucket of ``server``; ``url`` is the ``--out`` value ``s3://<name>/snapshots`` and
+    ``env`` the valid credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_ENDPOINT_URL``, ``AWS_REGION``) to add to a CLI run's environment."""
+
+    name: str
+    url: str
+    env: dict[str, str]
+    server: S3Server
+
+    @property
+    def prefix(self) -> str:
+        return self.url.removeprefix(f"s3://{self.name}/")
+
+    def objects(self, prefix: str = "") -> dict[str, int]:
+        """key -> size of every object of this bucket under ``prefix``."""
+        return self.server.objects(self.name, prefix)
+
+    def requests(self, status: int | None = None) -> list[tuple[str, str]]:
+        """``(method, path)`` of every request made to this bucket so far (see S3Server)."""
+        return self.server.requests(bucket=self.name, status=status)

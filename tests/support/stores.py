@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
-from gallery_snapshot.manifest import build_manifest, write_manifest
+from gallery_snapshot.manifest import write_manifest
 from gallery_snapshot.models import ImageRecord
 from gallery_snapshot.store.local import LocalStore as Store
 from gallery_snapshot.store.migration import upgrade_store
 from tests.support.images import image_bytes
+from tests.support.manifests import snapshot_manifest
 
 
 def store_image(out: Path, seed: int) -> tuple[str, str]:
@@ -32,21 +32,6 @@ def downloaded(seed: int, rank: int, *, path: str, sha256: str, size: int) -> Im
         path=path,
         sha256=sha256,
         bytes=size,
-    )
-
-
-def snapshot_manifest(
-    snapshot_id: str, records: list[ImageRecord], *, source: str = "a", started: str = ""
-) -> dict[str, Any]:
-    """A manifest of ``records``, of the URLs-file source ``source``."""
-    return build_manifest(
-        snapshot_id=snapshot_id,
-        started_at=started or f"2026-11-{snapshot_id[:2]}T00:00:00+00:00",
-        finished_at="",
-        source={"kind": "urls", "urls_file": source},
-        link_count=len(records),
-        records=records,
-        skipped=[],
     )
 
 

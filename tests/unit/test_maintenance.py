@@ -13,19 +13,13 @@ from typing import Any
 
 import pytest
 
-from cli.main import main
 from gallery_snapshot.config import parse_duration
+from gallery_snapshot.models import ManifestHeader
 from gallery_snapshot.store.maintenance import prune_store, snapshots_to_keep
+from tests.support.command_line import cli
 from tests.support.images import image_bytes
+from tests.support.manifests import manifest_of
 from tests.support.stores import record_snapshot, store_image
-
-
-def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def test_verify_names_each_problem_and_the_snapshots_referencing_it(
@@ -88,14 +82,14 @@ def test_prune_keeps_the_latest_per_source_and_sweeps_the_rest(tmp_path: Path) -
 
 
 def test_keep_within_counts_from_each_sources_latest_snapshot() -> None:
-    def manifest(snapshot_id: str, day: int, source: str) -> dict[str, Any]:
+    def header(snapshot_id: str, day: int, source: str) -> ManifestHeader:
         started = f"2026-11-{day:02d}T00:00:00+00:00"
-        return {"snapshot_id": snapshot_id, "started_at": started, "source": {"s": source}}
+        return manifest_of(snapshot_id, [], source={"s": source}, started=started).header
 
-    manifests = [manifest("a1", 1, "a"), manifest("a2", 9, "a"), manifest("b1", 2, "b")]
-    keep = snapshots_to_keep(manifests, keep_last=None, keep_within=timedelta(days=7))
+    headers = [header("a1", 1, "a"), header("a2", 9, "a"), header("b1", 2, "b")]
+    keep = snapshots_to_keep(headers, keep_last=None, keep_within=timedelta(days=7))
     assert keep == {"a2", "b1"}
-    assert snapshots_to_keep(manifests, keep_last=2, keep_within=None) == {"a1", "a2", "b1"}
+    assert snapshots_to_keep(headers, keep_last=2, keep_within=None) == {"a1", "a2", "b1"}
 
 
 def test_prune_waits_for_a_running_snapshot(tmp_path: Path) -> None:

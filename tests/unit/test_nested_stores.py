@@ -12,8 +12,8 @@ from cli.main import main
 from gallery_snapshot.errors import ConfigError
 from gallery_snapshot.store import open_store
 from gallery_snapshot.store.objects import ObjectStore
+from tests.support.object_stores import record_snapshot as record_object_snapshot
 from tests.support.stores import store_with_a_snapshot
-from tests.unit.test_object_maintenance import record_snapshot as record_object_snapshot
 
 INSIDE = [
     ".staging/x",

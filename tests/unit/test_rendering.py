@@ -22,8 +22,9 @@ from gallery_snapshot.escaping import md_code, one_line, unlinked
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.imgur_api import ImgurClient
 from gallery_snapshot.manifest import build_manifest
-from gallery_snapshot.models import ImageRecord, SkippedLink
-from gallery_snapshot.report import changes, markdown_report, summary_rows
+from gallery_snapshot.models import ImageRecord, Manifest, SkippedLink
+from gallery_snapshot.reports.problems import changes, markdown_report
+from gallery_snapshot.reports.summary import summary_rows
 from gallery_snapshot.snapshot_page import render_page
 from gallery_snapshot.sources.imgur import list_imgur, page_paths
 from tests.support.hostile_server import HostileServer, response, serving
@@ -80,7 +81,7 @@ STATUSES = ["downloaded", "reused", "invalid", "gone", "failed"]
 
 
 @st.composite
-def hostile_manifests(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+def hostile_manifests(draw: st.DrawFn) -> tuple[Manifest, Manifest]:
     """A manifest and its previous one, every listing-made field hostile."""
 
     def images() -> list[ImageRecord]:
@@ -104,7 +105,7 @@ def hostile_manifests(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
             )
         return records
 
-    def manifest(snapshot_id: str) -> dict[str, Any]:
+    def manifest(snapshot_id: str) -> Manifest:
         skipped = draw(
             st.lists(st.builds(SkippedLink, url=hostile_text, reason=hostile_text), max_size=6)
         )
@@ -122,15 +123,15 @@ def hostile_manifests(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     return manifest("20260102T000000Z-bbbbbb"), manifest("20260101T000000Z-aaaaaa")
 
 
-def outside_texts(manifest: dict[str, Any], *, stored: bool = True) -> list[str]:
+def outside_texts(manifest: Manifest, *, stored: bool = True) -> list[str]:
     """Every value of ``manifest`` a listing (or a server) chose; of its stored images too
     unless ``stored`` is false (the report lists the problems only)."""
     texts = []
-    for image in manifest["images"]:
-        if stored or image["status"] not in ("downloaded", "reused"):
-            texts += [image["id"], image["url"], image["error"] or ""]
-    for item in manifest["skipped"]:
-        texts += [item["url"], item["reason"]]
+    for image in manifest.images():
+        if stored or image.status not in ("downloaded", "reused"):
+            texts += [image.id, image.url, image.error or ""]
+    for item in manifest.skipped():
+        texts += [item.url, item.reason]
     return texts
 
 
@@ -143,10 +144,10 @@ ONE_IMAGE = {
 }
 
 
-def hostile_example(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def hostile_example(text: str) -> tuple[Manifest, Manifest]:
     """``text`` as every listing-made value of a manifest and of its previous one."""
 
-    def manifest(snapshot_id: str, image_id: str) -> dict[str, Any]:
+    def manifest(snapshot_id: str, image_id: str) -> Manifest:
         records = [
             ImageRecord(**{**ONE_IMAGE, "id": image_id}),  # type: ignore[arg-type]
             ImageRecord(url=text, id=text, rank=2, status="failed", error=text),
@@ -172,7 +173,7 @@ def hostile_example(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
 @example(hostile_example('<img src="http://tracker.example/i.png">'))
 @example(hostile_example("``a`b``` and line\n\n[ref]: http://evil.example/\n[x][ref]"))
 def test_a_hostile_listing_makes_no_link_image_or_html_in_the_report(
-    manifests: tuple[dict[str, Any], dict[str, Any]],
+    manifests: tuple[Manifest, Manifest],
 ) -> None:
     current, previous = manifests
     new, dropped = changes(previous, current)
@@ -194,7 +195,7 @@ def test_a_hostile_listing_makes_no_link_image_or_html_in_the_report(
 @example(hostile_example("x](javascript:alert(1)) [y"))
 @example(hostile_example('see http://evil.example/ <img src="http://tracker.example/i.png">'))
 def test_a_hostile_listing_makes_no_link_or_image_in_the_snapshot_page(
-    manifests: tuple[dict[str, Any], dict[str, Any]],
+    manifests: tuple[Manifest, Manifest],
 ) -> None:
     manifest, _ = manifests
     page = parse_page(render_page(manifest).decode())
@@ -222,7 +223,7 @@ def test_summary_cells_render_as_themselves_as_text_or_as_markdown() -> None:
 
 
 def test_the_contact_sheet_artifact_holds_its_own_image_only(tmp_path: Path) -> None:
-    from gallery_snapshot.report import ContactSheet, contact_sheet_markdown
+    from gallery_snapshot.reports.contact_sheet import ContactSheet, contact_sheet_markdown
 
     location = str(tmp_path / "`x` ](javascript:alert(1)) http://evil.example/contact-sheet.jpg")
     sheet = ContactSheet(location=location, data=b"\xff\xd8jpeg", shown=3, stored=3)

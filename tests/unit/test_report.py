@@ -6,53 +6,13 @@ from PIL import Image
 
 from gallery_snapshot import manifest as manifest_module
 from gallery_snapshot.manifest import write_manifest
-from gallery_snapshot.report import (
-    changes,
-    markdown_report,
-    previous_manifest,
-    summary_rows,
-    write_contact_sheet,
-)
-
-
-def manifest(
-    snapshot_id: str, statuses: dict[str, str], api_url: str = "http://a/3"
-) -> dict[str, Any]:
-    images = [
-        {
-            "id": image_id,
-            "url": f"http://h/{image_id}.jpg",
-            "rank": rank,
-            "status": status,
-            "path": f"images/h/{image_id}.jpg" if status in ("downloaded", "reused") else None,
-            "sha256": "0" * 64 if status in ("downloaded", "reused") else None,
-            "error": None if status in ("downloaded", "reused") else "HTTP 404",
-        }
-        for rank, (image_id, status) in enumerate(statuses.items(), start=1)
-    ]
-    counts = {
-        key: 0
-        for key in (
-            "links",
-            "selected",
-            "downloaded",
-            "reused",
-            "invalid",
-            "gone",
-            "failed",
-            "skipped",
-        )
-    }
-    for image in images:
-        counts[image["status"]] += 1
-    counts["links"] = counts["selected"] = len(images)
-    return {
-        "snapshot_id": snapshot_id,
-        "source": {"kind": "gallery", "api_url": api_url},
-        "counts": counts,
-        "images": images,
-        "skipped": [],
-    }
+from gallery_snapshot.models import Manifest, SkippedLink
+from gallery_snapshot.reports import previous_manifest
+from gallery_snapshot.reports.contact_sheet import write_contact_sheet
+from gallery_snapshot.reports.problems import changes, markdown_report
+from gallery_snapshot.reports.summary import summary_rows
+from tests.support.manifests import image, manifest_of
+from tests.support.manifests import with_statuses as manifest
 
 
 def stored_image(root: Path, image_id: str, color: tuple[int, int, int]) -> None:
@@ -66,15 +26,18 @@ def test_changes_and_report_against_the_previous_snapshot_of_the_same_source(
 ) -> None:
     out = str(tmp_path)
     old = manifest("20260101T000000Z-aaaaaa", {"a": "downloaded", "b": "downloaded"})
-    other_source = manifest("20260102T000000Z-bbbbbb", {"z": "downloaded"})
-    other_source["source"]["kind"] = "tag"
+    other_source = manifest_of(
+        "20260102T000000Z-bbbbbb",
+        [image("z", 1, "downloaded")],
+        source={"kind": "tag", "api_url": "http://a/3"},
+    )
     new = manifest(
         "20260103T000000Z-cccccc", {"a": "reused", "c": "downloaded", "d": "gone"}, "http://b/3"
     )
     for each in (old, other_source, new):
         write_manifest(out, each)
     previous = previous_manifest(out, new)
-    assert previous is not None and previous["snapshot_id"] == old["snapshot_id"]
+    assert previous == old
     assert changes(previous, new) == (["c"], ["b"])
     report = markdown_report(new, previous)
     assert "- **gone** `d` (`http://h/d.jpg`): `HTTP 404`" in report
@@ -96,14 +59,14 @@ def test_the_previous_snapshot_is_found_without_reading_every_manifest(
     parsed: list[str] = []
     real_parse = manifest_module.parse_manifest
 
-    def counting_parse(data: bytes, **kwargs: Any) -> dict[str, Any]:
+    def counting_parse(data: bytes, **kwargs: Any) -> Manifest:
         parsed.append(kwargs["where"])
         return real_parse(data, **kwargs)
 
     monkeypatch.setattr(manifest_module, "parse_manifest", counting_parse)
     previous = previous_manifest(out, history[-1])
-    assert previous is not None and previous["snapshot_id"] == history[-2]["snapshot_id"]
-    assert parsed == [f"{out}/snapshots/{history[-2]['snapshot_id']}/manifest.json"]  # not all 28
+    assert previous is not None and previous.snapshot_id == history[-2].snapshot_id
+    assert parsed == [f"{out}/snapshots/{history[-2].snapshot_id}/manifest.json"]  # not all 28
 
 
 def test_summary_is_a_vertical_table_with_duration_and_rate() -> None:
@@ -116,11 +79,11 @@ def test_summary_is_a_vertical_table_with_duration_and_rate() -> None:
 
 
 def test_report_lists_skipped_links_with_reasons_then_a_count() -> None:
-    shown = manifest("s", {"a": "downloaded"})
-    shown["skipped"] = [
-        {"url": f"http://h/{n}.gif", "id": str(n), "reason": f"animated (image/gif) {n}"}
+    skipped = [
+        SkippedLink(url=f"http://h/{n}.gif", id=str(n), reason=f"animated (image/gif) {n}")
         for n in range(53)
     ]
+    shown = manifest_of("s", [image("a", 1, "downloaded")], skipped=skipped)
     report = markdown_report(shown, None)
     assert "## Skipped (53)" in report
     assert "- `http://h/0.gif`: `animated (image/gif) 0`" in report

@@ -24,6 +24,7 @@ from gallery_snapshot.run_policy import (
     checked_urls_file,
     trust_terminal_user,
 )
+from tests.support.terminal_user import forget_terminal_user
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def terminal() -> RunPolicy:
     try:
         return RunPolicy.of_this_process({})
     finally:
-        trust_terminal_user(False)
+        forget_terminal_user()
 
 
 # -- the API that gets the client id ---------------------------------------------------------

@@ -6,13 +6,13 @@ import tracemalloc
 from pathlib import Path
 
 from gallery_snapshot.manifest import build_manifest
-from gallery_snapshot.models import ImageRecord, SkippedLink
+from gallery_snapshot.models import ImageRecord, Manifest, SkippedLink
 from gallery_snapshot.snapshot_page import render_page, write_snapshot_page
 
 SHA = "ab" * 32
 
 
-def manifest() -> dict[str, object]:
+def manifest() -> Manifest:
     records = [
         ImageRecord(
             url="https://i.imgur.com/b.jpg",
@@ -71,8 +71,14 @@ def test_images_appear_in_rank_order_linking_their_stored_files(tmp_path: Path) 
 
 
 def test_writing_a_large_page_holds_little_more_than_its_bytes(tmp_path: Path) -> None:
-    large = manifest()
-    large["images"] = [dict(image, rank=rank) for rank in range(5000) for image in large["images"]]
+    small = manifest()
+    large = small.with_images(
+        [
+            image.model_copy(update={"rank": rank})
+            for rank in range(5000)
+            for image in small.images()
+        ]
+    )
     tracemalloc.start()
     try:
         path = Path(write_snapshot_page(str(tmp_path), large))

@@ -70,7 +70,7 @@ def test_files_snapshots_and_quarantine_alike(store: SnapshotStore) -> None:
 def test_a_store_reached_through_a_linked_folder_reads_its_manifests(tmp_path: Path) -> None:
     record_snapshot(tmp_path / "real", "01-a", [1])
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    assert [m["snapshot_id"] for _, m in iter_manifests(tmp_path / "link")] == ["01-a"]
+    assert [m.snapshot_id for _, m in iter_manifests(tmp_path / "link")] == ["01-a"]
     # A link in a snapshot folder's place is never read through.
     (tmp_path / "real" / "snapshots" / "00-linked").symlink_to(tmp_path / "real/snapshots/01-a")
-    assert [m["snapshot_id"] for _, m in iter_manifests(tmp_path / "link")] == ["01-a"]
+    assert [m.snapshot_id for _, m in iter_manifests(tmp_path / "link")] == ["01-a"]

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gallery_snapshot.manifest import build_manifest, encode_manifest, write_manifest
-from gallery_snapshot.models import ImageRecord, Link, StoredImage
-from gallery_snapshot.report import markdown_report
+from gallery_snapshot.models import ImageRecord, Link, Manifest, StoredImage
+from gallery_snapshot.reports.problems import markdown_report
 from gallery_snapshot.selection import (
     UrlProblem,
     image_url,
@@ -63,7 +63,7 @@ def listing_of(urls: list[str]) -> list[Link]:
     return builder.listing().links
 
 
-def manifest_of(urls: list[str], *, stored: bool = False) -> dict[str, Any]:
+def manifest_of(urls: list[str], *, stored: bool = False) -> Manifest:
     """A manifest listing each of ``urls`` as a failed image and as a skipped link (stored
     images with ``stored``)."""
     links = listing_of(urls)
@@ -116,9 +116,9 @@ def test_a_urls_file_with_an_unclosed_bracket_or_a_full_width_colon_still_writes
 
 def test_a_listing_link_with_a_full_width_colon_is_skipped_and_the_page_still_renders() -> None:
     manifest = manifest_of([FULL_WIDTH_COLON, "https://i.imgur.com/a.jpg"])
-    [skipped] = manifest["skipped"]
-    assert skipped["url"] == FULL_WIDTH_COLON
-    assert skipped["reason"].startswith("malformed URL: ")
+    [skipped] = manifest.skipped()
+    assert skipped.url == FULL_WIDTH_COLON
+    assert skipped.reason.startswith("malformed URL: ")
     page = render_page(manifest).decode("utf-8")
     assert f"<td>{FULL_WIDTH_COLON}</td>" in page
 
@@ -174,7 +174,7 @@ def test_page_report_and_manifest_render_any_url(tmp_path_factory: Any, urls: li
     render_page(manifest).decode("utf-8")
     markdown_report(manifest, manifest).encode("utf-8")
     encoded = encode_manifest(manifest)
-    assert json.loads(encoded) == manifest
+    assert json.loads(encoded) == manifest.as_document()
     write_manifest(str(tmp_path_factory.mktemp("out")), manifest)
 
 
@@ -203,11 +203,11 @@ def test_the_url_index_is_rebuilt_from_manifests_holding_any_url(
     """A manifest names URLs an older version, or anything at all, wrote: lone surrogates
     too, as JSON escapes."""
     out = tmp_path_factory.mktemp("out")
-    manifest = manifest_of(["https://i.imgur.com/a.jpg"], stored=True)
-    [image] = manifest["images"]
-    manifest["images"] = [{**image, "url": url, "rank": n + 1} for n, url in enumerate(urls)]
+    document = manifest_of(["https://i.imgur.com/a.jpg"], stored=True).as_document()
+    [image] = document["images"]
+    document["images"] = [{**image, "url": url, "rank": n + 1} for n, url in enumerate(urls)]
     (out / "snapshots" / "s1").mkdir(parents=True)
-    (out / "snapshots" / "s1" / "manifest.json").write_text(json.dumps(manifest))
+    (out / "snapshots" / "s1" / "manifest.json").write_text(json.dumps(document))
     rebuild_index(Store(out))
     keyed = [url for url in urls if url_key(url) is not None]
     assert set(Store(out).index.lookup(urls)) == set(keyed)
