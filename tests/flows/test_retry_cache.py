@@ -4,6 +4,7 @@ first attempt completed as Cached, and requests no image that attempt fetched.""
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ from prefect.states import Scheduled
 
 import tasks.images
 from flows.snapshot import gallery_snapshot
+from gallery_snapshot.batching import plan_batches
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID, DemoGallery, bulk_catalogue
 from gallery_snapshot.errors import SnapshotError
-from gallery_snapshot.manifest import read_manifest
 from gallery_snapshot.models import FetchResult
 from tasks.cache import results_folder
+from tests.support.snapshot_runs import manifests
 
 FAILING = "/B0000011.jpg"  # in the last batch of 12 images, one download at a time
 
@@ -49,13 +51,21 @@ def test_a_retried_run_shows_completed_batches_cached_and_fetches_nothing_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_validate = tasks.images.validate_fetched
-    failures = []
+    others = len(plan_batches(12, runner="threads", workers=1, cpus=1).sizes) - 1
+    validated: list[int] = []
+    progress = threading.Condition()
 
     def validate_failing_once(fetched: list[FetchResult], **kwargs: Any) -> Any:
-        if not failures and any(result.link.url.endswith(FAILING) for result in fetched):
-            failures.append(FAILING)
+        if not validated.count(-1) and any(r.link.url.endswith(FAILING) for r in fetched):
+            with progress:  # the other batches validated first (a hang bound, no timing)
+                progress.wait_for(lambda: len(validated) == others, timeout=120)
+                validated.append(-1)
             raise SnapshotError("the disk is full")  # the run fails; the user frees space
-        return real_validate(fetched, **kwargs)
+        records = real_validate(fetched, **kwargs)
+        with progress:
+            validated.append(len(records))
+            progress.notify_all()
+        return records
 
     monkeypatch.setattr(tasks.images, "validate_fetched", validate_failing_once)
     monkeypatch.setenv("IMGUR_CLIENT_ID", DEMO_CLIENT_ID)
@@ -98,7 +108,7 @@ def test_a_retried_run_shows_completed_batches_cached_and_fetches_nothing_again(
     assert {name.rsplit("-", 1)[0] for name in cached} >= {"fetch_links", "filter_links"}, states
     assert not cached & (validated_first - completed_first), states
     assert [path for path, count in requests.items() if count > 1] == []
-    manifest = read_manifest(second.result()["manifest"])  # type: ignore[union-attr]
+    [manifest] = manifests(tmp_path / "out")
     assert manifest["counts"]["downloaded"] == 12
     # The run completed: its results are forgotten.
     storage = Path(get_default_result_storage().basepath)  # type: ignore[attr-defined]
