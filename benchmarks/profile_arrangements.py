@@ -24,12 +24,13 @@ import requests
 import urllib3
 
 from benchmarks.services import PER_PAGE, process_cpu, start_gallery
-from gallery_snapshot.batching import BatchPlan, plan_batches, split
-from gallery_snapshot.config import SourceSpec
+from gallery_snapshot.batching import BatchPlan, plan_batches
+from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID
-from gallery_snapshot.downloader import DownloadOptions, fetch_batch, fetch_one
+from gallery_snapshot.downloader import DownloadOptions, fetch_one
 from gallery_snapshot.http import image_client, make_session
 from gallery_snapshot.models import FetchResult, Link
+from gallery_snapshot.pipeline import download_and_validate, plan_downloads, step_options
 from gallery_snapshot.sources import list_links
 from gallery_snapshot.store.local import LocalStore as Store
 from gallery_snapshot.validation import inspect_image, validate_fetched
@@ -63,22 +64,18 @@ class Arrangements:
         assert all(r.status == "downloaded" for r in records), records[:3]
 
     def flow_order(self, out: Path) -> None:
-        """The flow's arrangement: the plan's shrinking batches on the process's shared
-        download threads, ``DOWNLOADS_IN_FLIGHT`` at a time, each validated as it ends."""
-        from flows.task_runners import DOWNLOADS_IN_FLIGHT
-
-        batches = split(self.links, self.plan.sizes)
-        options = self.options(out, self.plan.threads)
-        with (
-            cf.ThreadPoolExecutor(DOWNLOADS_IN_FLIGHT) as pool,
-            cf.ThreadPoolExecutor(DOWNLOADS_IN_FLIGHT) as checker,
-        ):
-            downloads = [pool.submit(fetch_batch, b, options) for b in batches]
-            checks = [
-                checker.submit(self.validate, out, f.result()) for f in cf.as_completed(downloads)
-            ]
-            for check in checks:
-                check.result()
+        """The flow's arrangement, through the pipeline's own steps: the plan's shrinking
+        batches on the process's shared download threads, ``DOWNLOADS_IN_FLIGHT`` at a time,
+        each validated as it ends."""
+        config = SnapshotConfig(
+            allowed_hosts=["127.0.0.1"], workers=self.workers, max_pixels=MAX_PIXELS
+        )
+        planned = plan_downloads(self.links, config)
+        options = step_options(
+            config, out_dir=str(out), snapshot_id="direct", threads=planned.plan.threads
+        )
+        records = download_and_validate(planned.batches, options)
+        assert all(r.status == "downloaded" for r in records), records[:3]
 
     def one_pool(self, out: Path) -> None:
         """No batches: one pool of ``workers`` threads over one client; each thread

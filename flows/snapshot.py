@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -27,16 +26,22 @@ from flows.leftovers import end_leftover_task_runs
 from flows.progress import download_all
 from flows.run_identity import current_snapshot_id, name_if_unnamed, run_namer, tag_current_run
 from flows.task_runners import build_task_runner
-from gallery_snapshot.batching import plan_batches, split
 from gallery_snapshot.config import SnapshotConfig
 from gallery_snapshot.demo_gallery import DemoGallery
-from gallery_snapshot.downloader import DownloadOptions
 from gallery_snapshot.errors import SnapshotError
 from gallery_snapshot.http import abort_exchanges
 from gallery_snapshot.models import ImageRecord, Selection
 from gallery_snapshot.naming import artifact_prefix, snapshot_label, source_slug, source_tag
+from gallery_snapshot.pipeline import (
+    RecordedSnapshot,
+    known_images,
+    plan_downloads,
+    prepare,
+    step_options,
+    utc_now,
+)
 from gallery_snapshot.run_policy import RunPolicy, checked_config
-from gallery_snapshot.store import SnapshotStore, open_store
+from gallery_snapshot.store import SnapshotStore
 from tasks.cache import forget_results
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
@@ -73,10 +78,6 @@ class OneLineForSnapshotErrors(logging.Filter):
 for _logger in ("prefect.flow_runs", "prefect.task_runs"):
     logging.getLogger(_logger).addFilter(OneLineForSnapshotErrors())
 tolerate_lost_output()
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @contextlib.contextmanager
@@ -150,8 +151,18 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
         return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
 
 
-def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
-    logger = get_run_logger()
+@dataclass(frozen=True)
+class RunStart:
+    """What a snapshot run knows before it reads anything."""
+
+    config: SnapshotConfig  # as this machine lets it run
+    snapshot_id: str
+    started_at: str
+    clock: float  # time.monotonic() at the start
+    key_prefix: str  # of the run's artifacts: per deployment and source
+
+
+def start_run(config: SnapshotConfig) -> RunStart:
     end_leftover_task_runs(flow_run.flow_name)
     # Our modules' INFO lines (API credits) in the run's logs; Prefect's root logger is at WARNING.
     ours = logging.getLogger("gallery_snapshot")
@@ -160,21 +171,30 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
     source, tag = source_slug(config), source_tag(config)  # as given, as in the run's name
     # Before anything is read, written or sent: what this machine lets the parameters reach.
     config = checked_config(config, RunPolicy.of_this_process())
-    started_at, snapshot_id, clock = utc_now(), current_snapshot_id(), time.monotonic()
     tag_current_run(tag)
-    # Per deployment and source: a custom run of another source keeps out of its history.
-    key_prefix = artifact_prefix([deployment.name, source])
-    logger.info("snapshot %s of %s into %s", snapshot_id, source, config.out_dir)
-    store = open_store(config.out_dir)
-    # Migrates an older layout, rebuilds a missing URL index; wrong credentials or a missing
-    # bucket stop the run before any write.
-    store.ready_for_snapshot()
-    out_dir = store.name
+    start = RunStart(
+        config=config,
+        snapshot_id=current_snapshot_id(),
+        started_at=utc_now(),
+        clock=time.monotonic(),
+        # Per deployment and source: a custom run of another source keeps out of its history.
+        key_prefix=artifact_prefix([deployment.name, source]),
+    )
+    get_run_logger().info(
+        "snapshot %s of %s into %s", start.snapshot_id, source, start.config.out_dir
+    )
+    return start
+
+
+def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
+    logger = get_run_logger()
+    run = start_run(config)
+    store = prepare(run.config.out_dir)
     records: list[ImageRecord] = []  # as batches validate
     with (
-        kept_is_told_on_termination(store, snapshot_id, records),
-        demo_gallery_if_asked(config) as config,
-        store.snapshot_lock(snapshot_id),
+        kept_is_told_on_termination(store, run.snapshot_id, records),
+        demo_gallery_if_asked(run.config) as config,
+        store.snapshot_lock(run.snapshot_id),
     ):
         if swept := store.sweep_stale_staging():
             logger.info("removed staging files of %d interrupted run(s)", len(swept))
@@ -189,74 +209,59 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
             len(selection.selected),
             len(selection.skipped) + len(listing.skipped),
         )
-        plan = plan_batches(
-            len(selection.selected),
-            runner=config.runner,
-            workers=config.workers,
-            cpus=os.cpu_count() or 1,
-        )
-        batches = split(selection.selected, plan.sizes)
-        options = DownloadOptions(
-            out_dir=out_dir,
-            snapshot_id=snapshot_id,
-            allowed_hosts=frozenset(config.allowed_hosts),
-            timeout=config.timeout,
-            max_bytes=config.max_bytes,
-            deadline=config.deadline,
-            attempts=config.attempts,
-            threads=plan.threads,
-        )
-        with build_task_runner(config, plan) as runner, downloads_cut_on_termination():
+        planned = plan_downloads(selection.selected, config)
+        with build_task_runner(config, planned.plan) as runner, downloads_cut_on_termination():
             download_all(
                 runner,
-                batches,
-                options=options,
-                validation={
-                    "out_dir": out_dir,
-                    "snapshot_id": snapshot_id,
-                    "formats": config.pillow_formats,
-                    "max_pixels": config.max_pixels,
-                    "deadline": config.deadline,
-                },
-                staging=store.staging_dir(snapshot_id),
-                known=None
-                if store.index.batch_lookups
-                else store.index.lookup(link.url for link in selection.selected),
-                progress_key=artifact_key(key_prefix, "progress"),
+                planned.batches,
+                options=step_options(
+                    config,
+                    out_dir=store.name,
+                    snapshot_id=run.snapshot_id,
+                    threads=planned.plan.threads,
+                ),
+                staging=store.staging_dir(run.snapshot_id),
+                known=known_images(store, selection.selected),
+                progress_key=artifact_key(run.key_prefix, "progress"),
                 records=records,
             )
-        records = store.settle(snapshot_id, records)
-        recorded: dict[str, Any] = record_manifest(  # type: ignore[call-overload]  # quote() arrives unwrapped
-            out_dir=out_dir,
-            snapshot_id=snapshot_id,
-            started_at=started_at,
+        recorded: RecordedSnapshot = record_manifest(  # type: ignore[call-overload]  # quote() arrives unwrapped
+            out_dir=store.name,
+            snapshot_id=run.snapshot_id,
+            started_at=run.started_at,
             finished_at=utc_now(),
             source=config.source.model_dump(),
             link_count=len(listing.links),
             # quote: Prefect would walk every record looking for futures (4-6 s at 100,000).
-            records=quote(records),
+            records=quote(store.settle(run.snapshot_id, records)),
             skipped=quote(listing.skipped + selection.skipped),
         )
     forget_results(flow_run.id)  # recorded: a retry of this run has nothing left to reuse
-    manifest = recorded["document"]
+    return reported(run, store.name, recorded)
+
+
+def reported(run: RunStart, out_dir: str, recorded: RecordedSnapshot) -> dict[str, Any]:
+    """Publish the recorded snapshot's report; return what the flow run returns."""
+    logger = get_run_logger()
+    manifest = recorded.manifest
     report: State[Any] = publish_report(
         out_dir=out_dir,
         # quote: the manifest as written, not walked for futures nor read back (tens of MB)
         manifest=quote(manifest),
-        seconds=time.monotonic() - clock,
-        key_prefix=key_prefix,
+        seconds=time.monotonic() - run.clock,
+        key_prefix=run.key_prefix,
         return_state=True,
     )
     if not report.is_completed():  # the snapshot is whole: its report is not what it is for
         logger.warning(
             "the snapshot's report could not be published (%s); the snapshot is recorded in %s",
             report.message,
-            recorded["manifest"],
+            recorded.location,
         )
-    logger.info("snapshot %s recorded in %s", snapshot_id, recorded["manifest"])
+    logger.info("snapshot %s recorded in %s", run.snapshot_id, recorded.location)
     return {
-        "snapshot_id": snapshot_id,
-        "manifest": recorded["manifest"],
-        "page": recorded["page"],
+        "snapshot_id": run.snapshot_id,
+        "manifest": recorded.location,
+        "page": recorded.page,
         "counts": manifest.counts.model_dump(),
     }

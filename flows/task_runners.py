@@ -6,28 +6,59 @@ import logging
 import os
 from typing import Any
 
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from gallery_snapshot.batching import BatchPlan
+from gallery_snapshot.batching import DOWNLOADS_IN_FLIGHT, BatchPlan
 from gallery_snapshot.config import SnapshotConfig
+from tasks.images import validate_images
 
-# Download task runs in flight on the thread runner. They share the process's download
-# threads, so this many batches keep those threads fed across each batch's end.
-DOWNLOADS_IN_FLIGHT = 3
+__all__ = ["DOWNLOADS_IN_FLIGHT", "BatchThreadPoolTaskRunner", "build_task_runner"]
 
 
 class BatchThreadPoolTaskRunner(ThreadPoolTaskRunner[Any]):
-    """Threads for the download step: ``slots`` download task runs at a time (the flow keeps
-    no more in flight) and as many threads again for their validations, which the flow submits
-    as each download completes, so a validation never waits for its download in a thread a
-    download could use. (The downloads themselves run on the process's download threads.)"""
+    """Threads for the download step, in two lanes of ``slots`` threads each: download task
+    runs in one, validation task runs in the other. The flow maps every batch at once; each
+    lane runs its task runs in order, so ``slots`` downloads are in flight and the validation
+    of batch k waits for its download in a thread of its own lane, never in one a download
+    could use, and runs while later batches download. (The downloads themselves run on the
+    process's download threads, which the batches in flight share.)"""
 
     def __init__(self, *, slots: int) -> None:
-        super().__init__(max_workers=2 * slots)
+        super().__init__(max_workers=slots)
         self.slots = slots
+        self.validations = ThreadPoolTaskRunner[Any](max_workers=slots)
 
     def duplicate(self) -> BatchThreadPoolTaskRunner:
         return type(self)(slots=self.slots)
+
+    def submit(  # type: ignore[override]
+        self,
+        task: Any,
+        parameters: dict[str, Any],
+        wait_for: Any = None,
+        dependencies: Any = None,
+    ) -> PrefectFuture[Any]:
+        if task.name == validate_images.name:
+            return self.validations.submit(task, parameters, wait_for, dependencies)
+        return super().submit(task, parameters, wait_for, dependencies)
+
+    def cancel_all(self) -> None:
+        self.validations.cancel_all()
+        super().cancel_all()
+
+    def __enter__(self) -> BatchThreadPoolTaskRunner:
+        super().__enter__()
+        self.validations.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        # Validations first: a running one waits for its download, which must still be able
+        # to end.
+        try:
+            self.validations.__exit__(*exc_info)
+        finally:
+            super().__exit__(*exc_info)
 
 
 def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any]:
@@ -44,13 +75,6 @@ def build_task_runner(config: SnapshotConfig, plan: BatchPlan) -> TaskRunner[Any
             cluster_kwargs={"n_workers": plan.processes, "threads_per_worker": 1, "processes": True}
         )
     return BatchThreadPoolTaskRunner(slots=DOWNLOADS_IN_FLIGHT)
-
-
-def download_slots(runner: TaskRunner[Any]) -> int | None:
-    """How many download task runs to keep in flight on ``runner``: the thread runner's slots;
-    None (all at once) for process and Dask runners, whose queues hold what their workers
-    cannot run yet."""
-    return runner.slots if isinstance(runner, BatchThreadPoolTaskRunner) else None
 
 
 def quiet_dask() -> None:

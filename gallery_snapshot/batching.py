@@ -32,6 +32,9 @@ MAX_BATCH = 1000
 # time, so each batch's end idles its threads until the next starts: few, even batches (two
 # per process), since shrinking ones cost Dask a quarter of its throughput.
 BATCHES_PER_PROCESS = 2
+# Download batches in flight at a time on the thread runner. They share the process's
+# download threads, so this many batches keep those threads fed across each batch's end.
+DOWNLOADS_IN_FLIGHT = 3
 
 
 @dataclass(frozen=True)

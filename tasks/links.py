@@ -12,7 +12,7 @@ from prefect.concurrency.sync import rate_limit
 from gallery_snapshot.config import DEFAULT_DEADLINE, SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery.server import DEMO_CLIENT_ID
 from gallery_snapshot.models import Link, Listing, Selection
-from gallery_snapshot.selection import select_links
+from gallery_snapshot.pipeline import select_images
 from gallery_snapshot.sources import list_links, needs_client_id
 from tasks.cache import RUN_SCOPED_INPUTS
 from tasks.retry_policy import retry_unless_permanent
@@ -93,4 +93,4 @@ def fetch_links(
 # Per flow run too: a retry selects what its first attempt did, from the same cached listing.
 @task(name="filter_links", cache_policy=RUN_SCOPED_INPUTS, retries=1)
 def filter_links(links: list[Link], config: SnapshotConfig) -> Selection:
-    return select_links(links, mime_types=config.mime_types, allowed_hosts=config.allowed_hosts)
+    return select_images(links, config)

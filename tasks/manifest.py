@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from gallery_snapshot.manifest import build_manifest, write_manifest
-from gallery_snapshot.models import ImageRecord, Manifest, SkippedLink
-from gallery_snapshot.snapshot_page import write_snapshot_page
-
-
-class Recorded(TypedDict):
-    document: Manifest  # the manifest as written
-    manifest: str  # where it was written
-    page: str  # where the snapshot's page was written
+from gallery_snapshot.models import ImageRecord, SkippedLink
+from gallery_snapshot.pipeline import RecordedSnapshot, record_snapshot
 
 
 # Not cached: its inputs hold the time the run finished, so a retry never finds it, and its
@@ -31,11 +24,11 @@ def record_manifest(
     link_count: int,
     records: list[ImageRecord],
     skipped: list[SkippedLink],
-) -> Recorded:
-    """Write the snapshot's page, then its manifest (last, so a manifest never names what is
-    not there yet); return the manifest and where both went (``manifest``, ``page``), so the
-    report needs not read tens of MB back."""
-    manifest = build_manifest(
+) -> RecordedSnapshot:
+    """Write the snapshot's page, then its manifest; return the manifest and where both went,
+    so the report needs not read tens of MB back."""
+    return record_snapshot(
+        out_dir,
         snapshot_id=snapshot_id,
         started_at=started_at,
         finished_at=finished_at,
@@ -44,6 +37,3 @@ def record_manifest(
         records=records,
         skipped=skipped,
     )
-    page = write_snapshot_page(out_dir, manifest)
-    path = write_manifest(out_dir, manifest)
-    return {"document": manifest, "manifest": path, "page": page}

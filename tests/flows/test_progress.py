@@ -78,9 +78,12 @@ def test_validations_start_as_their_downloads_end_and_never_take_a_download_slot
     spans = ["[1-2]", "[3-4]", "[5-6]", "[7-8]"]
     for span in spans:
         download, validation = downloads[span], validations[span]
-        assert download.end_time and validation.created
-        # submitted once its download is over, not waiting for it in a runner thread
-        assert validation.created >= download.end_time, span
+        assert download.end_time and validation.start_time
+        # Mapped over the downloads' futures, a validation waits (Pending) for its download
+        # in a lane of its own and runs once that download is over.
+        assert validation.start_time >= download.end_time, span
+    # The first batch is validated while the last one still downloads.
+    assert validations["[1-2]"].end_time < downloads["[7-8]"].end_time
     events = sorted(
         (moment, step)
         for span in spans
