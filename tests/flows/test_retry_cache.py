@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,19 @@ def task_run_states(flow_run_id: Any, but: Iterable[str] = ()) -> dict[str, str]
     }
 
 
+def settled_states(flow_run_id: Any, but: Iterable[str] = ()) -> dict[str, str]:
+    """``task_run_states`` once none shows Running and every validation is named: the server
+    records task run states from events, after the flow has seen them (a hang bound)."""
+    deadline = time.monotonic() + 60
+    while True:
+        states = task_run_states(flow_run_id, but)
+        running = [state for state in states.values() if state.startswith("Running")]
+        unnamed = [name for name in states if name.startswith("validate_images-")]
+        if not (running or (unnamed and but)) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
+
+
 def state_names(states: dict[str, str]) -> dict[str, str]:
     return {name: state.split(":")[0] for name, state in states.items()}
 
@@ -50,24 +64,24 @@ def state_names(states: dict[str, str]) -> dict[str, str]:
 def test_a_retried_run_shows_completed_batches_cached_and_fetches_nothing_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_validate = tasks.images.validate_fetched
+    real_validate = tasks.images.validate_batch
     others = len(plan_batches(12, runner="threads", workers=1, cpus=1).sizes) - 1
     validated: list[int] = []
     progress = threading.Condition()
 
-    def validate_failing_once(fetched: list[FetchResult], **kwargs: Any) -> Any:
+    def validate_failing_once(fetched: list[FetchResult], options: Any) -> Any:
         if not validated.count(-1) and any(r.link.url.endswith(FAILING) for r in fetched):
             with progress:  # the other batches validated first (a hang bound, no timing)
                 progress.wait_for(lambda: len(validated) == others, timeout=120)
                 validated.append(-1)
             raise SnapshotError("the disk is full")  # the run fails; the user frees space
-        records = real_validate(fetched, **kwargs)
+        records = real_validate(fetched, options)
         with progress:
             validated.append(len(records))
             progress.notify_all()
         return records
 
-    monkeypatch.setattr(tasks.images, "validate_fetched", validate_failing_once)
+    monkeypatch.setattr(tasks.images, "validate_batch", validate_failing_once)
     monkeypatch.setenv("IMGUR_CLIENT_ID", DEMO_CLIENT_ID)
     with DemoGallery(bulk_catalogue(12, kilobytes=10)) as gallery:
         config = SnapshotConfig(
@@ -83,7 +97,7 @@ def test_a_retried_run_shows_completed_batches_cached_and_fetches_nothing_again(
             gallery_snapshot, flow_run=flow_run, parameters=parameters, return_type="state"
         )
         assert first.message == "the disk is full", first  # type: ignore[union-attr]
-        first_runs = task_run_states(flow_run.id)
+        first_runs = settled_states(flow_run.id)
         first_states = state_names(first_runs)
         # What the UI's Retry does: the same flow run, AwaitingRetry, run again.
         with get_client(sync_client=True) as client:
@@ -95,7 +109,7 @@ def test_a_retried_run_shows_completed_batches_cached_and_fetches_nothing_again(
         assert second.is_completed(), second  # type: ignore[union-attr]
         requests = collections.Counter(path for path, _ in gallery.state.requests)
     first_ids = [state.split(":")[1] for state in first_runs.values()]
-    states = state_names(task_run_states(flow_run.id, but=first_ids))
+    states = state_names(settled_states(flow_run.id, but=first_ids))
     validated_first = {
         name for name, state in first_states.items() if name.startswith("validate_images[")
     }
