@@ -42,6 +42,7 @@ from gallery_snapshot.pipeline import (
 )
 from gallery_snapshot.run_policy import RunPolicy, checked_config
 from gallery_snapshot.store import SnapshotStore
+from tasks.cache import forget_results
 from tasks.links import fetch_links, filter_links
 from tasks.manifest import record_manifest
 from tasks.report import artifact_key, publish_report
@@ -235,6 +236,7 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
             records=quote(store.settle(run.snapshot_id, records)),
             skipped=quote(listing.skipped + selection.skipped),
         )
+    forget_results(flow_run.id)  # recorded: a retry of this run has nothing left to reuse
     return reported(run, store.name, recorded)
 
 

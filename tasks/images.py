@@ -1,8 +1,14 @@
 """Tasks of the image half: download a batch, validate a batch (the pipeline's steps).
 
-Neither caches results: the store is the download cache (a stored image is reused, never
-fetched again, and that survives crashes and retries, which a result cache keyed on staging
-files would not), and validation always looks at the files as they are now.
+A batch's validation is cached for the flow run (``tasks.cache``): it is the step that stores
+the batch, so a retried run shows the batches its first attempt completed as Cached. It is
+found by the batch's URLs, not by the downloads it was handed.
+
+A download is not cached: its result names staged files whose life the store governs (the
+validation moves them into the store, a failed attempt sets them aside for adoption), so a
+cached result could name files that are gone. The store is the download cache instead: run
+again, a batch reuses every image the first attempt stored, without a request (and adopts
+the whole downloads a failed attempt set aside).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from gallery_snapshot.downloader import DownloadOptions
 from gallery_snapshot.models import FetchResult, ImageRecord, Link, StoredImage
 from gallery_snapshot.pipeline import ValidationOptions, download_batch, validate_batch
+from tasks.cache import RUN_SCOPED_BATCH
 from tasks.retry_policy import retry_unless_permanent
 
 
@@ -53,7 +60,7 @@ def download_images(
     task_run_name=validate_run_name,  # type: ignore[arg-type]
     retries=1,
     retry_condition_fn=retry_unless_permanent,
-    cache_policy=NO_CACHE,
+    cache_policy=RUN_SCOPED_BATCH,
 )
 def validate_images(fetched: list[FetchResult], options: ValidationOptions) -> list[ImageRecord]:
     return validate_batch(fetched, options)

@@ -6,7 +6,6 @@ import os
 from datetime import timedelta
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import rate_limit
 
@@ -15,6 +14,7 @@ from gallery_snapshot.demo_gallery.server import DEMO_CLIENT_ID
 from gallery_snapshot.models import Link, Listing, Selection
 from gallery_snapshot.pipeline import select_images
 from gallery_snapshot.sources import list_links, needs_client_id
+from tasks.cache import RUN_SCOPED_INPUTS
 from tasks.retry_policy import retry_unless_permanent
 
 CLIENT_ID_ENV = "IMGUR_CLIENT_ID"
@@ -60,15 +60,16 @@ def resolve_client_id() -> str | None:
         return None
 
 
-# A listing is cached for the flow run only: a retried run spends no API credits, and every
-# new snapshot reads a fresh listing (an edited URLs file, a rejected client id are seen at once).
+# A listing is cached for the flow run only (tasks.cache): a retried run spends no API credits,
+# and every new snapshot reads a fresh listing (an edited URLs file, a rejected client id are
+# seen at once).
 @task(
     name="fetch_links",
     retries=2,
     retry_delay_seconds=[2, 10],
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_unless_permanent,
-    cache_policy=INPUTS + TASK_SOURCE + RUN_ID,
+    cache_policy=RUN_SCOPED_INPUTS,
     cache_expiration=timedelta(days=1),
 )
 def fetch_links(
@@ -89,6 +90,7 @@ def fetch_links(
     )
 
 
-@task(name="filter_links", cache_policy=INPUTS + TASK_SOURCE, retries=1)
+# Per flow run too: a retry selects what its first attempt did, from the same cached listing.
+@task(name="filter_links", cache_policy=RUN_SCOPED_INPUTS, retries=1)
 def filter_links(links: list[Link], config: SnapshotConfig) -> Selection:
     return select_images(links, config)

@@ -11,6 +11,8 @@ from gallery_snapshot.models import ImageRecord, SkippedLink
 from gallery_snapshot.pipeline import RecordedSnapshot, record_snapshot
 
 
+# Not cached: its inputs hold the time the run finished, so a retry never finds it, and its
+# result (the whole manifest) would be written to the result storage for nothing.
 @task(name="record_manifest", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def record_manifest(
     *,

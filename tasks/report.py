@@ -17,6 +17,8 @@ def artifact_key(*parts: str) -> str:
     return slug("-".join(parts))
 
 
+# Not cached: the artifacts belong to the attempt that completes the run (a retry publishes
+# them again, with its own timing).
 @task(name="publish_report", cache_policy=NO_CACHE, retries=1)
 def publish_report(
     *, out_dir: str, manifest: Manifest, seconds: float, key_prefix: str

@@ -4,6 +4,7 @@ artifacts as the server records them; and a worker killed with -9 mid-run."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -11,7 +12,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from gallery_snapshot.batching import plan_batches
 from gallery_snapshot.demo_gallery import DEMO_CLIENT_ID, DemoGallery, bulk_catalogue
 from tests.support.deployments import (
     REPO,
@@ -600,3 +602,91 @@ def test_job_variables_cannot_lift_the_workers_limits_or_run_a_command(
     assert not outside.exists() and not marker.exists()
     assert demo["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()
     assert heartbeats_of(prefect_server, demo["id"])
+
+
+def task_run_states(
+    prefect_server: PrefectServer,
+    flow_run_id: str,
+    but: Collection[str] = (),
+) -> dict[str, str]:
+    """{task run name: state name} of the flow run's task runs whose ids are not in ``but``
+    (a retry's task runs are new ones, named as the first attempt's)."""
+    return {
+        task_run["name"]: task_run["state"]["name"]
+        for task_run in task_runs_of(prefect_server, flow_run_id)
+        if task_run["id"] not in but and task_run["state"] is not None
+    }
+
+
+def validated(prefect_server: PrefectServer, flow_run_id: str) -> set[str]:
+    """The names of the flow run's validations that have completed."""
+    states = task_run_states(prefect_server, flow_run_id)
+    return {
+        name
+        for name, state in states.items()
+        if name.startswith("validate_images[") and state == "Completed"
+    }
+
+
+def test_a_run_retried_after_its_worker_was_killed_shows_completed_batches_cached(
+    prefect_server: PrefectServer, deployed: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "gallery-snapshot" / "out"  # out_dir "out" on the worker, whose HOME this is
+    log = tmp_path / "worker.log"
+    images, workers = 24, 3
+    sizes = plan_batches(images, runner="threads", workers=workers, cpus=1).sizes
+    last = f"validate_images[{images - sizes[-1] + 1}-{images}]"
+    # The last batch's downloads hang (one byte every 5 s) until the kill: every other batch
+    # completes first, and no image of it is whole when the machine dies.
+    hanging = {f"/B{n:07d}.jpg" for n in range(images - sizes[-1], images)}
+    with DemoGallery(bulk_catalogue(images, kilobytes=5)) as gallery:
+        for path in hanging:
+            gallery.state.faults[path] = ["trickle=5"]  # the first request only
+        config = config_for(gallery, workers=workers)
+        with worker(prefect_server, tmp_path, gallery) as process:
+            run = run_deployment(prefect_server, "viral-hourly", config)
+            deadline = time.monotonic() + 300  # a hang bound
+            while not (
+                len(validations := validated(prefect_server, run["id"])) == len(sizes) - 1
+                and all(gallery.state.requests_for(path) for path in hanging)
+            ):
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+            # The machine dies: the worker's process group, and the flow run's.
+            for pid in [process.pid, *descendants(process.pid)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+            process.wait(timeout=30)
+        first_attempt = {task_run["id"] for task_run in task_runs_of(prefect_server, run["id"])}
+        crash_deadline = time.monotonic() + CRASH_DEADLINE
+        while prefect_server.api("GET", f"/flow_runs/{run['id']}").json()["state_type"] != (
+            "CRASHED"
+        ):
+            assert time.monotonic() < crash_deadline, "the zombie automation did not crash it"
+            time.sleep(2)
+        # The machine is back; the run is retried as the UI's Retry does.
+        with worker(prefect_server, tmp_path, gallery):
+            prefect_server.api(
+                "POST",
+                f"/flow_runs/{run['id']}/set_state",
+                json={"state": {"type": "SCHEDULED", "name": "AwaitingRetry"}, "force": True},
+            )
+            retried = wait_until_final(prefect_server, run["id"], log)
+        requests = collections.Counter(path for path, _ in gallery.state.requests)
+    assert retried["state_type"] == "COMPLETED", log.read_text()
+    assert retried["run_count"] == 2
+    retry = task_run_states(prefect_server, run["id"], but=first_attempt)
+    assert {retry[name] for name in validations} == {"Cached"}, retry
+    assert retry[last] == "Completed", retry
+    assert {name.rsplit("-", 1)[0] for name, state in retry.items() if state == "Cached"} >= {
+        "fetch_links",
+        "filter_links",
+    }, retry
+    # The listing, once; every image the first attempt had whole, once; only those whose
+    # download the kill cut, twice.
+    assert {count for path, count in requests.items() if path.startswith("/3/")} == {1}
+    assert {path: count for path, count in requests.items() if count > 1} == dict.fromkeys(
+        hanging, 2
+    ), requests
+    [manifest] = manifests(out)
+    assert manifest["counts"]["downloaded"] == images
