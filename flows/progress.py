@@ -1,9 +1,10 @@
-"""The image half of the flow: the download task mapped over the batches and the validation
-task mapped over the downloads, on the run's task runner, with progress reported while they run.
+"""The image half of the flow: the download task mapped over the batches, each batch's
+validation task submitted as its download ends, on the run's task runner, with progress
+reported while they run.
 
 Each batch is one download task run and one validation task run, named by the images they hold
-(``download_images[1-250]``). A validation gets its download's future, so Prefect starts it as
-that download ends, while later batches still download. At least every ``PROGRESS_SECONDS``
+(``download_images[1-250]``). Each download's done callback hands it to the flow as it ends;
+its validation then runs while later batches still download. At least every ``PROGRESS_SECONDS``
 the flow counts what the batches have written to the snapshot's staging folder, so the progress
 artifact and log move while a batch is still downloading, whatever the runner (threads,
 processes, Dask on other machines sharing the folder) and without any Prefect API call per
@@ -13,13 +14,15 @@ image.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from prefect import get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import PrefectFuture, wait
+from prefect.client.schemas.objects import TaskRunResult
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque, quote
 
@@ -47,13 +50,41 @@ def unwalked(runner: TaskRunner[Any], value: Any, *, resolve: bool = False) -> A
     return opaque(value) if resolve else quote(value)
 
 
-def map_batches(
+class Endings:
+    """The futures that have ended, as their done callbacks hand them in (from any thread).
+    (Not ``as_completed`` with a timeout: in the main thread it arms SIGALRM for the whole
+    generator, and the alarm then fires in whatever code the loop runs between two futures.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._ended: list[PrefectFuture[Any]] = []
+
+    def watch(self, future: PrefectFuture[Any]) -> PrefectFuture[Any]:
+        future.add_done_callback(self._add)
+        return future
+
+    def _add(self, future: PrefectFuture[Any]) -> None:
+        with self._lock:
+            self._ended.append(future)
+            self._event.set()
+
+    def take(self, timeout: float) -> list[PrefectFuture[Any]]:
+        """What ended since the last call, waiting up to ``timeout`` for something to."""
+        self._event.wait(timeout)
+        with self._lock:
+            taken, self._ended = self._ended, []
+            self._event.clear()
+        return taken
+
+
+def map_downloads(
     runner: TaskRunner[Any],
     batches: list[list[Link]],
     options: StepOptions,
     known: dict[str, StoredImage] | None,
-) -> tuple[Futures, Futures]:
-    """Submit every batch's download and its validation; return both lists of futures.
+) -> Futures:
+    """Every batch's download, mapped over the batches.
 
     ``runner.map`` is what ``download_images.map`` calls on the flow's own runner; the run
     picks its runner (and the runner its processes) only once it has planned the batches."""
@@ -70,14 +101,23 @@ def map_batches(
             "known": per_batch_known,
         },
     )
-    validations = runner.map(
-        validate_images,  # type: ignore[arg-type]
-        {
-            "fetched": unwalked(runner, list(downloads), resolve=True),
-            "options": unmapped(options.validation),
-        },
+    return list(downloads)
+
+
+def validate_download(
+    runner: TaskRunner[Any], fetched: PrefectFuture[Any], options: StepOptions
+) -> PrefectFuture[Any]:
+    """The validation of a download that has ended. Submitted only then, so it never waits
+    for its download inside the runner: a waiting task run would hold a thread, and a cancel
+    would crash it mid-wait (the run must end Cancelled, with no task run Crashed)."""
+    if fetched.state.is_failed():
+        fetched.result()  # raises the download's own error (a full disk, too many open files)
+    checked: PrefectFuture[Any] = runner.submit(
+        validate_images,
+        {"fetched": unwalked(runner, fetched, resolve=True), "options": options.validation},
+        dependencies={"fetched": {TaskRunResult(id=fetched.task_run_id)}},
     )
-    return list(downloads), list(validations)
+    return checked
 
 
 def validated(checked: PrefectFuture[Any], fetched: PrefectFuture[Any]) -> list[ImageRecord]:
@@ -117,18 +157,21 @@ def download_all(
     images to reuse, when the flow decided that (else each batch looks up its own)."""
     logger = get_run_logger()
     total = sum(len(links) for links in batches)
-    downloads, validations = map_batches(runner, batches, options, known)
-    pending = dict(zip(validations, downloads, strict=True))
+    endings = Endings()
+    downloading = {endings.watch(f) for f in map_downloads(runner, batches, options, known)}
+    validating: dict[PrefectFuture[Any], PrefectFuture[Any]] = {}  # with their downloads
     progress: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync call
         0.0, key=progress_key, description="Images downloaded and validated, %"
     )
     downloaded = 0
-    while pending:
-        # Our own set of what is pending: a future ``wait`` counted done is never lost.
-        done = wait(list(pending), timeout=PROGRESS_SECONDS).done
+    while downloading or validating:
         new_records: list[ImageRecord] = []
-        for checked in done:
-            new_records.extend(validated(checked, pending.pop(checked)))
+        for done in endings.take(PROGRESS_SECONDS):
+            if done in downloading:
+                downloading.remove(done)
+                validating[endings.watch(validate_download(runner, done, options))] = done
+            else:
+                new_records.extend(validated(done, validating.pop(done)))
         records.extend(new_records)
         # Staged files leave staging as their batch validates: never let the count go back.
         staged = 0 if staging is None else staged_count(staging)

@@ -18,11 +18,10 @@ __all__ = ["DOWNLOADS_IN_FLIGHT", "BatchThreadPoolTaskRunner", "build_task_runne
 
 class BatchThreadPoolTaskRunner(ThreadPoolTaskRunner[Any]):
     """Threads for the download step, in two lanes of ``slots`` threads each: download task
-    runs in one, validation task runs in the other. The flow maps every batch at once; each
-    lane runs its task runs in order, so ``slots`` downloads are in flight and the validation
-    of batch k waits for its download in a thread of its own lane, never in one a download
-    could use, and runs while later batches download. (The downloads themselves run on the
-    process's download threads, which the batches in flight share.)"""
+    runs in one, validation task runs in the other. The flow maps every batch's download at
+    once and the lane runs them in order, ``slots`` in flight; a batch's validation, submitted
+    as its download ends, never queues behind the downloads still to run. (The downloads
+    themselves run on the process's download threads, which the batches in flight share.)"""
 
     def __init__(self, *, slots: int) -> None:
         super().__init__(max_workers=slots)
@@ -53,8 +52,6 @@ class BatchThreadPoolTaskRunner(ThreadPoolTaskRunner[Any]):
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        # Validations first: a running one waits for its download, which must still be able
-        # to end.
         try:
             self.validations.__exit__(*exc_info)
         finally:

@@ -22,3 +22,17 @@ def terminal_user() -> Iterator[None]:
     trust_terminal_user()
     yield
     forget_terminal_user()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def demo_gallery_port() -> Iterator[None]:
+    """A ``demo_gallery`` run takes the demo's usual port when it is free, else any port, and
+    its image URLs hold the port: runs on different ports reuse nothing. These tests compare
+    runs, so their demo gallery gets a port of its own, which another suite on the machine
+    cannot take between two runs (the OS does not hand out a port just freed at once)."""
+    from gallery_snapshot.demo_gallery import gallery
+    from tests.support.prefect_server import free_port
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gallery, "DEMO_PORT", free_port())
+        yield
