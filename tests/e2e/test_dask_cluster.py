@@ -11,6 +11,8 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
+
 from gallery_snapshot.batching import plan_batches
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
 from tests.support.bucket_store import (
@@ -77,8 +79,22 @@ def tasks_run_by_worker(cluster: DaskCluster) -> dict[str, Counter[str]]:
     }
 
 
-def downloading(cluster: DaskCluster, index: int) -> set[str]:
-    """The download tasks that worker is executing right now (a worker between batches
+def connected(pid: int, base_url: str) -> bool:
+    """Whether the process ``pid`` (or a child of it) holds a connection to the server at
+    ``base_url``: a worker downloading from the gallery."""
+    server = urlsplit(base_url)
+    parent = psutil.Process(pid)
+    return any(
+        connection.raddr
+        and (connection.raddr.ip, connection.raddr.port) == (server.hostname, server.port)
+        and connection.status == psutil.CONN_ESTABLISHED
+        for process in [parent, *parent.children(recursive=True)]
+        for connection in process.net_connections(kind="tcp")
+    )
+
+
+def downloading(cluster: DaskCluster, index: int) -> bool:
+    """Whether that worker is executing a download task right now (a worker between batches
     would lose no work to a kill)."""
 
     def executing(dask_worker: Any) -> list[str]:
@@ -91,7 +107,7 @@ def downloading(cluster: DaskCluster, index: int) -> set[str]:
         if info["name"] == name
     ]
     keys = cluster.client.run(executing, workers=addresses)
-    return {key for found in keys.values() for key in found if key.startswith("download_images")}
+    return any(key.startswith("download_images") for found in keys.values() for key in found)
 
 
 def assert_each_image_stored_once(s3_bucket: S3Bucket, total: int) -> dict[str, Any]:
@@ -113,6 +129,7 @@ def test_a_snapshot_over_a_two_worker_cluster(
 ) -> None:
     total = 300
     cluster = start_cluster(dask_cluster, prefect_server, s3_bucket)
+
     with DemoGallery(bulk_catalogue(total, kilobytes=10), latency=0.05) as gallery:
         result = prefect_server.snapshot(
             *dask_argv(gallery, s3_bucket, cluster),
@@ -152,20 +169,17 @@ def test_a_worker_killed_mid_run(
             text=True,
         )
         try:
-            # Killed while it is downloading, once a tenth of the images were served, and
-            # once its batch has run for a second: a task just started may still be in
-            # Prefect's start-up, its requests not yet made (then the kill costs nothing).
+            # Killed while it is downloading from the gallery, once a tenth of the images
+            # were served: a download task can be executing before its first request (in
+            # Prefect's start-up), and a kill then costs nothing.
             deadline = time.monotonic() + HANG_BOUND
-            started: dict[str, float] = {}
-            while True:
+            while (
+                sum(image_requests(gallery).values()) < total // 10
+                or not downloading(cluster, 0)
+                or not connected(cluster.worker_pid(0), gallery.base_url)
+            ):
                 assert run.poll() is None, run.communicate()
                 assert time.monotonic() < deadline, "no progress to interrupt"
-                now = time.monotonic()
-                started = {key: started.get(key, now) for key in downloading(cluster, 0)}
-                if sum(image_requests(gallery).values()) >= total // 10 and any(
-                    now - since >= 1.0 for since in started.values()
-                ):
-                    break
                 time.sleep(0.05)
             served_at_kill = sum(image_requests(gallery).values())
             cluster.kill_worker(0)
