@@ -19,6 +19,7 @@ from typing import Any
 
 from gallery_snapshot.batching import DOWNLOADS_IN_FLIGHT, BatchPlan, plan_batches, split
 from gallery_snapshot.config import SnapshotConfig
+from gallery_snapshot.cores import run_on_cores, start_cores, validation_processes
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.manifest import build_manifest, write_manifest
@@ -47,6 +48,7 @@ class ValidationOptions:
     formats: tuple[str, ...]  # Pillow's names: "JPEG", "PNG"...
     max_pixels: int
     deadline: float  # seconds to decode one image
+    processes: int = 0  # to validate on (``cores.validation_processes``); 0: in the caller
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +104,7 @@ def step_options(
         formats=config.pillow_formats,
         max_pixels=config.max_pixels,
         deadline=config.deadline,
+        processes=validation_processes(in_own_process=config.runner != "threads"),
     )
     return StepOptions(download=download, validation=validation)
 
@@ -170,8 +173,11 @@ def download_batch(
 
 
 def validate_batch(fetched: list[FetchResult], options: ValidationOptions) -> list[ImageRecord]:
-    """Validate a downloaded batch: store what is valid, quarantine what is not."""
-    return validate_fetched(
+    """Validate a downloaded batch: store what is valid, quarantine what is not; on the
+    process's validation processes (``options.processes``), off the downloads' GIL."""
+    return run_on_cores(
+        options.processes,
+        validate_fetched,
         fetched,
         out_dir=options.out_dir,
         snapshot_id=options.snapshot_id,
@@ -195,6 +201,7 @@ def download_and_validate(
     def validated(fetched: Future[list[FetchResult]]) -> list[ImageRecord]:
         return validate_batch(fetched.result(), options.validation)
 
+    start_cores(options.validation.processes)
     with (
         ThreadPoolExecutor(in_flight, thread_name_prefix="batch-download") as downloads,
         ThreadPoolExecutor(in_flight, thread_name_prefix="batch-validate") as checks,
