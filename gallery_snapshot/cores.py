@@ -23,7 +23,10 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
+
+from gallery_snapshot.errors import SnapshotError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -113,4 +116,22 @@ def run_on_cores(processes: int, function: Callable[P, T], *args: P.args, **kwar
     (``function``, its arguments and its result travel by pickle), or here when 0."""
     if processes <= 0:
         return function(*args, **kwargs)
-    return _pool(processes).submit(function, *args, **kwargs).result()
+    pool = _pool(processes)
+    try:
+        return pool.submit(function, *args, **kwargs).result()
+    except BrokenProcessPool:
+        _drop(processes, pool)
+        raise SnapshotError(
+            "a validation process ended abruptly (killed, or out of memory?): "
+            "its batch failed; the next one gets new validation processes"
+        ) from None
+
+
+def _drop(processes: int, broken: ProcessPoolExecutor) -> None:
+    """A pool whose process died is broken for good: its every later batch would fail too,
+    in a process that lives on (a served deployment, a test harness). The next gets a new
+    pool. (The broken pool has already ended its other processes and failed their batches.)"""
+    with _pools_lock:
+        if _pools.get(processes) is broken:
+            del _pools[processes]
+    broken.shutdown(wait=False)

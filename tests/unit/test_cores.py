@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from gallery_snapshot.cores import run_on_cores, usable_cores, validation_processes
-from gallery_snapshot.errors import StoreError
+from gallery_snapshot.errors import SnapshotError, StoreError
 
 
 def failing(message: str) -> None:
@@ -33,6 +33,25 @@ def test_an_error_in_a_pool_process_arrives_as_itself_with_its_one_line() -> Non
     with pytest.raises(StoreError) as raised:
         run_on_cores(2, failing, line)
     assert str(raised.value) == line
+
+
+def killed(pid_file: str) -> None:
+    """Record this pool process's id, then die as the OOM killer would end it."""
+    Path(pid_file).write_text(str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_killed_pool_process_fails_its_batch_in_one_line_and_the_next_batch_recovers(
+    tmp_path: Path,
+) -> None:
+    # A long-lived process (a served deployment, a test harness) keeps its pool: one pool
+    # process OOM-killed must not break every later batch of every later run in it.
+    # Failed on main: BrokenProcessPool (a traceback, not a SnapshotError's one line), then
+    # again on every later call (the broken pool stayed the process's pool).
+    with pytest.raises(SnapshotError, match="validation process ended abruptly") as raised:
+        run_on_cores(2, killed, str(tmp_path / "pid"))
+    assert "\n" not in str(raised.value)
+    assert run_on_cores(2, os.getpid) not in {os.getpid(), int((tmp_path / "pid").read_text())}
 
 
 def test_one_core_or_a_worker_process_validates_in_place() -> None:
