@@ -31,8 +31,13 @@ from gallery_snapshot.errors import SnapshotError
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Imported once by the forkserver, so each pool process starts with them.
-VALIDATION_MODULES = ["gallery_snapshot.validation", "gallery_snapshot.store"]
+# Imported once by the forkserver, so each pool process starts with them (the first, for
+# the forkserver alone: it ignores SIGTERM).
+VALIDATION_MODULES = [
+    "gallery_snapshot.forkserver_sigterm",
+    "gallery_snapshot.validation",
+    "gallery_snapshot.store",
+]
 
 _pools: dict[int, ProcessPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -58,9 +63,20 @@ def validation_processes(*, in_own_process: bool) -> int:
 def _end_with(caller: int) -> None:
     """In a pool process: ignore Ctrl-C, and end when ``caller`` does. (Not with the
     forkserver: each pool process holds the pipe whose end would tell it that the caller is
-    gone, so it outlives the caller as long as they do, blocked on their empty queue.)"""
+    gone, so it outlives the caller as long as they do, blocked on their empty queue.)
+    SIGTERM ends it from ``caller`` alone: a broken pool ends its processes so, while a
+    Prefect worker's cancel sends it to the run's whole group (``forkserver_sigterm``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # (the threads below inherit it)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ignored, it would not even be pending
     threading.Thread(target=_exit_when_ended, args=(caller,), daemon=True).start()
+    threading.Thread(target=_exit_when_terminated_by, args=(caller,), daemon=True).start()
+
+
+def _exit_when_terminated_by(caller: int) -> None:
+    while signal.sigwaitinfo({signal.SIGTERM}).si_pid != caller:
+        pass
+    os._exit(1)
 
 
 def _exit_when_ended(pid: int) -> None:

@@ -107,3 +107,52 @@ def test_ctrl_c_is_the_callers_to_handle_not_the_pool_processes(tmp_path: Path) 
         parent.kill()
         parent.wait()
     assert gone(pool_process, within=10)
+
+
+STOPPED_PARENT = """
+import os, signal, sys
+from gallery_snapshot.cores import run_on_cores
+from tests.unit.test_cores import wait_for_release
+signal.signal(signal.SIGTERM, lambda *_: print("stopping", flush=True))  # as Prefect's engine
+try:
+    print(run_on_cores(2, wait_for_release, sys.argv[1]), flush=True)
+except Exception as exc:
+    print(type(exc).__name__, exc, flush=True)
+"""
+
+
+def wait_for_release(folder: str) -> int:
+    """Say that the batch has started, then work on until released."""
+    (Path(folder) / "started").write_text(str(os.getpid()))
+    while not (Path(folder) / "release").exists():
+        time.sleep(0.05)
+    return os.getpid()
+
+
+def test_a_sigterm_to_the_callers_group_leaves_its_batches_to_the_caller(tmp_path: Path) -> None:
+    # A Prefect worker cancels a run by SIGTERM to the flow process's whole group: the pool
+    # processes must not die of it mid-batch (failing the batch, in a run ending Cancelled);
+    # the caller decides. Failed on main: the pool process died, the batch failed
+    # (BrokenProcessPool).
+    parent = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_PARENT, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        stderr=subprocess.DEVNULL,  # (its resource tracker dies of the SIGTERM too, and says so)
+        start_new_session=True,  # as the worker starts a flow run's process
+    )
+    try:
+        deadline = time.monotonic() + 60  # a hang bound
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.05)
+        os.killpg(parent.pid, signal.SIGTERM)  # a fatal signal's kill is done when this returns
+        assert parent.stdout is not None
+        assert parent.stdout.readline() == "stopping\n"
+        (tmp_path / "release").touch()
+        assert parent.stdout.readline() == (tmp_path / "started").read_text() + "\n"
+    finally:
+        parent.kill()
+        parent.wait()
