@@ -15,6 +15,7 @@ killed run, nor keeps writing to its store.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import select
@@ -97,11 +98,17 @@ def _preload() -> list[str]:
 
 def start_cores(processes: int) -> None:
     """Start the pool ahead of its first batch, in the background: its forkserver imports
-    the code first (a second or two), and a process is started only once it listens."""
+    the code first (a second or two), and a process is started only once it listens. Not a
+    daemon thread: a process ending meanwhile (a failed run, Ctrl-C) waits for the processes
+    it is starting, or they die reading their start-up data, in tracebacks after its last line."""
     if processes > 0:
-        threading.Thread(
-            target=lambda: _pool(processes).submit(os.getpid), name="start-cores", daemon=True
-        ).start()
+        threading.Thread(target=_start, args=(processes,), name="start-cores").start()
+
+
+def _start(processes: int) -> None:
+    # "cannot schedule new futures after interpreter shutdown": the process ended first.
+    with contextlib.suppress(RuntimeError):
+        _pool(processes).submit(os.getpid)
 
 
 def _pool(processes: int) -> ProcessPoolExecutor:

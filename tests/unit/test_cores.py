@@ -156,3 +156,29 @@ def test_a_sigterm_to_the_callers_group_leaves_its_batches_to_the_caller(tmp_pat
     finally:
         parent.kill()
         parent.wait()
+
+
+QUICK_PARENT = """
+import sys, time
+from gallery_snapshot.cores import start_cores
+start_cores(2)
+time.sleep(float(sys.argv[1]))  # then the run ends: it failed, or had nothing to download
+"""
+
+
+@pytest.mark.parametrize("after", [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
+def test_a_process_ending_while_its_pool_starts_ends_quietly(tmp_path: Path, after: float) -> None:
+    # A run that ends right after its downloads start (a failure, Ctrl-C, nothing selected)
+    # must end with its own last line, not with the pool processes' tracebacks. Failed on main
+    # (for some of these moments): "FileNotFoundError" tracebacks of pool processes that were
+    # still reading their start-up data when the process ended (its semaphores gone).
+    ended = subprocess.run(
+        [sys.executable, "-c", QUICK_PARENT, str(after)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        timeout=120,
+    )
+    assert ended.returncode == 0
+    assert "Traceback" not in ended.stderr, ended.stderr
