@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
-from gallery_snapshot.errors import SnapshotError
+from gallery_snapshot.errors import ProcessLost
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -144,9 +144,9 @@ def run_on_cores(processes: int, function: Callable[P, T], *args: P.args, **kwar
         return pool.submit(function, *args, **kwargs).result()
     except BrokenProcessPool:
         _drop(processes, pool)
-        raise SnapshotError(
+        raise ProcessLost(
             "a validation process ended abruptly (killed, or out of memory?): "
-            "its batch failed; the next one gets new validation processes"
+            "its batch failed; a retry, or the next batch, gets new validation processes"
         ) from None
 
 

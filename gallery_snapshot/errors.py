@@ -26,3 +26,8 @@ class RateLimitExhausted(ApiError):
 
 class StoreError(SnapshotError):
     """The output folder cannot be written (missing permission, disk full)."""
+
+
+class ProcessLost(SnapshotError):
+    """A process doing part of the work ended abruptly (killed, out of memory): its part
+    failed, but may do on a retry, on a new process."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gallery_snapshot.errors import ApiError, SnapshotError
+from gallery_snapshot.errors import ApiError, ProcessLost, SnapshotError
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -13,7 +13,7 @@ def is_retryable(exc: BaseException) -> bool:
     retrying them only burns rate-limit credits and time."""
     if isinstance(exc, ApiError):
         return not exc.permanent
-    return not isinstance(exc, SnapshotError)
+    return isinstance(exc, ProcessLost) or not isinstance(exc, SnapshotError)
 
 
 def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:

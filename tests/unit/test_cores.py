@@ -15,6 +15,7 @@ import pytest
 
 from gallery_snapshot.cores import run_on_cores, usable_cores, validation_processes
 from gallery_snapshot.errors import SnapshotError, StoreError
+from tasks.retry_policy import is_retryable
 
 
 def failing(message: str) -> None:
@@ -47,10 +48,11 @@ def test_a_killed_pool_process_fails_its_batch_in_one_line_and_the_next_batch_re
     # A long-lived process (a served deployment, a test harness) keeps its pool: one pool
     # process OOM-killed must not break every later batch of every later run in it.
     # Failed on main: BrokenProcessPool (a traceback, not a SnapshotError's one line), then
-    # again on every later call (the broken pool stayed the process's pool).
+    # again on every later call, the task's retry included (the broken pool stayed).
     with pytest.raises(SnapshotError, match="validation process ended abruptly") as raised:
         run_on_cores(2, killed, str(tmp_path / "pid"))
     assert "\n" not in str(raised.value)
+    assert is_retryable(raised.value)  # the task's retry gets a new pool
     assert run_on_cores(2, os.getpid) not in {os.getpid(), int((tmp_path / "pid").read_text())}
 
 
