@@ -16,6 +16,7 @@ killed run, nor keeps writing to its store.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import select
@@ -137,11 +138,13 @@ os.register_at_fork(after_in_child=_forget_pools)
 def run_on_cores(processes: int, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``function(*args, **kwargs)`` in one of the process's ``processes`` pool processes
     (``function``, its arguments and its result travel by pickle), or here when 0."""
+    call = functools.partial(function, *args, **kwargs)
     if processes <= 0:
-        return function(*args, **kwargs)
+        return call()
+    context = (dict(os.environ), os.getcwd())
     pool = _pool(processes)
     try:
-        return pool.submit(function, *args, **kwargs).result()
+        return pool.submit(_as_caller, context, call).result()
     except BrokenProcessPool:
         _drop(processes, pool)
         raise ProcessLost(
@@ -158,3 +161,15 @@ def _drop(processes: int, broken: ProcessPoolExecutor) -> None:
         if _pools.get(processes) is broken:
             del _pools[processes]
     broken.shutdown(wait=False)
+
+
+def _as_caller(context: tuple[dict[str, str], str], call: Callable[[], T]) -> T:
+    """``call()`` with the caller's environment and folder as of the call, not as of the
+    forkserver's start (an object store's credentials are read from the environment)."""
+    environment, folder = context
+    if os.environ != environment:
+        os.environ.clear()
+        os.environ.update(environment)
+    if os.getcwd() != folder:
+        os.chdir(folder)
+    return call()

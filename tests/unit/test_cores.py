@@ -184,3 +184,18 @@ def test_a_process_ending_while_its_pool_starts_ends_quietly(tmp_path: Path, aft
     )
     assert ended.returncode == 0
     assert "Traceback" not in ended.stderr, ended.stderr
+
+
+def environment_and_folder() -> tuple[str | None, str]:
+    return os.environ.get("GALLERY_SNAPSHOT_CORES_TEST"), os.getcwd()
+
+
+def test_work_sees_the_callers_environment_and_folder_at_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool outlives the call that started it: an object store's credentials set later
+    (another test, another run in the same process) must reach the work."""
+    run_on_cores(2, os.getpid)  # the pool and its forkserver exist before the change
+    monkeypatch.setenv("GALLERY_SNAPSHOT_CORES_TEST", "later")
+    monkeypatch.chdir(tmp_path)
+    assert run_on_cores(2, environment_and_folder) == ("later", str(tmp_path))
