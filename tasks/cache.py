@@ -23,7 +23,7 @@ import hashlib
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from prefect.results import get_default_result_storage
 from prefect.utilities.hashing import hash_objects
 
 from gallery_snapshot.models import FetchResult
+from gallery_snapshot.pipeline import ValidationOptions
 
 Digest = Callable[[dict[str, Any]], str | None]
 
@@ -66,9 +67,12 @@ def batch_digest(urls: Iterable[str], options: dict[str, Any]) -> str:
 
 
 def validation_digest(inputs: dict[str, Any]) -> str:
-    """``batch_digest`` of ``validate_images``' inputs."""
+    """``batch_digest`` of ``validate_images``' inputs. Not the processes it validates on
+    (how, not what: the worker's cores): a retry on other cores finds what was validated."""
     fetched: list[FetchResult] = inputs["fetched"]
     options = {name: value for name, value in inputs.items() if name != "fetched"}
+    if isinstance(options.get("options"), ValidationOptions):
+        options["options"] = replace(options["options"], processes=0)
     return batch_digest((result.link.url for result in fetched), options)
 
 

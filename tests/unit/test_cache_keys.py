@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from uuid import uuid4
 
 from gallery_snapshot.models import FetchResult, Link
+from gallery_snapshot.pipeline import ValidationOptions
 from tasks.cache import (
     RETRY_WINDOW,
     RUN_SCOPED_BATCH,
@@ -63,6 +65,19 @@ def test_a_validation_is_found_whatever_its_downloads_were() -> None:
     other = {"fetched": [fetched(1), fetched(3)], **OPTIONS}
     assert validation_digest(first) == validation_digest(again)
     assert validation_digest(first) != validation_digest(other)
+
+
+def test_a_validation_is_found_whatever_cores_validated_it() -> None:
+    """A retry on a worker with other cores (another machine, cpuset or CPU limit) validates
+    the same batch: the processes it validates on say how, not what. Failed on main: the
+    digest held ``processes``, so the retry validated every batch again."""
+    options = ValidationOptions(**OPTIONS, deadline=10.0, processes=2)  # type: ignore[arg-type]
+    first = {"fetched": [fetched(1), fetched(2)], "options": options}
+    elsewhere = {**first, "options": dataclasses.replace(options, processes=8)}
+    in_place = {**first, "options": dataclasses.replace(options, processes=0)}
+    stricter = {**first, "options": dataclasses.replace(options, max_pixels=8)}
+    assert validation_digest(first) == validation_digest(elsewhere) == validation_digest(in_place)
+    assert validation_digest(first) != validation_digest(stricter)
 
 
 def test_a_retry_of_the_run_finds_its_key_and_another_run_does_not() -> None:
