@@ -77,14 +77,14 @@ def build_manifest(
     return Manifest(header, images, skipped)
 
 
-def _opened(store: StoreLike) -> SnapshotStore:
+def opened(store: StoreLike) -> SnapshotStore:
     return open_store(str(store)) if isinstance(store, str | Path) else store
 
 
 def write_manifest(store: StoreLike, manifest: Manifest) -> str:
     """Write the manifest atomically (one PUT on an object store); return its location."""
     relpath = manifest_relpath(manifest.snapshot_id)
-    return _opened(store).write(relpath, encode_manifest(manifest))
+    return opened(store).write(relpath, encode_manifest(manifest))
 
 
 # Separators that make the C encoder write a flat object as ``indent=2`` writes it two levels
@@ -203,7 +203,7 @@ def scan_manifests(
     the snapshot ids in ``skip``, nor from ``before`` on (a manifest names its folder: an id
     below ``before`` is all a folder name below it can hold). Folders without a manifest (a
     run that died before recording) are passed over."""
-    store = _opened(store)
+    store = opened(store)
     ids = sorted(
         (sid for sid in store.snapshot_ids() if sid not in skip and _earlier(sid, before)),
         reverse=newest_first,

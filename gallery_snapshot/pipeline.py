@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gallery_snapshot.batching import DOWNLOADS_IN_FLIGHT, BatchPlan, plan_batches, split
+from gallery_snapshot.changes import with_changes
 from gallery_snapshot.config import SnapshotConfig
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
+from gallery_snapshot.history import previous_manifest
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.manifest import build_manifest, write_manifest
 from gallery_snapshot.models import (
@@ -219,7 +221,7 @@ def record_snapshot(
     skipped: list[Any],
 ) -> RecordedSnapshot:
     """Write the snapshot's page, then its manifest (last, so a manifest never names what is
-    not there yet)."""
+    not there yet), with its changes since the previous snapshot of its source."""
     manifest = build_manifest(
         snapshot_id=snapshot_id,
         started_at=started_at,
@@ -229,6 +231,7 @@ def record_snapshot(
         records=records,
         skipped=skipped,
     )
+    manifest = with_changes(manifest, previous_manifest(out_dir, manifest))
     page = write_snapshot_page(out_dir, manifest)
     location = write_manifest(out_dir, manifest)
     return RecordedSnapshot(manifest=manifest, location=location, page=page)
