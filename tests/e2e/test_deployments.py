@@ -205,7 +205,7 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     assert (summary["downloaded"], summary["reused"]) == (0, 14)
     report = again["demo-report"]["data"]
     assert f"## Changes since `{snapshot.name}`" in report
-    assert "- new: 0" in report and "- dropped out: 0" in report
+    assert "- new: 0" in report and "- vanished: 0" in report
     # The Artifacts page keeps the history under one key per deployment.
     history = prefect_server.api(
         "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["demo-summary"]}}}
