@@ -221,7 +221,7 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
                     threads=planned.plan.threads,
                 ),
                 staging=store.staging_dir(run.snapshot_id),
-                known=known_images(store, selection.selected),
+                known=known_images(store, selection.selected, recheck=config.recheck),
                 progress_key=artifact_key(run.key_prefix, "progress"),
                 records=records,
             )

@@ -15,8 +15,17 @@ from gallery_snapshot.models import ChangeCounts, Changes, ImageRecord, Manifest
 
 _HTTP_GONE = re.compile(r"^HTTP (404|410)\b")
 GONE_CAUSES = ("gone_http", "gone_placeholder", "gone_other")
-# The URL lists of a Changes block, in the order they are shown.
-LISTS = ("new", "vanished", "came_back", "changed", *GONE_CAUSES)
+# The URL lists of a Changes block, in the order they are shown, as a person reads them.
+LABELS = {
+    "new": "new",
+    "vanished": "vanished",
+    "came_back": "came back",
+    "changed": "changed (other bytes)",
+    "gone_http": "gone (HTTP 404/410)",
+    "gone_placeholder": "gone (removed placeholder)",
+    "gone_other": "gone (other)",
+}
+LISTS = tuple(LABELS)
 
 
 def stored_by_url(manifest: Manifest) -> dict[str, str | None]:

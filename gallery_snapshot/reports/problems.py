@@ -3,6 +3,7 @@ changes since the previous snapshot of the same source, as markdown."""
 
 from __future__ import annotations
 
+from gallery_snapshot.changes import LABELS
 from gallery_snapshot.escaping import md_code
 from gallery_snapshot.manifest import COUNT_KEYS
 from gallery_snapshot.models import STORED, Manifest
@@ -45,24 +46,12 @@ def _skipped(manifest: Manifest, limit: int) -> list[str]:
     return lines + _listed(entries, manifest.skipped_count, limit=limit)
 
 
-# The change lists as the report names them, in its order.
-CHANGE_LABELS = {
-    "new": "new",
-    "vanished": "vanished",
-    "came_back": "came back",
-    "changed": "changed (other bytes)",
-    "gone_http": "gone (HTTP 404/410)",
-    "gone_placeholder": "gone (removed placeholder)",
-    "gone_other": "gone (other)",
-}
-
-
 def _changes(manifest: Manifest, limit: int) -> list[str]:
     changes = manifest.header.changes
     if changes is None:
         return ["## Changes", "", "First snapshot of this source."]
     lines = [f"## Changes since {md_code(changes.previous)}", ""]
-    for name, label in CHANGE_LABELS.items():
+    for name, label in LABELS.items():
         urls: list[str] = getattr(changes, name)
         shown = f" ({', '.join(map(md_code, urls[:limit]))}{', …' if len(urls) > limit else ''})"
         lines.append(f"- {label}: {len(urls)}" + (shown if urls else ""))
