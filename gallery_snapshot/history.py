@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gallery_snapshot.changes import compare
+from gallery_snapshot.changes import LISTS, compare
 from gallery_snapshot.errors import ConfigError, StoreError
 from gallery_snapshot.escaping import one_line
 from gallery_snapshot.manifest import (
@@ -33,7 +33,7 @@ from gallery_snapshot.models import Changes, Manifest, ManifestHeader
 from gallery_snapshot.naming import slug
 from gallery_snapshot.sources.spec import SourceSpec
 from gallery_snapshot.store import SnapshotStore
-from gallery_snapshot.store.layout import manifest_relpath
+from gallery_snapshot.store.layout import HISTORY_CACHE, manifest_relpath
 
 logger = logging.getLogger(__name__)
 _ENTRIES_START = b'\n  "images": '
@@ -81,17 +81,56 @@ def _read_header(store: SnapshotStore, snapshot_id: str) -> ManifestHeader | Man
 
 def snapshots(store: StoreLike) -> list[Snapshot]:
     """Every readable snapshot of the store, oldest first (a manifest that cannot be read is
-    skipped with a warning). Read on the store's threads: on an object store each is a GET."""
+    skipped with a warning): each header from the store's ``history.json`` where it holds
+    it (one GET for all), else read from the manifest (a GET each on an object store, on
+    the store's threads). The listing of the manifests decides which snapshots there are."""
     store = opened(store)
     ids = sorted(store.snapshot_ids())
+    cached = _cached_headers(store)
+    missing = [sid for sid in ids if sid not in cached]
     with ThreadPoolExecutor(max(1, store.verify_threads)) as pool:
-        headers = list(pool.map(lambda sid: _read_header(store, sid), ids))
+        read = dict(
+            zip(missing, pool.map(lambda sid: _read_header(store, sid), missing), strict=True)
+        )
     found = []
-    for header in headers:
+    for snapshot_id in ids:
+        header = cached.get(snapshot_id) or read[snapshot_id]
         if isinstance(header, ManifestProblem):
             logger.warning("skipping %s", header)
         else:
-            found.append(Snapshot(header, source_key(header.source)))
+            found.append(Snapshot(_without_urls(header), source_key(header.source)))
+    return found
+
+
+def _without_urls(header: ManifestHeader) -> ManifestHeader:
+    """The header with its changes' counts only (the history lists no URLs)."""
+    if header.changes is None:
+        return header
+    changes = header.changes.model_copy(update={name: [] for name in LISTS})
+    return header.model_copy(update={"changes": changes})
+
+
+def _cached_headers(store: SnapshotStore) -> dict[str, ManifestHeader]:
+    """The headers ``history.json`` holds by snapshot id; none when it cannot be read. It
+    holds no truth of its own: a snapshot missing from it (two recorded at once, each
+    writing it) is read from its manifest, one it lists that is gone (pruned) is left out."""
+    try:
+        document = json.loads(store.read(HISTORY_CACHE))
+        headers = [ManifestHeader.model_validate(entry) for entry in document["snapshots"]]
+    except (OSError, StoreError, ValueError, ValidationError, KeyError, TypeError):
+        return {}
+    return {header.snapshot_id: header for header in headers}
+
+
+def remember_snapshots(store: StoreLike, recorded: ManifestHeader) -> list[Snapshot]:
+    """Every snapshot of the store (``recorded`` as given: a retried run writes its
+    snapshot again), written to ``history.json`` for the next reader."""
+    store = opened(store)
+    found = [s for s in snapshots(store) if s.snapshot_id != recorded.snapshot_id]
+    found.append(Snapshot(_without_urls(recorded), source_key(recorded.source)))
+    found.sort(key=lambda snapshot: snapshot.snapshot_id)
+    document = {"snapshots": [snapshot.header.model_dump() for snapshot in found]}
+    store.write(HISTORY_CACHE, json.dumps(document, ensure_ascii=False).encode())
     return found
 
 

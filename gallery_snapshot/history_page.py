@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 
 from gallery_snapshot.escaping import html_text
-from gallery_snapshot.history import Snapshot, snapshots, source_label, timelines
+from gallery_snapshot.history import Snapshot, remember_snapshots, source_label, timelines
 from gallery_snapshot.manifest import StoreLike, opened
+from gallery_snapshot.models import ManifestHeader
 from gallery_snapshot.store.layout import HISTORY_PAGE, page_relpath
 
 _STYLE = """
@@ -66,7 +67,8 @@ def render_history_page(found: list[Snapshot]) -> bytes:
     return out.getvalue()
 
 
-def write_history_page(store: StoreLike) -> str:
-    """Write the store's ``index.html`` of every snapshot now in it; return its location."""
+def write_history_page(store: StoreLike, recorded: ManifestHeader) -> str:
+    """Write the store's ``index.html`` of every snapshot now in it, ``recorded`` the latest
+    (and the ``history.json`` it is made of); return its location."""
     store = opened(store)
-    return store.write(HISTORY_PAGE, render_history_page(snapshots(store)))
+    return store.write(HISTORY_PAGE, render_history_page(remember_snapshots(store, recorded)))

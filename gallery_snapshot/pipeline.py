@@ -242,7 +242,7 @@ def record_snapshot(
     manifest = with_changes(manifest, previous)
     page = write_snapshot_page(out_dir, manifest, previous)
     location = write_manifest(out_dir, manifest)
-    write_history_page(out_dir)
+    write_history_page(out_dir, manifest.header)
     return RecordedSnapshot(manifest=manifest, location=location, page=page)
 
 

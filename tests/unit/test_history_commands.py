@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from gallery_snapshot import history
 from gallery_snapshot.changes import compare
 from gallery_snapshot.downloader import PLACEHOLDER_REASON
 from gallery_snapshot.history import read_snapshot
+from gallery_snapshot.manifest import write_manifest
 from gallery_snapshot.models import ImageRecord
 from gallery_snapshot.pipeline import record_snapshot
 from gallery_snapshot.store import open_store
+from tests.support.manifests import with_statuses
 
 HOSTILE = "http://h/\x1b[31mred\n.jpg"
 IDS = [f"2026010{day}T000000Z-aaaaaa" for day in range(1, 5)]
@@ -137,3 +140,30 @@ def test_a_folder_without_snapshots_is_one_line(
 ) -> None:
     code, _, err = run(capsys, "snapshots", "--out", str(tmp_path))
     assert code == 1 and err.count("\n") == 1
+
+
+def test_the_history_is_read_from_one_file_and_checked_against_the_manifests(
+    out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    real_read = history._read_header
+    monkeypatch.setattr(
+        history, "_read_header", lambda store, sid: read.append(sid) or real_read(store, sid)
+    )
+    assert [s.snapshot_id for s in history.snapshots(out)] == IDS and read == []
+    store = open_store(out)
+    store.delete_snapshot(IDS[1])  # as prune does: history.json still lists it
+    later = "20260105T000000Z-aaaaaa"
+    write_manifest(out, with_statuses(later, {"x": "downloaded"}))  # not in history.json
+    assert [s.snapshot_id for s in history.snapshots(out)] == [IDS[0], *IDS[2:], later]
+    assert read == [later]
+
+
+def test_the_history_page_links_every_snapshot_and_escapes_what_a_listing_chose(out: str) -> None:
+    page = open_store(out).read("index.html").decode()
+    for snapshot_id in IDS:
+        assert f'<a href="snapshots/{snapshot_id}/index.html">{snapshot_id}</a>' in page
+    assert page.count("<table>") == 2 and "urls-b" in page
+    snapshot_page = open_store(out).read(f"snapshots/{IDS[1]}/index.html").decode()
+    assert "http://h/\\x1b[31mred\\n.jpg" in snapshot_page and "\x1b" not in snapshot_page
+    assert f'<a href="../{IDS[0]}/index.html">' in snapshot_page
