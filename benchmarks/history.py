@@ -8,7 +8,8 @@ manifest with its changes block, through the project's own manifest code; then t
 command without the store's ``history.json`` (a store of old manifests), then with it (as
 the last snapshot recorded leaves it), in-process (the median of --repeat runs, the page
 cache warm) and as the whole ``gallery-snapshot`` command (interpreter start and imports
-included). In a folder, in an object store (obstore's ``file://`` backend) and, with --s3, on moto's S3 server.
+included). In a folder, in an object store (obstore's ``file://`` backend) and, with --s3,
+on moto's S3 server.
 """
 
 from __future__ import annotations
