@@ -182,6 +182,7 @@ def py_spy_command(
         "record",
         "--format",
         "raw",
+        *(["--subprocesses"] if args.runner != "threads" else []),
         "--rate",
         str(args.rate),
         *(["--gil"] if args.gil else []),
@@ -195,7 +196,7 @@ def py_spy_command(
         "--api-url",
         gallery_api,
         "--runner",
-        "threads",
+        args.runner,
         "--workers",
         str(args.workers),
         "--pages",
@@ -241,6 +242,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--runner", default="threads", choices=("threads", "processes"))
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument(
         "--no-gil",

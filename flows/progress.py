@@ -26,6 +26,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque, quote
 
+from gallery_snapshot.cores import start_cores
 from gallery_snapshot.manifest import status_counts
 from gallery_snapshot.models import ImageRecord, Link, StoredImage
 from gallery_snapshot.pipeline import StepOptions, known_in_batch
@@ -157,6 +158,7 @@ def download_all(
     images to reuse, when the flow decided that (else each batch looks up its own)."""
     logger = get_run_logger()
     total = sum(len(links) for links in batches)
+    start_cores(options.validation.processes)
     endings = Endings()
     downloading = {endings.watch(f) for f in map_downloads(runner, batches, options, known)}
     validating: dict[PrefectFuture[Any], PrefectFuture[Any]] = {}  # with their downloads

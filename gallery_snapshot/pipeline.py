@@ -20,6 +20,7 @@ from typing import Any
 from gallery_snapshot.batching import DOWNLOADS_IN_FLIGHT, BatchPlan, plan_batches, split
 from gallery_snapshot.changes import with_changes
 from gallery_snapshot.config import SnapshotConfig
+from gallery_snapshot.cores import run_on_cores, start_cores, validation_processes
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
 from gallery_snapshot.history import previous_manifest
 from gallery_snapshot.history_page import write_history_page
@@ -50,6 +51,7 @@ class ValidationOptions:
     formats: tuple[str, ...]  # Pillow's names: "JPEG", "PNG"...
     max_pixels: int
     deadline: float  # seconds to decode one image
+    processes: int = 0  # to validate on (``cores.validation_processes``); 0: in the caller
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +107,7 @@ def step_options(
         formats=config.pillow_formats,
         max_pixels=config.max_pixels,
         deadline=config.deadline,
+        processes=validation_processes(in_own_process=config.runner != "threads"),
     )
     return StepOptions(download=download, validation=validation)
 
@@ -178,8 +181,11 @@ def download_batch(
 
 
 def validate_batch(fetched: list[FetchResult], options: ValidationOptions) -> list[ImageRecord]:
-    """Validate a downloaded batch: store what is valid, quarantine what is not."""
-    return validate_fetched(
+    """Validate a downloaded batch: store what is valid, quarantine what is not; on the
+    process's validation processes (``options.processes``), off the downloads' GIL."""
+    return run_on_cores(
+        options.processes,
+        validate_fetched,
         fetched,
         out_dir=options.out_dir,
         snapshot_id=options.snapshot_id,
@@ -203,6 +209,7 @@ def download_and_validate(
     def validated(fetched: Future[list[FetchResult]]) -> list[ImageRecord]:
         return validate_batch(fetched.result(), options.validation)
 
+    start_cores(options.validation.processes)
     with (
         ThreadPoolExecutor(in_flight, thread_name_prefix="batch-download") as downloads,
         ThreadPoolExecutor(in_flight, thread_name_prefix="batch-validate") as checks,

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gallery_snapshot import pipeline
 from gallery_snapshot.config import SnapshotConfig, SourceSpec
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
 from gallery_snapshot.http import Backoff
@@ -98,3 +101,20 @@ def test_the_pipeline_runs_without_importing_prefect() -> None:
         "sys.exit(any(m.split('.')[0] in ('prefect', 'flows', 'tasks') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_validating_on_the_cores_records_what_validating_in_place_records(
+    gallery: DemoGallery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo gallery's broken, gone, oversized and wrong-format images too: the pool
+    processes judge and store each one as the caller's own thread does."""
+    records = {}
+    for processes in (2, 0):
+        monkeypatch.setattr(pipeline, "validation_processes", lambda **_: processes)  # noqa: B023
+        config = demo_config(gallery, tmp_path / str(processes), workers=4, attempts=2)
+        recorded = run_snapshot(config, snapshot_id="s", client_id=gallery.client_id)
+        records[processes] = [image.model_dump() for image in recorded.manifest.images()]
+        stored = tmp_path / str(processes) / "images"
+        records[processes].append(sorted(p.name for p in stored.rglob("*") if p.is_file()))
+    assert records[2] == records[0]
+    assert len(records[0][-1]) == DEMO_COUNTS["downloaded"]
