@@ -78,3 +78,13 @@ def with_changes(manifest: Manifest, previous: Manifest | None) -> Manifest:
         return manifest
     header = manifest.header.model_copy(update={"changes": compare(previous, manifest)})
     return manifest.with_header(header)
+
+
+def changed_percent(changes: Changes | None) -> float:
+    """The share of the previous snapshot's stored URLs that vanished or changed, in %
+    (0 for a first snapshot, or one after a snapshot that stored nothing)."""
+    if changes is None:
+        return 0.0
+    counts = changes.counts
+    before = counts.vanished + counts.changed + counts.unchanged
+    return 100.0 * (counts.vanished + counts.changed) / before if before else 0.0

@@ -45,7 +45,7 @@ STEPS = {
     "record_manifest",
     "publish_report",
 }
-REPORT_KINDS = ("summary", "report", "progress", "contact-sheet")
+REPORT_KINDS = ("summary", "report", "progress", "contact-sheet", "trend")
 HEARTBEAT_SECONDS = 30
 # Prefect's zombie automation: three missed heartbeats; its proactive check runs every few seconds.
 CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30

@@ -11,9 +11,10 @@ from gallery_snapshot import history
 from gallery_snapshot.changes import compare
 from gallery_snapshot.downloader import PLACEHOLDER_REASON
 from gallery_snapshot.history import read_snapshot
-from gallery_snapshot.manifest import write_manifest
+from gallery_snapshot.manifest import source_key, write_manifest
 from gallery_snapshot.models import ImageRecord
 from gallery_snapshot.pipeline import record_snapshot
+from gallery_snapshot.reports.trend import trend_rows
 from gallery_snapshot.store import open_store
 from tests.support.manifests import with_statuses
 
@@ -167,3 +168,16 @@ def test_the_history_page_links_every_snapshot_and_escapes_what_a_listing_chose(
     snapshot_page = open_store(out).read(f"snapshots/{IDS[1]}/index.html").decode()
     assert "http://h/\\x1b[31mred\\n.jpg" in snapshot_page and "\x1b" not in snapshot_page
     assert f'<a href="../{IDS[0]}/index.html">' in snapshot_page
+
+
+def test_the_trend_table_holds_the_sources_last_snapshots(out: str) -> None:
+    rows = trend_rows(history.snapshots(out), source_key({"kind": "urls", "urls_file": "a.txt"}))
+    assert [row["snapshot"] for row in rows] == [IDS[0], IDS[1], IDS[3]]
+    assert [(row["stored"], row["new"], row["vanished"], row["came back"]) for row in rows] == [
+        (3, "", "", ""),
+        (1, 0, 2, 0),
+        (3, 1, 0, 1),
+    ]
+    assert rows[0]["images/s"] == "0.1"  # 3 images in a minute
+    source = source_key({"kind": "urls", "urls_file": "a.txt"})
+    assert len(trend_rows(history.snapshots(out), source, length=2)) == 2
