@@ -118,7 +118,7 @@ def test_a_source_changed_event_is_posted(
     )
     subprocess.run([sys.executable, "-c", emit], env=prefect_server.env, check=True, timeout=120)
     posted = receiver.wait_for(lambda request: source in request.body.decode())
-    assert posted.json()["subject"] == "gallery-snapshot: gallery-hot-viral-day changed"
+    assert posted.json()["subject"] == f"gallery-snapshot: {source} changed"
     assert "'dropped': 35" in posted.json()["body"]
 
 
