@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from gallery_snapshot.escaping import one_line
 from gallery_snapshot.manifest import (
     ManifestProblem,
     StoreLike,
+    manifest_bytes,
     manifests_anywhere,
     opened,
     parse_manifest,
@@ -33,7 +33,7 @@ from gallery_snapshot.models import Changes, Manifest, ManifestHeader
 from gallery_snapshot.naming import slug
 from gallery_snapshot.sources.spec import SourceSpec
 from gallery_snapshot.store import SnapshotStore
-from gallery_snapshot.store.layout import HISTORY_CACHE, manifest_relpath
+from gallery_snapshot.store.layout import HISTORY_CACHE
 
 logger = logging.getLogger(__name__)
 _ENTRIES_START = b'\n  "images": '
@@ -69,14 +69,13 @@ def parse_header(data: bytes, *, where: str, folder_name: str | None = None) -> 
 
 
 def _read_header(store: SnapshotStore, snapshot_id: str) -> ManifestHeader | ManifestProblem:
-    relpath = manifest_relpath(snapshot_id)
-    where = store.location(relpath)
+    where, data = manifest_bytes(store, snapshot_id)
+    if isinstance(data, ManifestProblem):
+        return data
     try:
-        return parse_header(store.read(relpath), where=where, folder_name=snapshot_id)
-    except OSError as exc:
-        return ManifestProblem(f"cannot read {where}: {exc.strerror}")
-    except StoreError as exc:
-        return ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}")
+        return parse_header(data, where=where, folder_name=snapshot_id)
+    except ManifestProblem as problem:
+        return problem
 
 
 def snapshots(store: StoreLike) -> list[Snapshot]:
@@ -169,25 +168,11 @@ def previous_manifest(store: StoreLike, manifest: Manifest) -> Manifest | None:
 
 
 def read_snapshot(store: StoreLike, snapshot_id: str) -> Manifest:
-    """A snapshot's whole manifest; ManifestProblem when there is none by that id."""
-    store = opened(store)
-    relpath = manifest_relpath(snapshot_id)
-    where = store.location(relpath)
-    try:
-        data = store.read(relpath)
-    except OSError:
-        raise ManifestProblem(f"no snapshot {snapshot_id} in {store.name}") from None
-    except StoreError as exc:
-        raise ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}") from None
+    """A snapshot's whole manifest; ManifestProblem when it cannot be read."""
+    where, data = manifest_bytes(opened(store), snapshot_id)
+    if isinstance(data, ManifestProblem):
+        raise data
     return parse_manifest(data, where=where, folder_name=snapshot_id)
-
-
-def entries_of(store: SnapshotStore, snapshot_id: str) -> Iterator[dict[str, Any]]:
-    """A manifest's image entries as plain JSON objects, unchecked (for ``find``, which reads
-    every manifest: a model per record would be most of its time)."""
-    data = store.read(manifest_relpath(snapshot_id))
-    images = json.loads(data).get("images", [])
-    return (entry for entry in images if isinstance(entry, dict))
 
 
 class HistoryQueryError(ConfigError):
@@ -268,16 +253,14 @@ def _needles(query: str) -> tuple[bytes, bytes]:
 
 
 def _appearances(store: SnapshotStore, snapshot_id: str, query: str) -> list[Appearance]:
-    relpath = manifest_relpath(snapshot_id)
-    try:
-        data = store.read(relpath)
-    except (OSError, StoreError) as exc:
-        logger.warning("skipping %s: %s", store.location(relpath), one_line(exc))
+    where, data = manifest_bytes(store, snapshot_id)
+    if isinstance(data, ManifestProblem):
+        logger.warning("skipping %s", data)
         return []
     if not any(needle in data for needle in _needles(query)):
         return []
     try:
-        header = parse_header(data, where=store.location(relpath), folder_name=snapshot_id)
+        header = parse_header(data, where=where, folder_name=snapshot_id)
         images = json.loads(data).get("images", [])
     except (ManifestProblem, ValueError) as exc:
         logger.warning("skipping %s", one_line(exc))

@@ -187,6 +187,19 @@ def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -
     return Manifest(header, entries.images, entries.skipped)
 
 
+def manifest_bytes(store: SnapshotStore, snapshot_id: str) -> tuple[str, bytes | ManifestProblem]:
+    """A snapshot's manifest as stored (a GET on an object store), or the problem that stops
+    reading it, with its location."""
+    relpath = manifest_relpath(snapshot_id)
+    where = store.location(relpath)
+    try:
+        return where, store.read(relpath)
+    except OSError as exc:
+        return where, ManifestProblem(f"cannot read {where}: {exc.strerror}")
+    except StoreError as exc:
+        return where, ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}")
+
+
 def _earlier(snapshot_id: str, before: str | None) -> bool:
     return before is None or snapshot_id < before
 
@@ -209,15 +222,9 @@ def scan_manifests(
         reverse=newest_first,
     )
     for snapshot_id in ids:
-        relpath = manifest_relpath(snapshot_id)
-        where = store.location(relpath)
-        try:
-            data = store.read(relpath)
-        except OSError as exc:
-            yield where, ManifestProblem(f"cannot read {where}: {exc.strerror}")
-            continue
-        except StoreError as exc:
-            yield where, ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}")
+        where, data = manifest_bytes(store, snapshot_id)
+        if isinstance(data, ManifestProblem):
+            yield where, data
             continue
         try:
             manifest = parse_manifest(data, where=where, folder_name=snapshot_id)

@@ -543,23 +543,9 @@ def test_deployed_schedules_stay_paused_until_setup_finds_what_their_runs_need(
 
 
 def heartbeats_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
-    """The flow run's heartbeat events, once there is one (events are stored in the
-    background)."""
-    deadline = time.monotonic() + 60  # a hang bound
-    while True:
-        events = prefect_server.api(
-            "POST",
-            "/events/filter",
-            json={
-                "filter": {
-                    "event": {"name": ["prefect.flow-run.heartbeat"]},
-                    "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
-                }
-            },
-        ).json()["events"]
-        if events or time.monotonic() > deadline:
-            return events  # type: ignore[no-any-return]
-        time.sleep(1)
+    """The flow run's heartbeat events, once there is one."""
+    about = {"resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}}
+    return prefect_server.events_until("prefect.flow-run.heartbeat", about)
 
 
 def test_job_variables_cannot_lift_the_workers_limits_or_run_a_command(

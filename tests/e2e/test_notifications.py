@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -172,23 +171,9 @@ def test_notify_takes_an_existing_notification_block_by_name(
 def events_of(
     prefect_server: PrefectServer, name: str, flow_run_id: str, count: int = 1
 ) -> list[dict[str, Any]]:
-    """The events ``name`` related to the flow run, once there are ``count`` (events are
-    stored in the background)."""
-    deadline = time.monotonic() + 60  # a hang bound
-    while True:
-        events = prefect_server.api(
-            "POST",
-            "/events/filter",
-            json={
-                "filter": {
-                    "event": {"name": [name]},
-                    "related": {"id": [f"prefect.flow-run.{flow_run_id}"]},
-                }
-            },
-        ).json()["events"]
-        if len(events) >= count or time.monotonic() > deadline:
-            return events  # type: ignore[no-any-return]
-        time.sleep(1)
+    """The events ``name`` related to the flow run, once there are ``count``."""
+    about = {"related": {"id": [f"prefect.flow-run.{flow_run_id}"]}}
+    return prefect_server.events_until(name, about, count)
 
 
 def test_snapshots_emit_their_events_and_a_big_change_is_posted(
