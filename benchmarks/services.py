@@ -3,6 +3,7 @@ process, and how their CPU and a run's wall and CPU time are measured."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import socket
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import requests
 
 from deployments.prefect_env import PROCESS_ENV
@@ -119,10 +121,34 @@ class Services:
                 process.wait(timeout=30)
 
 
+def descendants_cpu() -> float:
+    """CPU seconds of this process's live descendants (the validation processes and their
+    forkserver, which live as long as this process), with the children they reaped."""
+    total = 0.0
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def descendants_peak_kb() -> int:
+    """The largest peak RSS among this process's live descendants: with this process's own
+    peak, the figure ``RUSAGE_CHILDREN`` gives for reaped children (img2dataset's)."""
+    peaks = [0]
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(OSError, psutil.Error, StopIteration):
+            status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+            peaks.append(int(next(line for line in status if line.startswith("VmHWM:")).split()[1]))
+    return max(peaks)
+
+
 def measure(run: Callable[[], None]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (this process and reaped children) of ``run()``."""
+    """Wall seconds and CPU seconds (this process, its reaped children and its live
+    descendants) of ``run()``."""
     before_self = resource.getrusage(resource.RUSAGE_SELF)
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before_descendants = descendants_cpu()
     started = time.perf_counter()
     run()
     wall = time.perf_counter() - started
@@ -132,4 +158,4 @@ def measure(run: Callable[[], None]) -> tuple[float, float]:
         after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         for before, after in ((before_self, after_self), (before_children, after_children))
     )
-    return wall, cpu
+    return wall, cpu + descendants_cpu() - before_descendants
