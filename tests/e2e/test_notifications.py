@@ -182,9 +182,10 @@ def test_snapshots_emit_their_events_and_a_big_change_is_posted(
     out = tmp_path / "out"
     kept, dropped = DemoImage("Kept"), [DemoImage(f"Drop{n}") for n in range(3)]
     with DemoGallery(Catalogue([[kept, *dropped], []])) as gallery:
-        runs = [prefect_server.snapshot(*run_args(gallery, out, "--pages", "2"))]
+        env = {"IMGUR_CLIENT_ID": gallery.client_id}
+        runs = [prefect_server.snapshot(*run_args(gallery, out, "--pages", "2"), env=env)]
         gallery.state.catalogue = Catalogue([[kept, DemoImage("Added")], []])  # 3 of 4 vanish
-        runs.append(prefect_server.snapshot(*run_args(gallery, out, "--pages", "2")))
+        runs.append(prefect_server.snapshot(*run_args(gallery, out, "--pages", "2"), env=env))
     assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
     flow_runs = prefect_server.api(
         "POST", "/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 50}
