@@ -46,7 +46,7 @@ def add_commands(commands: Any) -> None:
         "diff",
         help="show what changed between two snapshots",
         description="Show what changed from snapshot A to snapshot B (new, vanished, came "
-        "back, changed, gone by cause). With B alone: since the previous snapshot of its "
+        "back, changed, gone by cause). With one id: that snapshot since the previous one of its "
         "source; with neither: the last two snapshots of the source (of the latest snapshot).",
     )
     diff.add_argument("ids", nargs="*", metavar="A B", help="snapshot ids, older first")
