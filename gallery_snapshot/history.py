@@ -121,13 +121,15 @@ def _cached_headers(store: SnapshotStore) -> dict[str, ManifestHeader]:
     return {header.snapshot_id: header for header in headers}
 
 
-def remember_snapshots(store: StoreLike, recorded: ManifestHeader) -> list[Snapshot]:
+def remember_snapshots(store: StoreLike, recorded: ManifestHeader | None = None) -> list[Snapshot]:
     """Every snapshot of the store (``recorded`` as given: a retried run writes its
     snapshot again), written to ``history.json`` for the next reader."""
     store = opened(store)
-    found = [s for s in snapshots(store) if s.snapshot_id != recorded.snapshot_id]
-    found.append(Snapshot(_without_urls(recorded), source_key(recorded.source)))
-    found.sort(key=lambda snapshot: snapshot.snapshot_id)
+    found = snapshots(store)
+    if recorded is not None:
+        found = [s for s in found if s.snapshot_id != recorded.snapshot_id]
+        found.append(Snapshot(_without_urls(recorded), source_key(recorded.source)))
+        found.sort(key=lambda snapshot: snapshot.snapshot_id)
     document = {"snapshots": [snapshot.header.model_dump() for snapshot in found]}
     store.write(HISTORY_CACHE, json.dumps(document, ensure_ascii=False).encode())
     return found

@@ -67,8 +67,9 @@ def render_history_page(found: list[Snapshot]) -> bytes:
     return out.getvalue()
 
 
-def write_history_page(store: StoreLike, recorded: ManifestHeader) -> str:
+def write_history_page(store: StoreLike, recorded: ManifestHeader | None = None) -> str:
     """Write the store's ``index.html`` of every snapshot now in it, ``recorded`` the latest
-    (and the ``history.json`` it is made of); return its location."""
+    (and the ``history.json`` it is made of); return its location. After a snapshot is
+    recorded, and after a prune removed some."""
     store = opened(store)
     return store.write(HISTORY_PAGE, render_history_page(remember_snapshots(store, recorded)))

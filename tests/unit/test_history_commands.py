@@ -181,3 +181,11 @@ def test_the_trend_table_holds_the_sources_last_snapshots(out: str) -> None:
     assert rows[0]["images/s"] == "0.1"  # 3 images in a minute
     source = source_key({"kind": "urls", "urls_file": "a.txt"})
     assert len(trend_rows(history.snapshots(out), source, length=2)) == 2
+
+
+def test_a_prune_rewrites_the_history_page(out: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "prune", "--out", out, "--keep-last", "1")
+    assert code == 0, err
+    page = open_store(out).read("index.html").decode()
+    assert IDS[2] in page and IDS[3] in page
+    assert IDS[0] not in page and IDS[1] not in page
