@@ -67,8 +67,7 @@ def test_a_hostile_listing_shows_as_text_in_every_artifact_log_and_page(
     # the type in its skip reason, the server's error text in the album's.
     _, manifest = manifests(out)
     texts = [url for name in LISTS for url in manifest["changes"][name]]
-    assert texts
-    texts += [f"{INJECTIONS} \n{FORGED} 1", f"\x1b[2J\u2028{INJECTIONS} 1"]
+    assert len(texts) == 2 and all(INJECTIONS.replace(" ", "") in url for url in texts)
     texts += [item["url"] for item in manifest["skipped"]]
     texts += [image["url"] for image in manifest["images"] if image["status"] == "failed"]
     assert {one_line(text) for text in texts if text} <= shown

@@ -31,7 +31,8 @@ def hostile_page(base: str, run: int) -> list[dict[str, Any]]:
         {
             **image,
             "id": f"{INJECTIONS} \n{FORGED} {run}",
-            "link": f"{base}/Jpg001.jpg?{INJECTIONS}{run}",
+            # No space: a URL holding one is skipped as ambiguous.
+            "link": f"{base}/Jpg001.jpg?{INJECTIONS.replace(' ', '')}{run}",
         },
         {**image, "id": f"\x1b[2J\u2028{INJECTIONS} {run}", "link": f"{base}/Jpg002.jpg"},
         {**image, "id": "redirected", "link": f"{base}/Jpg003.jpg"},
