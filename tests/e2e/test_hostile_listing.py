@@ -87,6 +87,7 @@ def test_a_hostile_listing_shows_as_text_in_every_artifact_log_and_page(
     # The snapshot page links only to the store's own files.
     page = parse_page((out / "snapshots" / manifest["snapshot_id"] / "index.html").read_text())
     own = {"manifest.json"} | {f"../../{image['path']}" for image in manifest["images"]}
+    own |= {"../../index.html", f"../{manifest['changes']['previous']}/index.html"}  # history
     assert page.urls and {value for _, _, value in page.urls} <= own
     assert one_line(texts[0]) in "".join(page.text)
 
