@@ -77,10 +77,12 @@ def _preload() -> list[str]:
 
 
 def start_cores(processes: int) -> None:
-    """Start the pool ahead of its first batch (its forkserver imports take a second or
-    two), while the downloads run."""
+    """Start the pool ahead of its first batch, in the background: its forkserver imports
+    the code first (a second or two), and a process is started only once it listens."""
     if processes > 0:
-        _pool(processes).submit(os.getpid)
+        threading.Thread(
+            target=lambda: _pool(processes).submit(os.getpid), name="start-cores", daemon=True
+        ).start()
 
 
 def _pool(processes: int) -> ProcessPoolExecutor:

@@ -34,7 +34,7 @@ from tests.support.deployments import (
     task_runs_of,
 )
 from tests.support.prefect_server import BIN, PrefectServer
-from tests.support.processes import descendants, running, start_time
+from tests.support.processes import children, descendants, running, start_time
 from tests.support.snapshot_runs import manifests
 
 STEPS = {
@@ -234,6 +234,10 @@ def test_the_worker_fixture_leaves_no_process_behind(
         finally:
             signal.signal(signal.SIGINT, previous)
     assert len(started) >= 2
+    # The flow's validation processes (and their forkserver) end once they see it has: soon.
+    left = time.monotonic() + 10
+    while [pid for pid in started if start_time(pid)] and time.monotonic() < left:
+        time.sleep(0.1)
     assert not [pid for pid in started if start_time(pid)]
 
 
@@ -297,7 +301,7 @@ def test_a_flow_process_whose_worker_is_killed_finishes_its_snapshot(
             while len(gallery.state.requests) < 4:  # the listing, then images
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
-            [flow_process] = descendants(process.pid)
+            [flow_process] = children(process.pid)  # (its validation processes are its own)
             # The worker alone, as a redeploy or a service restart does: the flow process runs
             # on, in its session, its stdout and stderr pipes to the dead worker.
             os.killpg(process.pid, signal.SIGKILL)

@@ -20,13 +20,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.active += 1
             self.server.most_active = max(self.server.most_active, self.server.active)
         try:
-            self._answer(url)
+            time.sleep(self.server.latency)
         finally:
+            # Before the answer is written, not after: once its last byte is out, the client
+            # may send its next request before this thread runs again (seen on a loaded
+            # machine: one request more than the client's threads counted as active).
             with self.server.lock:
                 self.server.active -= 1
+        self._answer(url)
 
     def _answer(self, url: str) -> None:
-        time.sleep(self.server.latency)
         with self.server.lock:
             self.server.requests.append(url)
             body = self.server.files.get(url)

@@ -25,13 +25,19 @@ def start_time(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]
 
 
-def descendants(pid: int) -> list[int]:
-    """The processes ``pid`` started, and theirs (Linux /proc)."""
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux /proc)."""
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
     except OSError:
         return []
-    return [grand for child in map(int, children) for grand in [child, *descendants(child)]]
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs."""
+    return [grand for child in children(pid) for grand in [child, *descendants(child)]]
 
 
 class ProcessTree:
