@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 from importlib.metadata import version
 
-from cli import demo, prefect_commands, snapshot, store
+from cli import demo, history, prefect_commands, snapshot, store
 from cli.failure import Parser
 from cli.options import add_config_options, options
 
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         demo.add_command,
         prefect_commands.add_commands,
         store.add_commands,
+        history.add_commands,
     )
     for add in adders:
         add(commands)

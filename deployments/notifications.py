@@ -33,6 +33,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
 
 from deployments.prerequisites import Row, Scheduled
+from flows.events import SOURCE_CHANGED
 from flows.prune import gallery_prune
 from flows.snapshot import gallery_snapshot
 from gallery_snapshot.errors import ConfigError
@@ -40,7 +41,6 @@ from gallery_snapshot.errors import ConfigError
 NOTIFY_BLOCK = "gallery-snapshot-notify"
 FAILED_AUTOMATION = "gallery-snapshot: notify on failed or crashed runs"
 CHANGED_AUTOMATION = "gallery-snapshot: notify on source changes"
-SOURCE_CHANGED = "gallery-snapshot.source.changed"
 LATE_FACTOR = 2  # a scheduled deployment is late after twice its interval without a completion
 # What the webhook receives: Slack-style "text", and the parts for anything else.
 PAYLOAD = {"text": "{{subject}}\n{{body}}", "subject": "{{subject}}", "body": "{{body}}"}

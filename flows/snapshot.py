@@ -22,6 +22,7 @@ from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from flows.console import tolerate_lost_output
+from flows.events import emit_completed, emit_failed
 from flows.leftovers import end_leftover_task_runs
 from flows.progress import download_all
 from flows.run_identity import current_snapshot_id, name_if_unnamed, run_namer, tag_current_run
@@ -147,8 +148,12 @@ def gallery_snapshot(config: SnapshotConfig = SnapshotConfig()) -> dict[str, Any
     try:
         return take_snapshot(config)
     except SnapshotError as exc:
+        emit_failed(config, str(exc))
         # Its message as the run's final state: the one line that says why (no traceback).
         return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
+    except Exception as exc:
+        emit_failed(config, f"{type(exc).__name__}: {exc}")
+        raise
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
                     threads=planned.plan.threads,
                 ),
                 staging=store.staging_dir(run.snapshot_id),
-                known=known_images(store, selection.selected),
+                known=known_images(store, selection.selected, recheck=config.recheck),
                 progress_key=artifact_key(run.key_prefix, "progress"),
                 records=records,
             )
@@ -237,6 +242,7 @@ def take_snapshot(config: SnapshotConfig) -> dict[str, Any]:
             skipped=quote(listing.skipped + selection.skipped),
         )
     forget_results(flow_run.id)  # recorded: a retry of this run has nothing left to reuse
+    emit_completed(config, recorded.manifest, recorded.location)
     return reported(run, store.name, recorded)
 
 

@@ -89,6 +89,18 @@ class SnapshotConfig(BaseModel):
     max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=1, description="Largest image accepted, bytes.")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="Largest image accepted, pixels.")
     attempts: int = Field(3, ge=1, le=10, description="Tries per image before it counts as failed.")
+    recheck: bool = Field(
+        False,
+        description="Request every image again, even one stored before (else reused without "
+        "a request): finds the images changed at the same URL or gone since.",
+    )
+    change_alert: Annotated[float, Cli(metavar="PERCENT")] = Field(
+        25.0,
+        ge=0,
+        le=100,
+        description="Emit the gallery-snapshot.source.changed event when more than this "
+        "share (%) of the previous snapshot's images vanished or changed.",
+    )
     dask_address: Annotated[str | None, Cli(metavar="ADDRESS")] = Field(
         None, description="Existing Dask scheduler (runner=dask)."
     )

@@ -53,6 +53,8 @@ from gallery_snapshot.store.files import safe_component, storage_error
 
 MAX_REDIRECTS = 5
 REMOVED_PLACEHOLDER = "removed.png"
+# The reason a manifest gives for an image gone to the placeholder (the changes read it back).
+PLACEHOLDER_REASON = "redirected to the removed-image placeholder"
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ def _open_stream(
         except UrlProblem as exc:
             raise Refused(str(exc)) from None
         if target.rsplit("/", 1)[-1].split("?")[0] == REMOVED_PLACEHOLDER:
-            raise Gone("redirected to the removed-image placeholder")
+            raise Gone(PLACEHOLDER_REASON)
         reason = url_rejection(target, allowed_hosts=allowed)
         if reason is not None:
             raise Refused(f"redirect to {reason}")

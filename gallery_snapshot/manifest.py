@@ -77,14 +77,14 @@ def build_manifest(
     return Manifest(header, images, skipped)
 
 
-def _opened(store: StoreLike) -> SnapshotStore:
+def opened(store: StoreLike) -> SnapshotStore:
     return open_store(str(store)) if isinstance(store, str | Path) else store
 
 
 def write_manifest(store: StoreLike, manifest: Manifest) -> str:
     """Write the manifest atomically (one PUT on an object store); return its location."""
     relpath = manifest_relpath(manifest.snapshot_id)
-    return _opened(store).write(relpath, encode_manifest(manifest))
+    return opened(store).write(relpath, encode_manifest(manifest))
 
 
 # Separators that make the C encoder write a flat object as ``indent=2`` writes it two levels
@@ -187,6 +187,19 @@ def parse_manifest(data: bytes, *, where: str, folder_name: str | None = None) -
     return Manifest(header, entries.images, entries.skipped)
 
 
+def manifest_bytes(store: SnapshotStore, snapshot_id: str) -> tuple[str, bytes | ManifestProblem]:
+    """A snapshot's manifest as stored (a GET on an object store), or the problem that stops
+    reading it, with its location."""
+    relpath = manifest_relpath(snapshot_id)
+    where = store.location(relpath)
+    try:
+        return where, store.read(relpath)
+    except OSError as exc:
+        return where, ManifestProblem(f"cannot read {where}: {exc.strerror}")
+    except StoreError as exc:
+        return where, ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}")
+
+
 def _earlier(snapshot_id: str, before: str | None) -> bool:
     return before is None or snapshot_id < before
 
@@ -203,21 +216,15 @@ def scan_manifests(
     the snapshot ids in ``skip``, nor from ``before`` on (a manifest names its folder: an id
     below ``before`` is all a folder name below it can hold). Folders without a manifest (a
     run that died before recording) are passed over."""
-    store = _opened(store)
+    store = opened(store)
     ids = sorted(
         (sid for sid in store.snapshot_ids() if sid not in skip and _earlier(sid, before)),
         reverse=newest_first,
     )
     for snapshot_id in ids:
-        relpath = manifest_relpath(snapshot_id)
-        where = store.location(relpath)
-        try:
-            data = store.read(relpath)
-        except OSError as exc:
-            yield where, ManifestProblem(f"cannot read {where}: {exc.strerror}")
-            continue
-        except StoreError as exc:
-            yield where, ManifestProblem(f"cannot read {where}: {str(exc).splitlines()[0]}")
+        where, data = manifest_bytes(store, snapshot_id)
+        if isinstance(data, ManifestProblem):
+            yield where, data
             continue
         try:
             manifest = parse_manifest(data, where=where, folder_name=snapshot_id)

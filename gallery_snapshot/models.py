@@ -146,9 +146,45 @@ class Counts(BaseModel):
     skipped: int
 
 
+class ChangeCounts(BaseModel):
+    """How many image URLs of each kind a ``Changes`` block holds (``unchanged`` only counted)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    new: int = 0
+    vanished: int = 0
+    came_back: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    gone_http: int = 0
+    gone_placeholder: int = 0
+    gone_other: int = 0
+
+
+class Changes(BaseModel):
+    """A snapshot against the previous snapshot of the same source, by URL and content (see
+    ``gallery_snapshot.changes``): URLs stored now and not listed then (new), stored then and
+    not now (vanished, the gone ones among them split by cause), stored now and listed but not
+    stored then (came back), stored both times with other bytes (changed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    previous: str  # the snapshot compared with
+    counts: ChangeCounts
+    new: list[str] = []
+    vanished: list[str] = []
+    came_back: list[str] = []
+    changed: list[str] = []
+    gone_http: list[str] = []  # HTTP 404 or 410
+    gone_placeholder: list[str] = []  # redirected to the host's removed-image placeholder
+    gone_other: list[str] = []
+
+
 class ManifestHeader(BaseModel):
     """What a manifest says before its entries: the snapshot's id (its folder's name), when
-    it ran, what it listed (the source's options) and its counts."""
+    it ran, what it listed (the source's options), its counts and its changes since the
+    previous snapshot of its source (None for a source's first snapshot, and in manifests
+    written before changes were recorded)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -157,6 +193,7 @@ class ManifestHeader(BaseModel):
     finished_at: str
     source: dict[str, Any]
     counts: Counts
+    changes: Changes | None = None
 
 
 class SnapshotSummary(BaseModel):
@@ -227,6 +264,10 @@ class Manifest:
         """The links left out, one model at a time."""
         for entry in self._skipped:
             yield entry if isinstance(entry, SkippedLink) else SkippedLink.model_validate(entry)
+
+    def with_header(self, header: ManifestHeader) -> Manifest:
+        """This manifest's entries under ``header``."""
+        return Manifest(header, self._images, self._skipped)
 
     def with_images(self, images: Sequence[ImageRecord]) -> Manifest:
         """This manifest with ``images`` instead of its own, its counts of them anew."""

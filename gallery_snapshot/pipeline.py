@@ -18,9 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gallery_snapshot.batching import DOWNLOADS_IN_FLIGHT, BatchPlan, plan_batches, split
+from gallery_snapshot.changes import with_changes
 from gallery_snapshot.config import SnapshotConfig
 from gallery_snapshot.cores import run_on_cores, start_cores, validation_processes
 from gallery_snapshot.downloader import DownloadOptions, fetch_batch
+from gallery_snapshot.history import previous_manifest
+from gallery_snapshot.history_page import write_history_page
 from gallery_snapshot.http import Backoff
 from gallery_snapshot.manifest import build_manifest, write_manifest
 from gallery_snapshot.models import (
@@ -148,9 +151,14 @@ def plan_downloads(
     return PlannedBatches(plan=plan, batches=split(selected, plan.sizes))
 
 
-def known_images(store: SnapshotStore, selected: Iterable[Link]) -> dict[str, StoredImage] | None:
+def known_images(
+    store: SnapshotStore, selected: Iterable[Link], *, recheck: bool = False
+) -> dict[str, StoredImage] | None:
     """The stored images of the selected URLs, looked up once for all batches where the
-    index is best asked once (an object store's one LIST); None where each batch asks it."""
+    index is best asked once (an object store's one LIST); None where each batch asks it;
+    none at all with ``recheck`` (every image is requested again)."""
+    if recheck:
+        return {}
     if store.index.batch_lookups:
         return None
     return store.index.lookup(link.url for link in selected)
@@ -226,7 +234,8 @@ def record_snapshot(
     skipped: list[Any],
 ) -> RecordedSnapshot:
     """Write the snapshot's page, then its manifest (last, so a manifest never names what is
-    not there yet)."""
+    not there yet), with its changes since the previous snapshot of its source; then the
+    store's page of every snapshot."""
     manifest = build_manifest(
         snapshot_id=snapshot_id,
         started_at=started_at,
@@ -236,8 +245,11 @@ def record_snapshot(
         records=records,
         skipped=skipped,
     )
-    page = write_snapshot_page(out_dir, manifest)
+    previous = previous_manifest(out_dir, manifest)
+    manifest = with_changes(manifest, previous)
+    page = write_snapshot_page(out_dir, manifest, previous)
     location = write_manifest(out_dir, manifest)
+    write_history_page(out_dir, manifest.header)
     return RecordedSnapshot(manifest=manifest, location=location, page=page)
 
 
@@ -264,7 +276,9 @@ def run_snapshot(
             backoff=backoff,
         )
         records = download_and_validate(
-            planned.batches, options, known=known_images(store, selection.selected)
+            planned.batches,
+            options,
+            known=known_images(store, selection.selected, recheck=config.recheck),
         )
         return record_snapshot(
             store.name,

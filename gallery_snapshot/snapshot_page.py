@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import io
 
+from gallery_snapshot.changes import LABELS, LISTS
 from gallery_snapshot.escaping import html_text
 from gallery_snapshot.manifest import COUNT_KEYS
 from gallery_snapshot.models import STORED, ImageRecord, Manifest
 from gallery_snapshot.store import is_stored_relpath, store_named
-from gallery_snapshot.store.layout import ROOT_FROM_PAGE, page_relpath
+from gallery_snapshot.store.layout import HISTORY_PAGE, PAGE_NAME, ROOT_FROM_PAGE, page_relpath
+
+CHANGES_SHOWN = 60  # thumbnails of each kind of change on the page
 
 _STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 1.5em; background: #fafafa; color: #222; }
@@ -44,8 +47,54 @@ def _figure(image: ImageRecord) -> str:
     )
 
 
-def render_page(manifest: Manifest) -> bytes:
-    """The snapshot page as UTF-8 HTML. Every value from the manifest is text, escaped: its
+def _records_of(manifest: Manifest | None, urls: set[str]) -> dict[str, ImageRecord]:
+    """The stored records of ``urls`` (only those: a gallery of 100,000 images changes by a
+    few), the first of a repeated URL."""
+    found: dict[str, ImageRecord] = {}
+    for image in manifest.stored() if manifest is not None else ():
+        if image.url in urls:
+            found.setdefault(image.url, image)
+    return found
+
+
+def _thumbnail(url: str, image: ImageRecord | None) -> str:
+    """A change's figure: the image as stored now (then, for a vanished one), and its URL."""
+    picture = ""
+    if image is not None and image.path is not None and is_stored_relpath(image.path):
+        target = html_text(f"{ROOT_FROM_PAGE}{image.path}")
+        picture = f'<a href="{target}"><img src="{target}" loading="lazy" alt=""></a>'
+    return f'<figure>{picture}<figcaption class="url">{html_text(url)}</figcaption></figure>'
+
+
+def changes_section(manifest: Manifest, previous: Manifest | None) -> str:
+    """ "Changes since the previous snapshot": each kind of change with its count and the
+    first ``CHANGES_SHOWN`` of its images, as thumbnails (a vanished one as ``previous``
+    stored it)."""
+    changes = manifest.header.changes
+    if changes is None:
+        return '<h2 id="changes">Changes</h2><p>First snapshot of this source.</p>'
+    earlier = html_text(changes.previous)
+    parts = [
+        f'<h2 id="changes">Changes since the previous snapshot, '
+        f'<a href="../{earlier}/{PAGE_NAME}">{earlier}</a></h2>'
+        f"<p>{html_text(changes.counts.unchanged)} unchanged</p>"
+    ]
+    shown = {name: getattr(changes, name)[:CHANGES_SHOWN] for name in LISTS}
+    now = _records_of(manifest, {url for name, urls in shown.items() for url in urls})
+    then = _records_of(previous, set(shown["vanished"]))
+    for name, urls in shown.items():
+        total = getattr(changes.counts, name)
+        parts.append(f'<h3 class="{name}">{html_text(LABELS[name])} ({total})</h3>')
+        if urls:
+            figures = "".join(_thumbnail(url, now.get(url) or then.get(url)) for url in urls)
+            more = f"<p>… and {total - len(urls)} more</p>" if total > len(urls) else ""
+            parts.append(f'<div class="grid">{figures}</div>{more}')
+    return "".join(parts)
+
+
+def render_page(manifest: Manifest, previous: Manifest | None = None) -> bytes:
+    """The snapshot page as UTF-8 HTML, with the changes since ``previous`` (the snapshot
+    its changes are against). Every value from the manifest is text, escaped: its
     only links are to the store's own files (a listing's URLs are shown, not linked). Written
     figure by figure: joined and concatenated as one string, 100,000 images took ~150 MB
     above the page's own ~37 MB."""
@@ -62,9 +111,12 @@ def render_page(manifest: Manifest) -> bytes:
         f"<title>Snapshot {snapshot_id}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Snapshot {snapshot_id}</h1>"
         f"<p>{html_text(header.started_at)} to {html_text(header.finished_at)} &middot; "
-        f'<a href="manifest.json">manifest.json</a></p><p class="counts">'
+        f'<a href="manifest.json">manifest.json</a> &middot; <a href="{ROOT_FROM_PAGE}'
+        f'{HISTORY_PAGE}">all snapshots</a></p><p class="counts">'
         + "".join(f"<span><b>{html_text(value)}</b> {key}</span>" for key, value in counts)
-        + '</p><div class="grid">'
+        + "</p>"
+        + changes_section(manifest, previous)
+        + '<h2>Images</h2><div class="grid">'
     )
     for image in manifest.images():
         put(_figure(image))
@@ -78,6 +130,7 @@ def render_page(manifest: Manifest) -> bytes:
     return out.getvalue()
 
 
-def write_snapshot_page(out_dir: str, manifest: Manifest) -> str:
+def write_snapshot_page(out_dir: str, manifest: Manifest, previous: Manifest | None = None) -> str:
     """Write ``snapshots/<id>/index.html``; return its path."""
-    return store_named(out_dir).write(page_relpath(manifest.snapshot_id), render_page(manifest))
+    page = render_page(manifest, previous)
+    return store_named(out_dir).write(page_relpath(manifest.snapshot_id), page)

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from gallery_snapshot.manifest import manifests_anywhere, source_key
+from gallery_snapshot.history import previous_manifest
 from gallery_snapshot.models import Manifest
+
+__all__ = [
+    "Markdown",
+    "ReportArtifact",
+    "ReportInput",
+    "Table",
+    "previous_manifest",
+    "report_artifacts",
+]
 
 
 @dataclass(frozen=True)
@@ -57,16 +66,3 @@ def report_artifacts() -> list[ReportArtifact]:
         if isinstance(artifact, ReportArtifact):
             found.append(artifact)
     return found
-
-
-def previous_manifest(out_dir: str, manifest: Manifest) -> Manifest | None:
-    """The latest earlier manifest of the same source in ``out_dir``, if any (files that are
-    not manifests are skipped with a warning). Read newest first, so a store of a year of
-    hourly snapshots reads a few manifests, not all of them (a GET each on object storage);
-    never ``manifest``'s own, which a 100,000-image snapshot took ~1 s to read again."""
-    source = source_key(manifest.source)
-    earlier = manifests_anywhere(out_dir, newest_first=True, before=manifest.snapshot_id)
-    for other in earlier:
-        if source_key(other.source) == source:
-            return other
-    return None

@@ -3,22 +3,11 @@ changes since the previous snapshot of the same source, as markdown."""
 
 from __future__ import annotations
 
+from gallery_snapshot.changes import LABELS
 from gallery_snapshot.escaping import md_code
 from gallery_snapshot.manifest import COUNT_KEYS
 from gallery_snapshot.models import STORED, Manifest
 from gallery_snapshot.reports import Markdown, ReportArtifact, ReportInput
-
-
-def stored_ids(manifest: Manifest) -> list[str]:
-    return [image.id for image in manifest.stored()]
-
-
-def changes(previous: Manifest | None, current: Manifest) -> tuple[list[str], list[str]]:
-    """Image ids new in ``current`` and ids that dropped out since ``previous``."""
-    now = stored_ids(current)
-    before = stored_ids(previous) if previous else []
-    now_set, before_set = set(now), set(before)  # once: a set per image made this quadratic
-    return [i for i in now if i not in before_set], [i for i in before if i not in now_set]
 
 
 def _listed(lines: list[str], total: int, *, limit: int) -> list[str]:
@@ -57,22 +46,22 @@ def _skipped(manifest: Manifest, limit: int) -> list[str]:
     return lines + _listed(entries, manifest.skipped_count, limit=limit)
 
 
-def _changes(manifest: Manifest, previous: Manifest | None, limit: int) -> list[str]:
-    if previous is None:
+def _changes(manifest: Manifest, limit: int) -> list[str]:
+    changes = manifest.header.changes
+    if changes is None:
         return ["## Changes", "", "First snapshot of this source."]
-    new, dropped = changes(previous, manifest)
-    return [
-        f"## Changes since {md_code(previous.snapshot_id)}",
-        "",
-        f"- new: {len(new)}" + (f" ({', '.join(map(md_code, new[:limit]))})" if new else ""),
-        f"- dropped out: {len(dropped)}"
-        + (f" ({', '.join(map(md_code, dropped[:limit]))})" if dropped else ""),
-    ]
+    lines = [f"## Changes since {md_code(changes.previous)}", ""]
+    for name, label in LABELS.items():
+        urls: list[str] = getattr(changes, name)
+        shown = f" ({', '.join(map(md_code, urls[:limit]))}{', …' if len(urls) > limit else ''})"
+        lines.append(f"- {label}: {len(urls)}" + (shown if urls else ""))
+    return [*lines, f"- unchanged: {changes.counts.unchanged}"]
 
 
-def markdown_report(manifest: Manifest, previous: Manifest | None, *, limit: int = 50) -> str:
+def markdown_report(manifest: Manifest, *, limit: int = 50) -> str:
     """Problems (invalid, gone, failed) and skipped links with their reasons, as lists whose
-    reasons wrap (first ``limit`` of each), and changes since the previous snapshot. Every
+    reasons wrap (first ``limit`` of each), and the manifest's changes since the previous
+    snapshot of its source (the URLs of each kind: first ``limit``). Every
     value from a manifest is a code span: a listing's text shows as text, never as markdown."""
     counts = manifest.counts
     lines = [
@@ -84,13 +73,13 @@ def markdown_report(manifest: Manifest, previous: Manifest | None, *, limit: int
         "",
         *_skipped(manifest, limit),
         "",
-        *_changes(manifest, previous, limit),
+        *_changes(manifest, limit),
     ]
     return "\n".join(lines) + "\n"
 
 
 def render(report: ReportInput) -> Markdown:
-    return Markdown(markdown_report(report.manifest, report.previous))
+    return Markdown(markdown_report(report.manifest))
 
 
 ARTIFACT = ReportArtifact(

@@ -5,6 +5,8 @@ store's prefix). Every other module asks here; none spells these paths itself.
     images/ab/cd/<sha256>.<ext>      validated images, named by their content, shared
     snapshots/<id>/manifest.json     one manifest per snapshot (the record of truth)
     snapshots/<id>/index.html        the same snapshot for a person, with thumbnails
+    index.html                       every source's timeline of snapshots, linking to each
+    history.json                     the snapshots' headers, read by the history at once
     quarantine/<id>/<rank>-<name>    files of snapshot <id> that failed validation
     .layout                          the layout's version: marks a folder as a store
     index.sqlite                     a folder's URL index (an SQLite file)
@@ -24,6 +26,8 @@ SNAPSHOTS = "snapshots"
 QUARANTINE = "quarantine"
 MANIFEST_NAME = "manifest.json"
 PAGE_NAME = "index.html"
+HISTORY_PAGE = "index.html"  # the store's own page, at its root
+HISTORY_CACHE = "history.json"  # the headers it is made of (``history.snapshots``)
 LAYOUT_MARKER = ".layout"  # written by the first run (migration.upgrade_store)
 LAYOUT = "content-addressed v1\n"
 INDEX_FILE = "index.sqlite"
@@ -31,7 +35,10 @@ INDEX_PREFIX = "index/"
 LOCK_PREFIX = "locks/"
 PRUNE_LOCK = "locks/prune"
 # What a folder store keeps at its top; none may be a symbolic link.
-OWN_ENTRIES = (IMAGES, SNAPSHOTS, QUARANTINE, ".staging", ".lock", INDEX_FILE)
+OWN_ENTRIES = (
+    *(IMAGES, SNAPSHOTS, QUARANTINE, ".staging", ".lock", INDEX_FILE),
+    *(HISTORY_PAGE, HISTORY_CACHE),
+)
 # What an object store keeps at its top: what its snapshots and prunes write and delete.
 OWN_PREFIXES = frozenset({IMAGES, "index", SNAPSHOTS, QUARANTINE, "locks"})
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from gallery_snapshot.errors import ConfigError, StoreError
+from gallery_snapshot.history_page import write_history_page
 from gallery_snapshot.manifest import (
     ManifestProblem,
     readable,
@@ -168,6 +169,8 @@ def prune_store(
             for snapshot_id in report.removed:
                 store.delete_snapshot(snapshot_id)
         _sweep_images(store, referenced, report, dry_run=dry_run)
+    if report.removed and not dry_run:
+        write_history_page(store)  # its links to the snapshots removed go
     return report
 
 

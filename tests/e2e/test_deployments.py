@@ -45,7 +45,7 @@ STEPS = {
     "record_manifest",
     "publish_report",
 }
-REPORT_KINDS = ("summary", "report", "progress", "contact-sheet")
+REPORT_KINDS = ("summary", "report", "progress", "contact-sheet", "trend")
 HEARTBEAT_SECONDS = 30
 # Prefect's zombie automation: three missed heartbeats; its proactive check runs every few seconds.
 CRASH_DEADLINE = 3 * HEARTBEAT_SECONDS + 30
@@ -205,7 +205,7 @@ def test_worker_without_a_checkout_runs_deployments_with_history(
     assert (summary["downloaded"], summary["reused"]) == (0, 14)
     report = again["demo-report"]["data"]
     assert f"## Changes since `{snapshot.name}`" in report
-    assert "- new: 0" in report and "- dropped out: 0" in report
+    assert "- new: 0" in report and "- vanished: 0" in report
     # The Artifacts page keeps the history under one key per deployment.
     history = prefect_server.api(
         "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["demo-summary"]}}}
@@ -547,23 +547,9 @@ def test_deployed_schedules_stay_paused_until_setup_finds_what_their_runs_need(
 
 
 def heartbeats_of(prefect_server: PrefectServer, flow_run_id: str) -> list[dict[str, Any]]:
-    """The flow run's heartbeat events, once there is one (events are stored in the
-    background)."""
-    deadline = time.monotonic() + 60  # a hang bound
-    while True:
-        events = prefect_server.api(
-            "POST",
-            "/events/filter",
-            json={
-                "filter": {
-                    "event": {"name": ["prefect.flow-run.heartbeat"]},
-                    "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
-                }
-            },
-        ).json()["events"]
-        if events or time.monotonic() > deadline:
-            return events  # type: ignore[no-any-return]
-        time.sleep(1)
+    """The flow run's heartbeat events, once there is one."""
+    about = {"resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}}
+    return prefect_server.events_until("prefect.flow-run.heartbeat", about)
 
 
 def test_job_variables_cannot_lift_the_workers_limits_or_run_a_command(

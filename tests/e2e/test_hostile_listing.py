@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gallery_snapshot.changes import LISTS
 from gallery_snapshot.demo_gallery import DemoGallery
 from gallery_snapshot.escaping import one_line
 from tests.support.hostile_listing import (
@@ -62,11 +63,11 @@ def test_a_hostile_listing_shows_as_text_in_every_artifact_log_and_page(
     artifacts = check_artifacts(prefect_server, second)
     [report] = [data for key, data in artifacts.items() if key.endswith("-report")]
     shown = set(render_markdown(report).code)
-    # What the listing said is in the report, as text: ids (new and dropped out), links,
+    # What the listing said is in the report, as text: URLs (of each kind of change), links,
     # the type in its skip reason, the server's error text in the album's.
     _, manifest = manifests(out)
-    texts = [image["id"] for image in manifest["images"][:2]]
-    texts += [f"{INJECTIONS} \n{FORGED} 1", f"\x1b[2J\u2028{INJECTIONS} 1"]
+    texts = [url for name in LISTS for url in manifest["changes"][name]]
+    assert len(texts) == 2 and all(INJECTIONS.replace(" ", "") in url for url in texts)
     texts += [item["url"] for item in manifest["skipped"]]
     texts += [image["url"] for image in manifest["images"] if image["status"] == "failed"]
     assert {one_line(text) for text in texts if text} <= shown
@@ -86,6 +87,7 @@ def test_a_hostile_listing_shows_as_text_in_every_artifact_log_and_page(
     # The snapshot page links only to the store's own files.
     page = parse_page((out / "snapshots" / manifest["snapshot_id"] / "index.html").read_text())
     own = {"manifest.json"} | {f"../../{image['path']}" for image in manifest["images"]}
+    own |= {"../../index.html", f"../{manifest['changes']['previous']}/index.html"}  # history
     assert page.urls and {value for _, _, value in page.urls} <= own
     assert one_line(texts[0]) in "".join(page.text)
 

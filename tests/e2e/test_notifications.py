@@ -17,7 +17,9 @@ import pytest
 
 from deployments.notifications import late_automation
 from deployments.prerequisites import Scheduled
+from flows.events import SNAPSHOT_COMPLETED, SNAPSHOT_FAILED, SOURCE_CHANGED
 from gallery_snapshot.demo_gallery import DemoGallery
+from gallery_snapshot.demo_gallery.content import Catalogue, DemoImage
 from tests.support.deployments import setup_table
 from tests.support.prefect_server import PrefectServer
 from tests.support.snapshot_runs import run_args
@@ -97,6 +99,11 @@ def test_a_failed_snapshot_is_posted_to_the_webhook(
     assert "the API rejected the client id" in message["body"]
     assert run_id in message["body"]  # its page in the UI
     assert message["text"] == f"{message['subject']}\n{message['body']}"
+    [failed] = events_of(prefect_server, SNAPSHOT_FAILED, run_id)
+    assert (
+        failed["resource"]["prefect.resource.id"] == "gallery-snapshot.source.gallery-hot-viral-day"
+    )
+    assert "the API rejected the client id" in failed["payload"]["error"]
 
 
 def test_a_source_changed_event_is_posted(
@@ -159,3 +166,44 @@ def test_notify_takes_an_existing_notification_block_by_name(
         refused = prefect_server.snapshot("setup", "--notify", reference)
         assert refused.returncode == 2
         assert refused.stderr == f"gallery-snapshot: error: {message}\n"
+
+
+def events_of(
+    prefect_server: PrefectServer, name: str, flow_run_id: str, count: int = 1
+) -> list[dict[str, Any]]:
+    """The events ``name`` related to the flow run, once there are ``count``."""
+    about = {"related": {"id": [f"prefect.flow-run.{flow_run_id}"]}}
+    return prefect_server.events_until(name, about, count)
+
+
+def test_snapshots_emit_their_events_and_a_big_change_is_posted(
+    prefect_server: PrefectServer, notified: list[Any], receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    kept, dropped = DemoImage("Kept"), [DemoImage(f"Drop{n}") for n in range(3)]
+    with DemoGallery(Catalogue([[kept, *dropped], []])) as gallery:
+        env = {"IMGUR_CLIENT_ID": gallery.client_id}
+        runs = [prefect_server.snapshot(*run_args(gallery, out, "--pages", "2"), env=env)]
+        gallery.state.catalogue = Catalogue([[kept, DemoImage("Added")], []])  # 3 of 4 vanish
+        runs.append(prefect_server.snapshot(*run_args(gallery, out, "--pages", "2"), env=env))
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
+    flow_runs = prefect_server.api(
+        "POST", "/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 50}
+    ).json()
+    mine = [
+        run["id"] for run in flow_runs if run["parameters"]["config"].get("out_dir") == str(out)
+    ]
+    second, first = mine[:2]
+    source = "gallery-snapshot.source.gallery-hot-viral-day"
+    [completed] = events_of(prefect_server, SNAPSHOT_COMPLETED, second)
+    assert completed["resource"]["prefect.resource.id"] == source
+    assert {r["prefect.resource.role"] for r in completed["related"]} >= {"flow-run"}
+    payload = completed["payload"]
+    assert payload["counts"]["downloaded"] == 1 and payload["counts"]["reused"] == 1
+    assert payload["changes"]["new"] == 1 and payload["changes"]["vanished"] == 3
+    assert events_of(prefect_server, SOURCE_CHANGED, first, count=0) == []
+    [changed] = events_of(prefect_server, SOURCE_CHANGED, second)
+    assert changed["payload"]["changed_percent"] == 75.0 and changed["payload"]["threshold"] == 25.0
+    # setup's automation on the event posts it to the webhook.
+    posted = receiver.wait_for(lambda request: payload["snapshot_id"] in request.body.decode())
+    assert posted.json()["subject"] == "gallery-snapshot: gallery-hot-viral-day changed"

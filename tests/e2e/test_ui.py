@@ -4,7 +4,6 @@ batch-named task runs render. Screenshots are kept in test-output/ui/ (look at t
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,35 +11,18 @@ from typing import Any
 import pytest
 
 from gallery_snapshot.demo_gallery import DemoGallery, bulk_catalogue
+from tests.support.browser import headless_chromium
 from tests.support.hostile_listing import hostile_snapshot
 from tests.support.prefect_server import PrefectServer
 from tests.support.snapshot_runs import run_args
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "ui"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def run_and_artifacts(prefect_server: PrefectServer, stdout: str) -> tuple[str, dict[str, str]]:

@@ -112,6 +112,7 @@ def test_a_custom_run_of_another_source_keeps_out_of_the_deployments_history(
         "viral-hourly-demo-report",
         "viral-hourly-demo-progress",
         "viral-hourly-demo-contact-sheet",
+        "viral-hourly-demo-trend",
     }
 
 

@@ -23,11 +23,17 @@ HOSTILE_ERROR = f"bad gateway\n{FORGED}\x1b[31m https://evil.example/ {INJECTION
 
 
 def hostile_page(base: str, run: int) -> list[dict[str, Any]]:
-    """A listing page: stored images with hostile ids (other ids in each ``run``, so the
-    report's changes list both), a hostile type, hostile links, a lazy album."""
+    """A listing page: stored images with hostile ids (other ids in each ``run``), one at a
+    hostile link of each ``run`` (so the report's changes list both: new, and vanished), a
+    hostile type, hostile links, a lazy album."""
     image = {"type": "image/jpeg", "title": INJECTIONS}
     return [
-        {**image, "id": f"{INJECTIONS} \n{FORGED} {run}", "link": f"{base}/Jpg001.jpg"},
+        {
+            **image,
+            "id": f"{INJECTIONS} \n{FORGED} {run}",
+            # No space: a URL holding one is skipped as ambiguous.
+            "link": f"{base}/Jpg001.jpg?{INJECTIONS.replace(' ', '')}{run}",
+        },
         {**image, "id": f"\x1b[2J\u2028{INJECTIONS} {run}", "link": f"{base}/Jpg002.jpg"},
         {**image, "id": "redirected", "link": f"{base}/Jpg003.jpg"},
         {**image, "id": "missing", "link": f"{base}/Missing.jpg?{INJECTIONS}"},

@@ -98,6 +98,21 @@ class PrefectServer:
                 return dict(flow_run)
         raise AssertionError(f"no flow run writes to {out}")
 
+    def events_until(
+        self, name: str, about: dict[str, list[str]], count: int = 1, timeout: float = 60
+    ) -> list[dict[str, Any]]:
+        """The events ``name`` whose resources match ``about`` (``{"resource": {"id": [...]}}``
+        or ``"related"``), once there are ``count`` (events are stored in the background), or
+        as they are when ``timeout`` has passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.api(
+                "POST", "/events/filter", json={"filter": {"event": {"name": [name]}, **about}}
+            ).json()["events"]
+            if len(events) >= count or time.monotonic() > deadline:
+                return events  # type: ignore[no-any-return]
+            time.sleep(1)
+
     def logs_until(
         self, flow_run_id: str, condition: Callable[[list[str]], bool], timeout: float = 30
     ) -> list[str]:

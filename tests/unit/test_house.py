@@ -19,8 +19,12 @@ PENDING_SPLIT: set[str] = set()
 
 
 def sources(folders: tuple[str, ...]) -> Iterator[Path]:
+    """The project's own modules: not those of a virtual environment kept inside a folder
+    (the benchmark installs img2dataset into ``benchmarks/.img2dataset-venv``)."""
     for folder in folders:
-        yield from sorted((REPO / folder).rglob("*.py"))
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if not any(part.startswith(".") for part in path.relative_to(REPO).parts):
+                yield path
 
 
 def oversized(path: Path) -> Iterator[str]:

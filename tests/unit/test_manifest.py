@@ -45,6 +45,7 @@ def test_manifest_counts_orders_and_writes_atomically(tmp_path: Path) -> None:
         "finished_at",
         "source",
         "counts",
+        "changes",
         "images",
         "skipped",
     ]

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gallery_snapshot.changes import LISTS, with_changes
 from gallery_snapshot.config import SourceSpec
 from gallery_snapshot.errors import ApiError
 from gallery_snapshot.escaping import md_code, one_line, unlinked
@@ -23,7 +24,7 @@ from gallery_snapshot.http import Backoff
 from gallery_snapshot.imgur_api import ImgurClient
 from gallery_snapshot.manifest import build_manifest
 from gallery_snapshot.models import ImageRecord, Manifest, SkippedLink
-from gallery_snapshot.reports.problems import changes, markdown_report
+from gallery_snapshot.reports.problems import markdown_report
 from gallery_snapshot.reports.summary import summary_rows
 from gallery_snapshot.snapshot_page import render_page
 from gallery_snapshot.sources.imgur import list_imgur, page_paths
@@ -149,7 +150,7 @@ def hostile_example(text: str) -> tuple[Manifest, Manifest]:
 
     def manifest(snapshot_id: str, image_id: str) -> Manifest:
         records = [
-            ImageRecord(**{**ONE_IMAGE, "id": image_id}),  # type: ignore[arg-type]
+            ImageRecord(**{**ONE_IMAGE, "id": image_id, "url": image_id}),  # type: ignore[arg-type]
             ImageRecord(url=text, id=text, rank=2, status="failed", error=text),
         ]
         return build_manifest(
@@ -175,12 +176,11 @@ def hostile_example(text: str) -> tuple[Manifest, Manifest]:
 def test_a_hostile_listing_makes_no_link_image_or_html_in_the_report(
     manifests: tuple[Manifest, Manifest],
 ) -> None:
-    current, previous = manifests
-    new, dropped = changes(previous, current)
-    for report, ids in (
-        (markdown_report(current, previous), new + dropped),
-        (markdown_report(current, None), []),
-    ):
+    first, previous = manifests
+    current = with_changes(first, previous)
+    assert current.header.changes is not None
+    listed = [url for name in LISTS for url in getattr(current.header.changes, name)]
+    for report, ids in ((markdown_report(current), listed), (markdown_report(first), [])):
         rendered = render_markdown(report)
         assert rendered.links == [] and rendered.images == [] and rendered.html == []
         assert rendered.bare_urls == []
@@ -197,14 +197,16 @@ def test_a_hostile_listing_makes_no_link_image_or_html_in_the_report(
 def test_a_hostile_listing_makes_no_link_or_image_in_the_snapshot_page(
     manifests: tuple[Manifest, Manifest],
 ) -> None:
-    manifest, _ = manifests
-    page = parse_page(render_page(manifest).decode())
+    first, previous = manifests
+    manifest = with_changes(first, previous)
+    page = parse_page(render_page(manifest, previous).decode())
     assert page.handlers == []
     assert page.tags <= {
-        *("html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "a", "span", "b"),
-        *("div", "figure", "img", "figcaption", "br", "table", "tr", "th", "td"),
+        *("html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "a", "span"),
+        *("b", "div", "figure", "img", "figcaption", "br", "table", "tr", "th", "td"),
     }
-    own = {"manifest.json", f"../../{STORED_PATH}"}
+    own = {"manifest.json", f"../../{STORED_PATH}", "../../index.html"}
+    own.add(f"../{previous.snapshot_id}/index.html")
     assert {value for _, _, value in page.urls} <= own, page.urls
     text = "".join(page.text)
     for value in outside_texts(manifest):

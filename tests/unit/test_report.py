@@ -5,11 +5,12 @@ import pytest
 from PIL import Image
 
 from gallery_snapshot import manifest as manifest_module
+from gallery_snapshot.changes import with_changes
 from gallery_snapshot.manifest import write_manifest
 from gallery_snapshot.models import Manifest, SkippedLink
 from gallery_snapshot.reports import previous_manifest
 from gallery_snapshot.reports.contact_sheet import write_contact_sheet
-from gallery_snapshot.reports.problems import changes, markdown_report
+from gallery_snapshot.reports.problems import markdown_report
 from gallery_snapshot.reports.summary import summary_rows
 from tests.support.manifests import image, manifest_of
 from tests.support.manifests import with_statuses as manifest
@@ -38,11 +39,11 @@ def test_changes_and_report_against_the_previous_snapshot_of_the_same_source(
         write_manifest(out, each)
     previous = previous_manifest(out, new)
     assert previous == old
-    assert changes(previous, new) == (["c"], ["b"])
-    report = markdown_report(new, previous)
+    report = markdown_report(with_changes(new, previous))
     assert "- **gone** `d` (`http://h/d.jpg`): `HTTP 404`" in report
-    assert "- new: 1 (`c`)" in report and "- dropped out: 1 (`b`)" in report
-    assert "First snapshot" in markdown_report(old, None)
+    assert "- new: 1 (`http://h/c.jpg`)" in report
+    assert "- vanished: 1 (`http://h/b.jpg`)" in report
+    assert "First snapshot" in markdown_report(old)
     assert previous_manifest(out, old) is None
 
 
@@ -84,7 +85,7 @@ def test_report_lists_skipped_links_with_reasons_then_a_count() -> None:
         for n in range(53)
     ]
     shown = manifest_of("s", [image("a", 1, "downloaded")], skipped=skipped)
-    report = markdown_report(shown, None)
+    report = markdown_report(shown)
     assert "## Skipped (53)" in report
     assert "- `http://h/0.gif`: `animated (image/gif) 0`" in report
     assert "- `http://h/49.gif`: `animated (image/gif) 49`" in report

@@ -35,6 +35,7 @@ def test_every_artifact_module_is_registered() -> None:
         "summary",
         "report",
         "contact-sheet",
+        "trend",
     }
 
 

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gallery_snapshot.changes import with_changes
 from gallery_snapshot.manifest import build_manifest, encode_manifest, write_manifest
 from gallery_snapshot.models import ImageRecord, Link, Manifest, StoredImage
 from gallery_snapshot.reports.problems import markdown_report
@@ -172,7 +173,7 @@ def test_every_urls_file_line_is_a_link_or_a_skip(tmp_path_factory: Any, lines: 
 def test_page_report_and_manifest_render_any_url(tmp_path_factory: Any, urls: list[str]) -> None:
     manifest = manifest_of(urls)
     render_page(manifest).decode("utf-8")
-    markdown_report(manifest, manifest).encode("utf-8")
+    markdown_report(with_changes(manifest, manifest)).encode("utf-8")
     encoded = encode_manifest(manifest)
     assert json.loads(encoded) == manifest.as_document()
     write_manifest(str(tmp_path_factory.mktemp("out")), manifest)
