@@ -44,15 +44,18 @@ def task_run_states(flow_run_id: Any, but: Iterable[str] = ()) -> dict[str, str]
     }
 
 
-def settled_states(flow_run_id: Any, but: Iterable[str] = ()) -> dict[str, str]:
-    """``task_run_states`` once none shows Running and every validation is named: the server
-    records task run states from events, after the flow has seen them (a hang bound)."""
+def settled_states(flow_run_id: Any, validations: int, but: Iterable[str] = ()) -> dict[str, str]:
+    """``task_run_states`` once none shows Running and all ``validations`` are there and
+    named: the server records task runs and their states from events, after the flow has
+    seen them (a hang bound)."""
     deadline = time.monotonic() + 60
     while True:
         states = task_run_states(flow_run_id, but)
         running = [state for state in states.values() if state.startswith("Running")]
         unnamed = [name for name in states if name.startswith("validate_images-")]
-        if not (running or (unnamed and but)) or time.monotonic() > deadline:
+        named = [name for name in states if name.startswith("validate_images[")]
+        settled = not (running or unnamed) and len(named) >= validations
+        if settled or time.monotonic() > deadline:
             return states
         time.sleep(0.5)
 
@@ -97,7 +100,7 @@ def test_a_retried_run_shows_completed_batches_cached_and_fetches_nothing_again(
             gallery_snapshot, flow_run=flow_run, parameters=parameters, return_type="state"
         )
         assert first.message == "the disk is full", first  # type: ignore[union-attr]
-        first_runs = settled_states(flow_run.id)
+        first_runs = settled_states(flow_run.id, others + 1)
         first_states = state_names(first_runs)
         # What the UI's Retry does: the same flow run, AwaitingRetry, run again.
         with get_client(sync_client=True) as client:
@@ -109,7 +112,7 @@ def test_a_retried_run_shows_completed_batches_cached_and_fetches_nothing_again(
         assert second.is_completed(), second  # type: ignore[union-attr]
         requests = collections.Counter(path for path, _ in gallery.state.requests)
     first_ids = [state.split(":")[1] for state in first_runs.values()]
-    states = state_names(settled_states(flow_run.id, but=first_ids))
+    states = state_names(settled_states(flow_run.id, others + 1, but=first_ids))
     validated_first = {
         name for name, state in first_states.items() if name.startswith("validate_images[")
     }
