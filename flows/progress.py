@@ -135,10 +135,12 @@ def validated(checked: PrefectFuture[Any], fetched: PrefectFuture[Any]) -> list[
 
 
 def staged_count(staging: Path) -> int:
-    """Files the batches have downloaded (or are downloading) and not yet validated."""
+    """Files the batches have downloaded (or are downloading) and not yet validated; 0 when
+    they cannot be counted now (no folder yet, no file descriptor left): progress is no
+    reason to fail a run, and the batches say what is wrong themselves."""
     try:
         return sum(1 for entry in os.scandir(staging) if entry.is_file())
-    except FileNotFoundError:
+    except OSError:
         return 0
 
 

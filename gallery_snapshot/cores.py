@@ -107,8 +107,10 @@ def start_cores(processes: int) -> None:
 
 
 def _start(processes: int) -> None:
-    # "cannot schedule new futures after interpreter shutdown": the process ended first.
-    with contextlib.suppress(RuntimeError):
+    # RuntimeError, "cannot schedule new futures after interpreter shutdown": the process
+    # ended first. OSError: no process can start now; the first batch says so, or validates
+    # in place (``run_on_cores``).
+    with contextlib.suppress(RuntimeError, OSError):
         _pool(processes).submit(os.getpid)
 
 
@@ -142,15 +144,31 @@ def run_on_cores(processes: int, function: Callable[P, T], *args: P.args, **kwar
     if processes <= 0:
         return call()
     context = (dict(os.environ), os.getcwd())
-    pool = _pool(processes)
     try:
-        return pool.submit(_as_caller, context, call).result()
+        pool = _pool(processes)
+        future = pool.submit(_as_caller, context, call)
+    except OSError:
+        # No process can start (no file descriptor left, no /dev/shm for its semaphores):
+        # the batch is validated here, as on one core.
+        _forget(processes)
+        return call()
+    try:
+        return future.result()
     except BrokenProcessPool:
         _drop(processes, pool)
         raise ProcessLost(
             "a validation process ended abruptly (killed, or out of memory?): "
             "its batch failed; a retry, or the next batch, gets new validation processes"
         ) from None
+
+
+def _forget(processes: int) -> None:
+    """The pool that failed to start a process, if it was made: the next call makes anew."""
+    with _pools_lock:
+        pool = _pools.pop(processes, None)
+    if pool is not None:
+        with contextlib.suppress(OSError):
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _drop(processes: int, broken: ProcessPoolExecutor) -> None:

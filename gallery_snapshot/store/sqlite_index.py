@@ -10,7 +10,9 @@ of its own: every row comes from a validated image, the manifests record the sam
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import resource
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -127,6 +129,9 @@ class SqliteIndex:
         finally:
             probe.unlink(missing_ok=True)
         if opening:
+            if _few_files_left():  # the probe took one; SQLite needs three (WAL, shared memory)
+                out_of_files = OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+                return storage_error(f"cannot open the URL index {self.path}", out_of_files)
             return StoreError(f"cannot open the URL index {self.path}: {error}")
         return StoreError(
             f"the URL index {self.path} is unusable ({error}): remove it, and the next run "
@@ -187,3 +192,12 @@ class SqliteIndex:
         with self._connect() as connection:
             (rows,) = connection.execute("SELECT COUNT(*) FROM urls").fetchone()
             return int(rows)
+
+
+def _few_files_left(needed: int = 3) -> bool:
+    """Whether this process may open fewer than ``needed`` more files (Linux /proc)."""
+    try:
+        open_now = len(os.listdir("/proc/self/fd"))
+    except OSError as exc:
+        return exc.errno == errno.EMFILE
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] - open_now < needed

@@ -199,3 +199,28 @@ def test_work_sees_the_callers_environment_and_folder_at_the_call(
     monkeypatch.setenv("GALLERY_SNAPSHOT_CORES_TEST", "later")
     monkeypatch.chdir(tmp_path)
     assert run_on_cores(2, environment_and_folder) == ("later", str(tmp_path))
+
+
+NO_FILES_LEFT = """
+import os, resource
+from gallery_snapshot.cores import run_on_cores
+open_now = len(os.listdir("/proc/self/fd"))
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 1, hard))
+print(run_on_cores(2, os.getpid) == os.getpid())
+"""
+
+
+def test_work_runs_in_place_when_no_process_can_start(tmp_path: Path) -> None:
+    """A ``ulimit -n`` too low for the pool's pipes: the batch is validated here, quietly."""
+    done = subprocess.run(
+        [sys.executable, "-c", NO_FILES_LEFT],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
