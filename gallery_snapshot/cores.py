@@ -150,7 +150,7 @@ def run_on_cores(processes: int, function: Callable[P, T], *args: P.args, **kwar
     except OSError:
         # No process can start (no file descriptor left, no /dev/shm for its semaphores):
         # the batch is validated here, as on one core.
-        _forget(processes)
+        _drop(processes)
         return call()
     try:
         return future.result()
@@ -162,23 +162,20 @@ def run_on_cores(processes: int, function: Callable[P, T], *args: P.args, **kwar
         ) from None
 
 
-def _forget(processes: int) -> None:
-    """The pool that failed to start a process, if it was made: the next call makes anew."""
+def _drop(processes: int, unusable: ProcessPoolExecutor | None = None) -> None:
+    """Forget the pool for ``processes`` (``unusable``, when given and still the one kept;
+    else whatever pool is kept) so the next call makes a new one: a pool that could not start
+    a process, or one whose process died, would fail every later batch too, in a process that
+    lives on (a served deployment, a test harness). A broken pool has already ended its
+    other processes and failed their batches."""
     with _pools_lock:
-        pool = _pools.pop(processes, None)
+        kept = _pools.get(processes)
+        if kept is not None and unusable in (None, kept):
+            del _pools[processes]
+    pool = unusable or kept
     if pool is not None:
         with contextlib.suppress(OSError):
             pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _drop(processes: int, broken: ProcessPoolExecutor) -> None:
-    """A pool whose process died is broken for good: its every later batch would fail too,
-    in a process that lives on (a served deployment, a test harness). The next gets a new
-    pool. (The broken pool has already ended its other processes and failed their batches.)"""
-    with _pools_lock:
-        if _pools.get(processes) is broken:
-            del _pools[processes]
-    broken.shutdown(wait=False)
 
 
 def _as_caller(context: tuple[dict[str, str], str], call: Callable[[], T]) -> T:
